@@ -1,0 +1,178 @@
+//! The settings tree. Field documentation lives in `config/default.toml`, which is also the
+//! built-in defaults layer: a field missing there fails the `defaults_are_complete` test.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Database, PerDatabase, Secret};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub database: DatabaseSettings,
+    pub cache: CacheSettings,
+    pub object_store: ObjectStoreSettings,
+    pub actors: ActorSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Option<Secret>,
+    pub name_prefix: String,
+    pub pool_timeout_secs: u64,
+    pub pool_recycle_secs: u64,
+    pub pool_pre_ping: bool,
+    pub max_overflow: u32,
+    pub idle_timeout_secs: u64,
+    pub sqlite_busy_timeout_ms: u64,
+    pub pools: PerDatabase<u32>,
+    pub urls: PerDatabase<Option<Secret>>,
+}
+
+/// Where one database lives, resolved from [`DatabaseSettings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: the URL of the database itself, and the database name to create
+    /// through the server's maintenance database when it is missing.
+    Postgres { url: Secret, create: Option<String> },
+}
+
+impl Settings {
+    /// Where `db` lives: its own URL if set, else `<database.url>/<prefix><db>`, else SQLite.
+    pub fn database_location(&self, db: Database) -> DatabaseLocation {
+        let d = &self.database;
+        if let Some(url) = d.urls.get(db) {
+            return DatabaseLocation::Postgres { url: url.clone(), create: None };
+        }
+        match &d.url {
+            Some(server) => {
+                let name = format!("{}{}", d.name_prefix, db.as_str());
+                let mut url = server.expose().to_owned();
+                if let Ok(mut u) = url::Url::parse(&url) {
+                    u.set_path(&name);
+                    url = u.to_string();
+                }
+                DatabaseLocation::Postgres { url: Secret::new(url), create: Some(name) }
+            }
+            None => DatabaseLocation::Sqlite(self.storage.data_dir.join(format!("{}.db", db.as_str()))),
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub fn pool_timeout(&self) -> Duration {
+        Duration::from_secs(self.pool_timeout_secs)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub redis_url: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectStoreBackend {
+    Fs,
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreSettings {
+    pub backend: ObjectStoreBackend,
+    pub link_secret: Option<Secret>,
+    pub link_ttl_secs: u64,
+    pub max_object_bytes: u64,
+    pub buckets: BucketSettings,
+    pub s3: S3Settings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSettings {
+    pub product_images: String,
+    pub imports: String,
+    pub exports: String,
+    pub code2asin_cache: String,
+    pub analytics_reports: String,
+}
+
+impl BucketSettings {
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.product_images,
+            &self.imports,
+            &self.exports,
+            &self.code2asin_cache,
+            &self.analytics_reports,
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub create_buckets: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSettings {
+    pub store_mailbox_capacity: usize,
+    pub send_timeout_ms: u64,
+    pub stuck_after_secs: u64,
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
+}
+
+impl ActorSettings {
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}

@@ -1,0 +1,13 @@
+//! Validated domain values shared by storage, actors and the HTTP edge.
+//!
+//! Parse, don't validate twice: a value of one of these types is valid by construction, so code
+//! that receives a [`Gtin`] never checks a check digit again.
+//!
+//! - [`gtin`]: GTIN-8/12/13/14 (EAN, UPC) with check digit and one canonical stored form.
+//! - [`product`]: product lifecycle status.
+
+pub mod gtin;
+pub mod product;
+
+pub use gtin::{Gtin, GtinError};
+pub use product::{ProductStatus, UnknownStatus};
