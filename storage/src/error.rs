@@ -1,0 +1,37 @@
+//! Errors of the database layer.
+
+/// Why a database operation failed. The edge maps these to HTTP statuses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{entity} {id} not found")]
+    NotFound { entity: &'static str, id: String },
+    /// A unique constraint: the value is taken.
+    #[error("{field} {value:?} is already used by another {entity}")]
+    Conflict { entity: &'static str, field: &'static str, value: String },
+    #[error("invalid cursor")]
+    BadCursor,
+    #[error("database {database} holds the {found} schema, not {database}: check the database settings")]
+    WrongDatabase { database: String, found: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration of database {database} failed: {source}")]
+    Migrate {
+        database: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the failure is the database being unreachable or overloaded (worth a retry).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+}

@@ -1,0 +1,22 @@
+//! Everything the service keeps: the seven databases, object storage and the Redis connection.
+//!
+//! - [`db`]: one pool per logical database on SQLite (default) or PostgreSQL; creation,
+//!   migrations (`migrations/{postgres,sqlite}/<database>/`), health pings and pool stats.
+//! - [`catalog`]: queries of the catalog database (products).
+//! - [`object_store`]: one [`ObjectStore`] interface over the local filesystem and any S3 API.
+//! - [`redis`]: the optional Redis connection.
+//!
+//! Nothing here is called from HTTP handlers: the store actors own the pools and call these.
+
+pub mod catalog;
+pub mod db;
+pub mod error;
+pub mod object_store;
+pub mod redis;
+
+pub use db::{Backend, Databases, Db, Pool, PoolStats};
+pub use error::StoreError;
+pub use object_store::{ObjectError, ObjectMeta, ObjectStore};
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,69 @@
+//! The optional Redis connection (L2 cache, cross-instance messages).
+
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A reconnecting Redis connection. Cheap to clone; clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct Redis {
+    conn: ConnectionManager,
+}
+
+impl Redis {
+    /// Connects; fails if Redis cannot be reached within `timeout`.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let conn = tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+            .await
+            .map_err(|_| RedisError::Timeout(timeout))??;
+        Ok(Self { conn })
+    }
+
+    /// PING round trip; returns its latency.
+    pub async fn ping(&self, timeout: Duration) -> Result<Duration, RedisError> {
+        let started = Instant::now();
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        tokio::time::timeout(timeout, cmd.query_async::<String>(&mut conn))
+            .await
+            .map_err(|_| RedisError::Timeout(timeout))??;
+        Ok(started.elapsed())
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pings_a_real_redis_and_fails_fast_on_a_dead_one() {
+        match std::env::var("PM_TEST_REDIS_URL") {
+            Ok(url) => {
+                let r = Redis::connect(&url, Duration::from_secs(2)).await.unwrap();
+                assert!(r.ping(Duration::from_secs(2)).await.is_ok());
+            }
+            Err(_) => eprintln!("PM_TEST_REDIS_URL unset: live redis test skipped"),
+        }
+        // Nothing listens on port 1.
+        let started = Instant::now();
+        assert!(Redis::connect("redis://127.0.0.1:1", Duration::from_millis(500)).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
