@@ -1,1 +1,16 @@
-//! pm-actors
+//! The actors and their typed messages, and the supervision tree that runs them.
+//!
+//! - [`store`]: one store actor per database. [`store::db`] is the plain store (health, pool
+//!   state) used by the six databases that have no queries yet; [`store::catalog`] serves the
+//!   catalog's queries. Each runs up to its pool size of queries at once; beyond that messages
+//!   wait in its bounded mailbox.
+//! - [`system`]: builds the tree (root → `stores`) from the settings and hands out the
+//!   mailboxes; see `ARCHITECTURE.md` for the whole picture.
+//!
+//! Callers hold [`pm_supervisors::Mailbox`] handles; nothing outside this crate sees a pool.
+
+pub mod store;
+pub mod system;
+
+pub use store::{Ping, StoreCallError};
+pub use system::{ActorSystem, Stores};

@@ -1,1 +1,46 @@
-//! pm-api
+//! The axum edge: REST, health, metrics and admin endpoints.
+//!
+//! - [`state`]: [`AppState`], what every handler can reach (actor mailboxes, never pools).
+//! - [`error`]: [`ApiError`] and the one mapping of errors to HTTP statuses (problem+json).
+//! - [`extract`]: a JSON body extractor whose errors name the failing field.
+//! - [`middleware`]: request ids, request metrics, timeouts.
+//! - [`routes`]: the handlers, one module per route group.
+//! - [`router`]: puts them together.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let s = &state.settings.server;
+    let timeout = Duration::from_secs(s.request_timeout_secs);
+    let body_limit = s.body_limit_bytes;
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::metrics::router())
+        .merge(routes::admin::router())
+        .merge(routes::objects::router())
+        .nest("/api/v1", routes::products::router())
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn(move |req, next| middleware::timeout(timeout, req, next)))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(middleware::record_metrics))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

@@ -35,3 +35,4 @@ impl StoreError {
         )
     }
 }
+pub use sqlx::Error as SqlxError;

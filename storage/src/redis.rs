@@ -32,6 +32,16 @@ impl Redis {
         Ok(Self { conn })
     }
 
+    /// A handle that connects in the background and keeps retrying, for a Redis that is down
+    /// at start: requests that need it fail until it is back.
+    pub fn lazy(url: &str) -> Result<Self, RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        Ok(Self { conn: ConnectionManager::new_lazy_with_config(client, config)? })
+    }
+
     /// PING round trip; returns its latency.
     pub async fn ping(&self, timeout: Duration) -> Result<Duration, RedisError> {
         let started = Instant::now();

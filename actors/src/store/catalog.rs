@@ -1,0 +1,72 @@
+//! The catalog store actor and its messages.
+
+use std::time::Duration;
+
+use pm_storage::catalog::{Catalog, NewProduct, Page, Product, ProductFilter, ProductPatch};
+use pm_storage::StoreError;
+use pm_supervisors::{Behaviour, Handles, Reply};
+use uuid::Uuid;
+
+use super::Ping;
+
+pub struct CatalogStore {
+    catalog: Catalog,
+}
+
+impl CatalogStore {
+    pub fn new(catalog: Catalog) -> Self {
+        Self { catalog }
+    }
+}
+
+impl Behaviour for CatalogStore {
+    fn observe(&self) -> serde_json::Value {
+        super::observe(self.catalog.db())
+    }
+}
+
+impl Handles<Ping> for CatalogStore {
+    type Ok = Duration;
+    type Err = StoreError;
+    fn handle(&mut self, _: Ping) -> Reply<Result<Duration, StoreError>> {
+        super::ping(self.catalog.db())
+    }
+}
+
+/// Implements `Handles<$msg>` by running one `Catalog` query on the worker pool.
+macro_rules! query {
+    ($msg:ty => $ok:ty, |$cat:ident, $m:ident| $body:expr) => {
+        impl Handles<$msg> for CatalogStore {
+            type Ok = $ok;
+            type Err = StoreError;
+            fn handle(&mut self, $m: $msg) -> Reply<Result<$ok, StoreError>> {
+                let $cat = self.catalog.clone();
+                Reply::spawn(async move { $body.await })
+            }
+        }
+    };
+}
+
+#[derive(Debug)]
+pub struct CreateProduct(pub NewProduct);
+query!(CreateProduct => Product, |c, m| c.create_product(m.0));
+
+#[derive(Debug)]
+pub struct GetProduct(pub Uuid);
+query!(GetProduct => Product, |c, m| c.get_product(m.0));
+
+#[derive(Debug)]
+pub struct UpdateProduct(pub Uuid, pub ProductPatch);
+query!(UpdateProduct => Product, |c, m| c.update_product(m.0, m.1));
+
+#[derive(Debug)]
+pub struct DeleteProduct(pub Uuid);
+query!(DeleteProduct => (), |c, m| c.delete_product(m.0));
+
+#[derive(Debug)]
+pub struct ListProducts {
+    pub filter: ProductFilter,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+query!(ListProducts => Page<Product>, |c, m| async move { c.list_products(&m.filter, m.limit, m.cursor.as_deref()).await });

@@ -1,0 +1,34 @@
+//! The store actor of a database with no queries of its own yet: it owns the pool, answers
+//! health pings and shows the pool's state. Later features add their messages here or give
+//! their database an actor of its own like [`super::catalog`].
+
+use std::time::Duration;
+
+use pm_storage::{Db, StoreError};
+use pm_supervisors::{Behaviour, Handles, Reply};
+
+use super::Ping;
+
+pub struct DbStore {
+    db: Db,
+}
+
+impl DbStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+impl Behaviour for DbStore {
+    fn observe(&self) -> serde_json::Value {
+        super::observe(&self.db)
+    }
+}
+
+impl Handles<Ping> for DbStore {
+    type Ok = Duration;
+    type Err = StoreError;
+    fn handle(&mut self, _: Ping) -> Reply<Result<Duration, StoreError>> {
+        super::ping(&self.db)
+    }
+}

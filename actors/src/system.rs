@@ -1,0 +1,126 @@
+//! The supervision tree of the application.
+//!
+//! ```text
+//! root (one_for_one)
+//! └── stores (one_for_one): store.core, store.catalog, store.imports, store.exports,
+//!                           store.media, store.code2asin, store.analytics
+//! ```
+//!
+//! Store actors are independent of each other, hence one_for_one. Both supervisors use the
+//! restart intensity of the settings; when the root gives up, the callback given to
+//! [`ActorSystem::start`] runs (the application turns health red and exits non-zero).
+
+use std::time::Duration;
+
+use pm_config::{Database, PerDatabase, Settings};
+use pm_storage::catalog::Catalog;
+use pm_storage::{Databases, PoolStats};
+use pm_supervisors::registry::RegistryError;
+use pm_supervisors::{Behaviour, ChildSpec, Handles, Intensity, Mailbox, Registry, Strategy, Supervisor};
+
+use crate::store::catalog::CatalogStore;
+use crate::store::db::DbStore;
+use crate::store::{Ping, StoreCallError};
+
+/// Mailboxes of the store actors.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    pub core: Mailbox<DbStore>,
+    pub catalog: Mailbox<CatalogStore>,
+    pub imports: Mailbox<DbStore>,
+    pub exports: Mailbox<DbStore>,
+    pub media: Mailbox<DbStore>,
+    pub code2asin: Mailbox<DbStore>,
+    pub analytics: Mailbox<DbStore>,
+}
+
+impl Stores {
+    /// Pings `db` through its store actor.
+    pub async fn ping(&self, db: Database) -> Result<Duration, StoreCallError> {
+        match db {
+            Database::Core => self.core.send(Ping).await,
+            Database::Catalog => self.catalog.send(Ping).await,
+            Database::Imports => self.imports.send(Ping).await,
+            Database::Exports => self.exports.send(Ping).await,
+            Database::Media => self.media.send(Ping).await,
+            Database::Code2asin => self.code2asin.send(Ping).await,
+            Database::Analytics => self.analytics.send(Ping).await,
+        }
+    }
+}
+
+/// The running actors of one application.
+#[derive(Clone)]
+pub struct ActorSystem {
+    pub registry: Registry,
+    pub root: Supervisor,
+    pub stores: Stores,
+    databases: Databases,
+}
+
+impl ActorSystem {
+    /// Starts the tree. Must run inside the actix `System` on the tokio multi-thread runtime.
+    pub fn start(
+        settings: &Settings,
+        databases: Databases,
+        on_escalate: impl FnOnce(String) + Send + 'static,
+    ) -> Result<Self, RegistryError> {
+        let a = &settings.actors;
+        let intensity = Intensity {
+            max_restarts: a.max_restarts,
+            within: Duration::from_secs(a.restart_window_secs),
+        };
+        let registry = Registry::new();
+        let root = Supervisor::root("root", Strategy::OneForOne, intensity, registry.clone(), on_escalate);
+        let stores_sup = root.child_supervisor("stores", Strategy::OneForOne, intensity);
+        let start = |db: Database| -> Result<Mailbox<DbStore>, RegistryError> {
+            let pool = databases.get(db).clone();
+            let concurrency = pool.max_connections() as usize;
+            stores_sup.start(store_spec(settings, db, concurrency, move || DbStore::new(pool.clone())))
+        };
+        let catalog_db = databases.get(Database::Catalog).clone();
+        let catalog = Catalog::new(catalog_db.clone());
+        let stores = Stores {
+            core: start(Database::Core)?,
+            catalog: stores_sup.start(store_spec(settings, Database::Catalog, catalog_db.max_connections() as usize, move || {
+                CatalogStore::new(catalog.clone())
+            }))?,
+            imports: start(Database::Imports)?,
+            exports: start(Database::Exports)?,
+            media: start(Database::Media)?,
+            code2asin: start(Database::Code2asin)?,
+            analytics: start(Database::Analytics)?,
+        };
+        Ok(Self { registry, root, stores, databases })
+    }
+
+    /// Pool occupancy per database, read without going through the actors so that it stays
+    /// visible while they are saturated.
+    pub fn pool_stats(&self) -> PerDatabase<PoolStats> {
+        PerDatabase::from_fn(|db| self.databases.get(db).stats())
+    }
+
+    /// Stops taking work, waits up to `grace` for queued messages, stops the actors and closes
+    /// the pools. Returns whether every mailbox drained in time.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        let drained = self.registry.drain(grace).await;
+        self.root.shutdown();
+        self.databases.close().await;
+        drained
+    }
+}
+
+fn store_spec<B: Behaviour + Handles<Ping>>(
+    settings: &Settings,
+    db: Database,
+    concurrency: usize,
+    factory: impl Fn() -> B + Send + Sync + 'static,
+) -> ChildSpec<B> {
+    let a = &settings.actors;
+    ChildSpec::new(format!("store.{db}"), "store", factory)
+        .capacity(a.store_mailbox_capacity)
+        .concurrency(concurrency)
+        .send_timeout(a.send_timeout())
+        .stuck_after(Duration::from_secs(a.stuck_after_secs))
+}
+

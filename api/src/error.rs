@@ -1,0 +1,176 @@
+//! The one place where errors become HTTP responses: RFC 9457 problem details
+//! (`application/problem+json`), with field errors where input was refused.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pm_storage::{ObjectError, StoreError};
+use pm_supervisors::CallError;
+use serde::Serialize;
+
+/// One refused input field.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl ToString) -> Self {
+        Self { field: field.into(), reason: reason.to_string() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{}: {}", .0.field, .0.reason)]
+    Conflict(FieldError),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("expected content type application/json")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("service overloaded: {detail}")]
+    Overloaded { detail: String, retry_after: Duration },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("request took longer than {0:?}")]
+    Timeout(Duration),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, reason: impl ToString) -> Self {
+        Self::Invalid(vec![FieldError::new(field, reason)])
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Overloaded { .. } | Self::Unavailable(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The problem details body.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let detail = match &self {
+            // Internal details go to the log, not to the client.
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "internal error; the request id identifies it in the logs".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let errors = match &self {
+            Self::Invalid(errors) => errors.clone(),
+            Self::Conflict(e) => vec![e.clone()],
+            _ => Vec::new(),
+        };
+        let body = Problem { kind: "about:blank", title, status: status.as_u16(), detail, errors };
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Self::Overloaded { retry_after, .. } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => Self::NotFound(e.to_string()),
+            StoreError::Conflict { field, .. } => Self::Conflict(FieldError::new(field, &e)),
+            StoreError::BadCursor => Self::invalid("cursor", "not a cursor returned by this list"),
+            e if e.is_unavailable() => Self::Unavailable(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl<E: Into<ApiError> + std::fmt::Display> From<CallError<E>> for ApiError {
+    fn from(e: CallError<E>) -> Self {
+        match e {
+            CallError::Backpressure { retry_after, .. } => Self::Overloaded { detail: e.to_string(), retry_after },
+            CallError::Stopped { .. } => Self::Unavailable(e.to_string()),
+            CallError::Panicked { .. } => Self::Internal(e.to_string()),
+            CallError::Handler(inner) => inner.into(),
+        }
+    }
+}
+
+impl From<ObjectError> for ApiError {
+    fn from(e: ObjectError) -> Self {
+        match e {
+            ObjectError::NotFound { .. } => Self::NotFound(e.to_string()),
+            ObjectError::InvalidKey { .. } | ObjectError::InvalidBucket(_) => Self::invalid("key", e),
+            ObjectError::TooLarge { limit } => Self::TooLarge { limit: usize::try_from(limit).unwrap_or(usize::MAX) },
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overload_maps_to_503_with_retry_after() {
+        let e: ApiError = CallError::<StoreError>::Backpressure {
+            actor: "store.catalog".into(),
+            retry_after: Duration::from_millis(1500),
+        }
+        .into();
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+    }
+
+    #[test]
+    fn store_errors_map_to_client_statuses() {
+        let nf: ApiError = StoreError::NotFound { entity: "product", id: "x".into() }.into();
+        assert_eq!(nf.status(), StatusCode::NOT_FOUND);
+        let c: ApiError = StoreError::Conflict { entity: "product", field: "ean", value: "1".into() }.into();
+        assert_eq!(c.status(), StatusCode::CONFLICT);
+        let t: ApiError = StoreError::Database(sqlx_pool_timeout()).into();
+        assert_eq!(t.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    fn sqlx_pool_timeout() -> pm_storage::error::SqlxError {
+        pm_storage::error::SqlxError::PoolTimedOut
+    }
+}

@@ -1,0 +1,104 @@
+//! Request extractors whose errors are problem+json and name the field at fault.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+use crate::AppState;
+
+/// A JSON body. Unknown fields, wrong types and invalid values (an EAN with a bad check digit)
+/// are reported with the path of the field, e.g. `ean: gtin check digit is 2, expected 1`.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m == "application/json" || m.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge { limit: state.settings.server.body_limit_bytes }
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        parse(&bytes).map(Json)
+    }
+}
+
+/// Parses JSON, naming the failing field.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::BadRequest(format!("body is not valid json: {inner}"))
+        } else {
+            // serde_json appends " at line L column C"; the field path says more.
+            let msg = inner.to_string();
+            let reason = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_owned();
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::Invalid(vec![FieldError { field, reason }])
+        }
+    })
+}
+
+/// Query string parameters, with problem+json errors.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(v) = axum::extract::Query::<T>::try_from_uri(&parts.uri).map_err(|e| {
+            let text = e.body_text();
+            let reason = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+            ApiError::invalid("query", reason)
+        })?;
+        Ok(Query(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        ean: pm_domain::Gtin,
+        title: String,
+    }
+
+    #[test]
+    fn names_the_field_and_the_reason() {
+        match parse::<Body>(br#"{"ean":"4006381333932","title":"x"}"#) {
+            Err(ApiError::Invalid(e)) => {
+                assert_eq!(e[0].field, "ean");
+                assert_eq!(e[0].reason, "gtin check digit is 2, expected 1");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse::<Body>(br#"{"ean":"4006381333931","title":"x","colour":"red"}"#) {
+            Err(ApiError::Invalid(e)) => assert!(e[0].reason.contains("unknown field `colour`"), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse::<Body>(b"{not json"), Err(ApiError::BadRequest(_))));
+    }
+}

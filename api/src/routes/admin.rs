@@ -1,0 +1,76 @@
+//! `/admin/actors`: what every supervised actor is doing, and restarting one.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    let r = Router::new()
+        .route("/admin/actors", get(list))
+        .route("/admin/actors/{name}", get(show))
+        .route("/admin/actors/{name}/restart", post(restart));
+    #[cfg(feature = "fault-injection")]
+    let r = r.route("/admin/actors/{name}/fault", post(fault));
+    r
+}
+
+async fn list(State(s): State<AppState>) -> Json<Vec<pm_supervisors::ActorSnapshot>> {
+    Json(s.actors.registry.snapshots())
+}
+
+fn entry(s: &AppState, name: &str) -> Result<std::sync::Arc<dyn pm_supervisors::ActorEntry>, ApiError> {
+    s.actors.registry.get(name).ok_or_else(|| ApiError::NotFound(format!("no actor named {name}")))
+}
+
+/// The snapshot plus the actor's own state; an actor too busy to answer within a second is
+/// shown without it.
+async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let e = entry(&s, &name)?;
+    let mut body = serde_json::to_value(e.snapshot()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let state = e.observe(Duration::from_secs(1)).await;
+    if let Value::Object(m) = &mut body {
+        match state {
+            Some(v) => m.insert("state".into(), v),
+            None => m.insert("state_error".into(), json!("the actor did not answer within 1s")),
+        };
+    }
+    Ok(Json(body))
+}
+
+async fn restart(State(s): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let e = entry(&s, &name)?;
+    tracing::warn!(actor = %name, "restart requested by an operator");
+    e.restart("restarted by an operator");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "actor": name, "status": "restarting" }))))
+}
+
+#[cfg(feature = "fault-injection")]
+#[derive(serde::Deserialize)]
+struct Fault {
+    action: String,
+}
+
+/// Test-only: `{"action": "panic" | "panic_async" | "pause" | "resume"}`.
+#[cfg(feature = "fault-injection")]
+async fn fault(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    crate::extract::Json(f): crate::extract::Json<Fault>,
+) -> Result<StatusCode, ApiError> {
+    let e = entry(&s, &name)?;
+    match f.action.as_str() {
+        "panic" => e.inject_panic(false).await,
+        "panic_async" => e.inject_panic(true).await,
+        "pause" => e.pause(true),
+        "resume" => e.pause(false),
+        other => return Err(ApiError::invalid("action", format!("unknown action {other:?}"))),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

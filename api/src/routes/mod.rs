@@ -1,0 +1,19 @@
+//! Handlers, one module per route group.
+
+pub mod admin;
+pub mod health;
+pub mod metrics;
+pub mod objects;
+pub mod products;
+
+use axum::http::{Method, Uri};
+
+use crate::error::ApiError;
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
