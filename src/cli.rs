@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "products-manager", version, about = "Turns suppliers' product files into one clean catalog.")]
+#[command(
+    name = "products-manager",
+    version,
+    about = "Turns suppliers' product files into one clean catalog."
+)]
 pub struct Cli {
     /// Settings file layered over the built-in defaults (see config/default.toml).
     #[arg(long, global = true, env = "PM_CONFIG")]

@@ -42,7 +42,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Outcome> {
     let settings = Arc::new(settings);
-    let databases = Databases::open(&settings).await.context("opening the databases")?;
+    let databases = Databases::open(&settings)
+        .await
+        .context("opening the databases")?;
     let objects = pm_storage::object_store::from_settings(&settings)
         .await
         .context("opening the object store")?;
@@ -91,11 +93,17 @@ pub async fn run(
             })
             .await
     });
+    tokio::pin!(shutdown);
     let outcome = tokio::select! {
-        () = shutdown => Outcome::Stopped,
+        () = &mut shutdown => Outcome::Stopped,
         r = escalation_rx.wait_for(Option::is_some) => {
             let reason = r.map(|r| r.clone().unwrap_or_default()).unwrap_or_default();
-            tracing::error!(%reason, "root supervisor gave up; shutting down");
+            let linger = Duration::from_millis(settings.server.escalation_linger_ms);
+            tracing::error!(%reason, ?linger, "root supervisor gave up; health is red, exiting after the linger");
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = &mut shutdown => {}
+            }
             Outcome::Escalated(reason)
         }
     };

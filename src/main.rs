@@ -16,7 +16,10 @@ fn main() -> ExitCode {
             return ExitCode::from(78); // EX_CONFIG
         }
     };
-    if let Some(Command::Config { command: ConfigCommand::Check }) = &cli.command {
+    if let Some(Command::Config {
+        command: ConfigCommand::Check,
+    }) = &cli.command
+    {
         for w in &loaded.warnings {
             eprintln!("warning: {w}");
         }

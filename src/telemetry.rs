@@ -17,7 +17,11 @@ pub fn init(log: &LogSettings) {
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -71,27 +71,43 @@ impl ActorSystem {
             within: Duration::from_secs(a.restart_window_secs),
         };
         let registry = Registry::new();
-        let root = Supervisor::root("root", Strategy::OneForOne, intensity, registry.clone(), on_escalate);
+        let root = Supervisor::root(
+            "root",
+            Strategy::OneForOne,
+            intensity,
+            registry.clone(),
+            on_escalate,
+        );
         let stores_sup = root.child_supervisor("stores", Strategy::OneForOne, intensity);
         let start = |db: Database| -> Result<Mailbox<DbStore>, RegistryError> {
             let pool = databases.get(db).clone();
             let concurrency = pool.max_connections() as usize;
-            stores_sup.start(store_spec(settings, db, concurrency, move || DbStore::new(pool.clone())))
+            stores_sup.start(store_spec(settings, db, concurrency, move || {
+                DbStore::new(pool.clone())
+            }))
         };
         let catalog_db = databases.get(Database::Catalog).clone();
         let catalog = Catalog::new(catalog_db.clone());
         let stores = Stores {
             core: start(Database::Core)?,
-            catalog: stores_sup.start(store_spec(settings, Database::Catalog, catalog_db.max_connections() as usize, move || {
-                CatalogStore::new(catalog.clone())
-            }))?,
+            catalog: stores_sup.start(store_spec(
+                settings,
+                Database::Catalog,
+                catalog_db.max_connections() as usize,
+                move || CatalogStore::new(catalog.clone()),
+            ))?,
             imports: start(Database::Imports)?,
             exports: start(Database::Exports)?,
             media: start(Database::Media)?,
             code2asin: start(Database::Code2asin)?,
             analytics: start(Database::Analytics)?,
         };
-        Ok(Self { registry, root, stores, databases })
+        Ok(Self {
+            registry,
+            root,
+            stores,
+            databases,
+        })
     }
 
     /// Pool occupancy per database, read without going through the actors so that it stays
@@ -123,4 +139,3 @@ fn store_spec<B: Behaviour + Handles<Ping>>(
         .send_timeout(a.send_timeout())
         .stuck_after(Duration::from_secs(a.stuck_after_secs))
 }
-

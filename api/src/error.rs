@@ -18,7 +18,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl ToString) -> Self {
-        Self { field: field.into(), reason: reason.to_string() }
+        Self {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -62,7 +65,9 @@ impl ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Overloaded { .. } | Self::Unavailable(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::Unavailable(_) | Self::Timeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,13 +102,22 @@ impl IntoResponse for ApiError {
             Self::Conflict(e) => vec![e.clone()],
             _ => Vec::new(),
         };
-        let body = Problem { kind: "about:blank", title, status: status.as_u16(), detail, errors };
+        let body = Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
         let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Self::Overloaded { retry_after, .. } = &self {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -124,7 +138,10 @@ impl From<StoreError> for ApiError {
 impl<E: Into<ApiError> + std::fmt::Display> From<CallError<E>> for ApiError {
     fn from(e: CallError<E>) -> Self {
         match e {
-            CallError::Backpressure { retry_after, .. } => Self::Overloaded { detail: e.to_string(), retry_after },
+            CallError::Backpressure { retry_after, .. } => Self::Overloaded {
+                detail: e.to_string(),
+                retry_after,
+            },
             CallError::Stopped { .. } => Self::Unavailable(e.to_string()),
             CallError::Panicked { .. } => Self::Internal(e.to_string()),
             CallError::Handler(inner) => inner.into(),
@@ -137,7 +154,9 @@ impl From<ObjectError> for ApiError {
         match e {
             ObjectError::NotFound { .. } => Self::NotFound(e.to_string()),
             ObjectError::InvalidKey { .. } | ObjectError::InvalidBucket(_) => Self::invalid("key", e),
-            ObjectError::TooLarge { limit } => Self::TooLarge { limit: usize::try_from(limit).unwrap_or(usize::MAX) },
+            ObjectError::TooLarge { limit } => Self::TooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
             other => Self::Internal(other.to_string()),
         }
     }
@@ -162,9 +181,18 @@ mod tests {
 
     #[test]
     fn store_errors_map_to_client_statuses() {
-        let nf: ApiError = StoreError::NotFound { entity: "product", id: "x".into() }.into();
+        let nf: ApiError = StoreError::NotFound {
+            entity: "product",
+            id: "x".into(),
+        }
+        .into();
         assert_eq!(nf.status(), StatusCode::NOT_FOUND);
-        let c: ApiError = StoreError::Conflict { entity: "product", field: "ean", value: "1".into() }.into();
+        let c: ApiError = StoreError::Conflict {
+            entity: "product",
+            field: "ean",
+            value: "1".into(),
+        }
+        .into();
         assert_eq!(c.status(), StatusCode::CONFLICT);
         let t: ApiError = StoreError::Database(sqlx_pool_timeout()).into();
         assert_eq!(t.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -29,13 +29,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge { limit: state.settings.server.body_limit_bytes }
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge {
+                        limit: state.settings.server.body_limit_bytes,
+                    }
+                } else {
+                    ApiError::BadRequest(e.body_text())
+                }
+            })?;
         parse(&bytes).map(Json)
     }
 }
@@ -51,7 +55,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             // serde_json appends " at line L column C"; the field path says more.
             let msg = inner.to_string();
-            let reason = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_owned();
+            let reason = msg
+                .rsplit_once(" at line ")
+                .map_or(msg.as_str(), |(m, _)| m)
+                .to_owned();
             let field = if path == "." { "body".to_owned() } else { path };
             ApiError::Invalid(vec![FieldError { field, reason }])
         }
@@ -67,7 +74,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let axum::extract::Query(v) = axum::extract::Query::<T>::try_from_uri(&parts.uri).map_err(|e| {
             let text = e.body_text();
-            let reason = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+            let reason = text
+                .strip_prefix("Failed to deserialize query string: ")
+                .unwrap_or(&text);
             ApiError::invalid("query", reason)
         })?;
         Ok(Query(v))
@@ -99,6 +108,9 @@ mod tests {
             Err(ApiError::Invalid(e)) => assert!(e[0].reason.contains("unknown field `colour`"), "{e:?}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse::<Body>(b"{not json"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse::<Body>(b"{not json"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

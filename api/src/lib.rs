@@ -36,7 +36,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", routes::products::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(axum::middleware::from_fn(move |req, next| middleware::timeout(timeout, req, next)))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            middleware::timeout(timeout, req, next)
+        }))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(PropagateRequestIdLayer::x_request_id())

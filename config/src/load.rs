@@ -111,7 +111,10 @@ mod tests {
     use crate::{Database, DatabaseLocation, LogFormat, ObjectStoreBackend};
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -138,9 +141,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pm-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pm.toml");
-        std::fs::write(&file, "[server]\nbind = \"0.0.0.0:9000\"\n[log]\nformat = \"json\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[server]\nbind = \"0.0.0.0:9000\"\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
         let secret = dir.join("redis");
-        std::fs::File::create(&secret).unwrap().write_all(b"redis://:pw@10.0.0.1:6379\n").unwrap();
+        std::fs::File::create(&secret)
+            .unwrap()
+            .write_all(b"redis://:pw@10.0.0.1:6379\n")
+            .unwrap();
         let loaded = load_from(
             Some(&file),
             env(&[
@@ -158,7 +168,10 @@ mod tests {
         assert_eq!(s.server.bind.to_string(), "127.0.0.1:7000");
         assert_eq!(s.log.format, LogFormat::Json);
         assert_eq!(s.database.pools.catalog, 40);
-        assert_eq!(s.cache.redis_url.as_ref().unwrap().expose(), "redis://:pw@10.0.0.1:6379");
+        assert_eq!(
+            s.cache.redis_url.as_ref().unwrap().expose(),
+            "redis://:pw@10.0.0.1:6379"
+        );
         assert_eq!(
             loaded.warnings,
             vec![

@@ -96,12 +96,18 @@ mod tests {
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"********\"");
         assert_eq!(s.expose(), "hunter2");
         let u = Secret::new("postgres://u:pw@h/db");
-        assert_eq!(serde_json::to_string(&u).unwrap(), "\"postgres://u:********@h/db\"");
+        assert_eq!(
+            serde_json::to_string(&u).unwrap(),
+            "\"postgres://u:********@h/db\""
+        );
     }
 
     #[test]
     fn masks_url_passwords() {
-        assert_eq!(mask_url("postgres://u:pw@h:5432/db"), "postgres://u:********@h:5432/db");
+        assert_eq!(
+            mask_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:********@h:5432/db"
+        );
         assert_eq!(mask_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

@@ -28,6 +28,7 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    pub escalation_linger_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +67,10 @@ impl Settings {
     pub fn database_location(&self, db: Database) -> DatabaseLocation {
         let d = &self.database;
         if let Some(url) = d.urls.get(db) {
-            return DatabaseLocation::Postgres { url: url.clone(), create: None };
+            return DatabaseLocation::Postgres {
+                url: url.clone(),
+                create: None,
+            };
         }
         match &d.url {
             Some(server) => {
@@ -76,7 +80,10 @@ impl Settings {
                     u.set_path(&name);
                     url = u.to_string();
                 }
-                DatabaseLocation::Postgres { url: Secret::new(url), create: Some(name) }
+                DatabaseLocation::Postgres {
+                    url: Secret::new(url),
+                    create: Some(name),
+                }
             }
             None => DatabaseLocation::Sqlite(self.storage.data_dir.join(format!("{}.db", db.as_str()))),
         }

@@ -127,13 +127,22 @@ mod tests {
         assert_eq!(Gtin::parse("96385074").unwrap().as_str(), "0000096385074");
         // GTIN-14 with an indicator digit keeps 14 digits.
         assert_eq!(Gtin::parse("10012345678902").unwrap().as_str(), "10012345678902");
-        assert_eq!(Gtin::parse("  4006381333931\n").unwrap().as_str(), "4006381333931");
+        assert_eq!(
+            Gtin::parse("  4006381333931\n").unwrap().as_str(),
+            "4006381333931"
+        );
     }
 
     #[test]
     fn refuses_bad_input_with_reason() {
         assert_eq!(Gtin::parse(""), Err(GtinError::Empty));
-        assert_eq!(Gtin::parse("4006381333932"), Err(GtinError::BadCheckDigit { found: 2, expected: 1 }));
+        assert_eq!(
+            Gtin::parse("4006381333932"),
+            Err(GtinError::BadCheckDigit {
+                found: 2,
+                expected: 1
+            })
+        );
         assert_eq!(Gtin::parse("4.00638E+12"), Err(GtinError::NotDigits('.')));
         assert_eq!(Gtin::parse("12345"), Err(GtinError::BadLength(5)));
         assert_eq!(Gtin::parse("400638133393a"), Err(GtinError::NotDigits('a')));

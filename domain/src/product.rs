@@ -59,6 +59,9 @@ mod tests {
         for st in ProductStatus::ALL {
             assert_eq!(st.as_str().parse::<ProductStatus>().unwrap(), st);
         }
-        assert_eq!("deleted".parse::<ProductStatus>(), Err(UnknownStatus("deleted".into())));
+        assert_eq!(
+            "deleted".parse::<ProductStatus>(),
+            Err(UnknownStatus("deleted".into()))
+        );
     }
 }

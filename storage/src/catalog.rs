@@ -90,20 +90,31 @@ where
     let status: String = row.try_get("status")?;
     Ok(Product {
         id: row.try_get("id")?,
-        ean: ean.map(|s| Gtin::parse(&s)).transpose().map_err(|e| corrupt(e.to_string()))?,
+        ean: ean
+            .map(|s| Gtin::parse(&s))
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?,
         sku: row.try_get("sku")?,
-        asin: asin.map(|s| Asin::parse(&s)).transpose().map_err(|e| corrupt(e.to_string()))?,
+        asin: asin
+            .map(|s| Asin::parse(&s))
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?,
         title: row.try_get("title")?,
         description: row.try_get("description")?,
         brand: row.try_get("brand")?,
-        status: status.parse().map_err(|e: pm_domain::UnknownStatus| corrupt(e.to_string()))?,
+        status: status
+            .parse()
+            .map_err(|e: pm_domain::UnknownStatus| corrupt(e.to_string()))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
 
 fn not_found(id: Uuid) -> StoreError {
-    StoreError::NotFound { entity: "product", id: id.to_string() }
+    StoreError::NotFound {
+        entity: "product",
+        id: id.to_string(),
+    }
 }
 
 /// Product queries on the catalog database.
@@ -170,7 +181,7 @@ impl Catalog {
              updated_at = $14 \
              WHERE id = $1 RETURNING {COLUMNS}"
         );
-        let ean = patch.ean.clone().flatten();
+        let ean = patch.ean.flatten();
         with_conn!(self.db, |conn| {
             let row = sqlx::query(&sql)
                 .bind(id)
@@ -299,10 +310,17 @@ mod tests {
 
             // The same GTIN spelled as EAN-13 is the same product: refused.
             let dup = cat
-                .create_product(NewProduct { ean: Some(gtin("0887276302195")), title: "x".into(), ..Default::default() })
+                .create_product(NewProduct {
+                    ean: Some(gtin("0887276302195")),
+                    title: "x".into(),
+                    ..Default::default()
+                })
                 .await
                 .unwrap_err();
-            assert!(matches!(dup, StoreError::Conflict { field: "ean", .. }), "{label}: {dup:?}");
+            assert!(
+                matches!(dup, StoreError::Conflict { field: "ean", .. }),
+                "{label}: {dup:?}"
+            );
 
             // Patch: set some fields, clear one, leave the rest.
             let patched = cat
@@ -327,8 +345,14 @@ mod tests {
             assert_eq!(patched.created_at, p.created_at, "{label}");
 
             cat.delete_product(p.id).await.unwrap();
-            assert!(matches!(cat.get_product(p.id).await, Err(StoreError::NotFound { .. })));
-            assert!(matches!(cat.delete_product(p.id).await, Err(StoreError::NotFound { .. })));
+            assert!(matches!(
+                cat.get_product(p.id).await,
+                Err(StoreError::NotFound { .. })
+            ));
+            assert!(matches!(
+                cat.delete_product(p.id).await,
+                Err(StoreError::NotFound { .. })
+            ));
             assert!(matches!(
                 cat.update_product(p.id, ProductPatch::default()).await,
                 Err(StoreError::NotFound { .. })
@@ -345,9 +369,18 @@ mod tests {
             let cat = Catalog::new(dbs.get(Database::Catalog).clone());
             let mut ids = Vec::new();
             for i in 0..7 {
-                let status = if i % 2 == 0 { ProductStatus::Active } else { ProductStatus::Draft };
+                let status = if i % 2 == 0 {
+                    ProductStatus::Active
+                } else {
+                    ProductStatus::Draft
+                };
                 let p = cat
-                    .create_product(NewProduct { title: format!("p{i}"), status, sku: Some(format!("S{i}")), ..Default::default() })
+                    .create_product(NewProduct {
+                        title: format!("p{i}"),
+                        status,
+                        sku: Some(format!("S{i}")),
+                        ..Default::default()
+                    })
                     .await
                     .unwrap();
                 ids.push(p.id);
@@ -355,7 +388,10 @@ mod tests {
             let mut seen = Vec::new();
             let mut cursor = None;
             loop {
-                let page = cat.list_products(&ProductFilter::default(), 3, cursor.as_deref()).await.unwrap();
+                let page = cat
+                    .list_products(&ProductFilter::default(), 3, cursor.as_deref())
+                    .await
+                    .unwrap();
                 assert!(page.items.len() <= 3);
                 seen.extend(page.items.iter().map(|p| p.id));
                 match page.next_cursor {
@@ -365,17 +401,32 @@ mod tests {
             }
             assert_eq!(seen, ids, "{}", env.label);
             let active = cat
-                .list_products(&ProductFilter { status: Some(ProductStatus::Active), ..Default::default() }, 100, None)
+                .list_products(
+                    &ProductFilter {
+                        status: Some(ProductStatus::Active),
+                        ..Default::default()
+                    },
+                    100,
+                    None,
+                )
                 .await
                 .unwrap();
             assert_eq!(active.items.len(), 4);
             let by_sku = cat
-                .list_products(&ProductFilter { sku: Some("S3".into()), ..Default::default() }, 100, None)
+                .list_products(
+                    &ProductFilter {
+                        sku: Some("S3".into()),
+                        ..Default::default()
+                    },
+                    100,
+                    None,
+                )
                 .await
                 .unwrap();
             assert_eq!(by_sku.items.len(), 1);
             assert!(matches!(
-                cat.list_products(&ProductFilter::default(), 3, Some("not-a-cursor")).await,
+                cat.list_products(&ProductFilter::default(), 3, Some("not-a-cursor"))
+                    .await,
                 Err(StoreError::BadCursor)
             ));
             dbs.close().await;

@@ -167,7 +167,13 @@ impl Db {
                 Pool::Postgres(pool)
             }
         };
-        let db = Self { database, pool, configured, max, waiting: Arc::default() };
+        let db = Self {
+            database,
+            pool,
+            configured,
+            max,
+            waiting: Arc::default(),
+        };
         db.check_schema().await?;
         db.migrate().await?;
         Ok(db)
@@ -177,7 +183,11 @@ impl Db {
     async fn check_schema(&self) -> Result<(), StoreError> {
         let q = "SELECT name FROM schema_info";
         let found: Option<String> = with_conn!(self, |conn| {
-            sqlx::query_scalar(q).fetch_optional(&mut *conn).await.ok().flatten()
+            sqlx::query_scalar(q)
+                .fetch_optional(&mut *conn)
+                .await
+                .ok()
+                .flatten()
         });
         match found {
             Some(name) if name != self.database.as_str() => Err(StoreError::WrongDatabase {
@@ -189,10 +199,19 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let err = |source| StoreError::Migrate { database: self.database.to_string(), source };
+        let err = |source| StoreError::Migrate {
+            database: self.database.to_string(),
+            source,
+        };
         match &self.pool {
-            Pool::Sqlite(p) => crate::db::migrator(Backend::Sqlite, self.database).run(p).await.map_err(err),
-            Pool::Postgres(p) => crate::db::migrator(Backend::Postgres, self.database).run(p).await.map_err(err),
+            Pool::Sqlite(p) => crate::db::migrator(Backend::Sqlite, self.database)
+                .run(p)
+                .await
+                .map_err(err),
+            Pool::Postgres(p) => crate::db::migrator(Backend::Postgres, self.database)
+                .run(p)
+                .await
+                .map_err(err),
         }
     }
 }
@@ -263,7 +282,17 @@ impl Databases {
             Db::open(settings, Database::Code2asin),
             Db::open(settings, Database::Analytics),
         )?;
-        Ok(Self { dbs: PerDatabase { core, catalog, imports, exports, media, code2asin, analytics } })
+        Ok(Self {
+            dbs: PerDatabase {
+                core,
+                catalog,
+                imports,
+                exports,
+                media,
+                code2asin,
+                analytics,
+            },
+        })
     }
 
     pub fn get(&self, db: Database) -> &Db {

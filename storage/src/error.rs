@@ -7,7 +7,11 @@ pub enum StoreError {
     NotFound { entity: &'static str, id: String },
     /// A unique constraint: the value is taken.
     #[error("{field} {value:?} is already used by another {entity}")]
-    Conflict { entity: &'static str, field: &'static str, value: String },
+    Conflict {
+        entity: &'static str,
+        field: &'static str,
+        value: String,
+    },
     #[error("invalid cursor")]
     BadCursor,
     #[error("database {database} holds the {found} schema, not {database}: check the database settings")]
@@ -29,9 +33,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
         )
     }
 }

@@ -39,7 +39,9 @@ impl Redis {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)));
-        Ok(Self { conn: ConnectionManager::new_lazy_with_config(client, config)? })
+        Ok(Self {
+            conn: ConnectionManager::new_lazy_with_config(client, config)?,
+        })
     }
 
     /// PING round trip; returns its latency.
@@ -73,7 +75,9 @@ mod tests {
         }
         // Nothing listens on port 1.
         let started = Instant::now();
-        assert!(Redis::connect("redis://127.0.0.1:1", Duration::from_millis(500)).await.is_err());
+        assert!(Redis::connect("redis://127.0.0.1:1", Duration::from_millis(500))
+            .await
+            .is_err());
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

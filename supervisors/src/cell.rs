@@ -65,7 +65,12 @@ where
     type Result = ();
 
     fn handle(&mut self, env: Envelope<M, B::Ok, B::Err>, ctx: &mut Context<Self>) {
-        let Envelope { msg, reply, permit, ticket } = env;
+        let Envelope {
+            msg,
+            reply,
+            permit,
+            ticket,
+        } = env;
         self.run(move |b| b.handle(msg), reply, permit, ticket, ctx);
     }
 }
@@ -93,7 +98,9 @@ impl<B: Behaviour> Cell<B> {
         E: Display + Send + 'static,
     {
         if !self.shared.status().is_up() {
-            let _ = reply.send(Err(CallError::Stopped { actor: self.shared.name.clone() }));
+            let _ = reply.send(Err(CallError::Stopped {
+                actor: self.shared.name.clone(),
+            }));
             return;
         }
         if reply.is_closed() {
@@ -164,7 +171,11 @@ impl<B: Behaviour> Cell<B> {
         } else {
             self.shared.set_status(ActorStatus::Stopped);
         }
-        let _ = self.events.send(SupEvent::Crashed { child: self.child, reason, restarted });
+        let _ = self.events.send(SupEvent::Crashed {
+            child: self.child,
+            reason,
+            restarted,
+        });
     }
 
     fn restart_in_place(&mut self, ctx: &mut Context<Self>) {

@@ -35,13 +35,18 @@ pub struct Mailbox<B: Behaviour> {
 
 impl<B: Behaviour> Clone for Mailbox<B> {
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), addr: self.addr.clone() }
+        Self {
+            shared: self.shared.clone(),
+            addr: self.addr.clone(),
+        }
     }
 }
 
 impl<B: Behaviour> std::fmt::Debug for Mailbox<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailbox").field("name", &self.shared.name).finish()
+        f.debug_struct("Mailbox")
+            .field("name", &self.shared.name)
+            .finish()
     }
 }
 
@@ -86,18 +91,19 @@ impl<B: Behaviour> Mailbox<B> {
         self.deliver(msg, permit).await
     }
 
-    async fn deliver<M>(
-        &self,
-        msg: M,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<B::Ok, CallError<B::Err>>
+    async fn deliver<M>(&self, msg: M, permit: OwnedSemaphorePermit) -> Result<B::Ok, CallError<B::Err>>
     where
         B: Handles<M>,
         M: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let ticket = self.shared.enqueue();
-        self.addr.do_send(Envelope { msg, reply, permit, ticket });
+        self.addr.do_send(Envelope {
+            msg,
+            reply,
+            permit,
+            ticket,
+        });
         answer.await.unwrap_or_else(|_| Err(self.stopped()))
     }
 
@@ -110,7 +116,9 @@ impl<B: Behaviour> Mailbox<B> {
     }
 
     fn stopped<E>(&self) -> CallError<E> {
-        CallError::Stopped { actor: self.shared.name.clone() }
+        CallError::Stopped {
+            actor: self.shared.name.clone(),
+        }
     }
 
     fn backpressure<E>(&self) -> CallError<E> {

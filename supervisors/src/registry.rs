@@ -53,7 +53,9 @@ impl<B: Behaviour> ChildControl for Entry<B> {
     }
 
     fn restart(&self, reason: &str) {
-        self.addr.do_send(Restart { reason: reason.to_owned() });
+        self.addr.do_send(Restart {
+            reason: reason.to_owned(),
+        });
     }
 
     fn stop(&self, status: ActorStatus) {
@@ -86,10 +88,17 @@ impl<B: Behaviour> ActorEntry for Entry<B> {
         let shared = self.shared.clone();
         let addr = self.addr.clone();
         Box::pin(async move {
-            let Ok(permit) = shared.slots.clone().acquire_owned().await else { return };
+            let Ok(permit) = shared.slots.clone().acquire_owned().await else {
+                return;
+            };
             let (reply, answer) = tokio::sync::oneshot::channel();
             let ticket = shared.enqueue();
-            addr.do_send(crate::cell::InjectPanic { in_task, reply, permit, ticket });
+            addr.do_send(crate::cell::InjectPanic {
+                in_task,
+                reply,
+                permit,
+                ticket,
+            });
             let _ = answer.await;
         })
     }
@@ -154,7 +163,12 @@ impl Registry {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn ActorEntry>> {
-        self.inner.read().actors.iter().find(|a| a.name() == name).cloned()
+        self.inner
+            .read()
+            .actors
+            .iter()
+            .find(|a| a.name() == name)
+            .cloned()
     }
 
     pub fn snapshots(&self) -> Vec<ActorSnapshot> {

@@ -103,7 +103,11 @@ impl Histogram {
         HandlingSummary {
             count,
             sum_seconds: sum as f64 / 1e9,
-            mean_ms: if count == 0 { 0.0 } else { sum as f64 / count as f64 / 1e6 },
+            mean_ms: if count == 0 {
+                0.0
+            } else {
+                sum as f64 / count as f64 / 1e6
+            },
             max_ms: self.max_nanos.load(Ordering::Relaxed) as f64 / 1e6,
             p50_ms_at_most: if count == 0 { None } else { quantile(0.5) },
             p99_ms_at_most: if count == 0 { None } else { quantile(0.99) },
@@ -253,7 +257,10 @@ impl Shared {
     pub fn enqueue(self: &Arc<Self>) -> Ticket {
         let id = self.seq.fetch_add(1, Ordering::Relaxed);
         self.pending.lock().insert(id, Instant::now());
-        Ticket { shared: self.clone(), id }
+        Ticket {
+            shared: self.clone(),
+            id,
+        }
     }
 
     pub fn begin(&self) -> Instant {

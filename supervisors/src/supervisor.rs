@@ -113,7 +113,11 @@ impl<B: Behaviour> ChildSpec<B> {
 /// (a supervisor stops its children after a few), and a crashing child must never block or
 /// drop its report.
 pub(crate) enum SupEvent {
-    Crashed { child: usize, reason: String, restarted: bool },
+    Crashed {
+        child: usize,
+        reason: String,
+        restarted: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -169,7 +173,11 @@ impl SupInner {
     }
 
     fn on_event(&self, ev: SupEvent) {
-        let SupEvent::Crashed { child, reason, restarted } = ev;
+        let SupEvent::Crashed {
+            child,
+            reason,
+            restarted,
+        } = ev;
         if self.status() != SupervisorStatus::Running || !restarted {
             return;
         }
@@ -177,7 +185,10 @@ impl SupInner {
         let over = {
             let mut h = self.history.lock();
             h.push_back(now);
-            while h.front().is_some_and(|t| now.duration_since(*t) > self.intensity.within) {
+            while h
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > self.intensity.within)
+            {
                 h.pop_front();
             }
             h.len() > self.intensity.max_restarts as usize
@@ -216,7 +227,11 @@ impl SupInner {
         }
         let reason = format!("supervisor {} escalated: {reason}", self.name);
         if let Some((parent, idx)) = &self.parent {
-            let _ = parent.send(SupEvent::Crashed { child: *idx, reason, restarted: true });
+            let _ = parent.send(SupEvent::Crashed {
+                child: *idx,
+                reason,
+                restarted: true,
+            });
         } else if let Some(cb) = self.on_escalate.lock().take() {
             cb(reason);
         }
@@ -272,7 +287,14 @@ impl Supervisor {
         registry: Registry,
         on_escalate: impl FnOnce(String) + Send + 'static,
     ) -> Self {
-        Self::build(name.into(), strategy, intensity, registry, None, Some(Box::new(on_escalate)))
+        Self::build(
+            name.into(),
+            strategy,
+            intensity,
+            registry,
+            None,
+            Some(Box::new(on_escalate)),
+        )
     }
 
     /// A supervisor under this one.
@@ -365,7 +387,10 @@ impl Supervisor {
         };
         let addr = Cell::start_in_arbiter(&arbiter.handle(), move |_| cell);
         self.inner.arbiters.lock().push(arbiter);
-        let entry = Arc::new(Entry { shared: shared.clone(), addr: addr.clone() });
+        let entry = Arc::new(Entry {
+            shared: shared.clone(),
+            addr: addr.clone(),
+        });
         self.inner.children.lock().push(entry.clone());
         self.inner.registry.add_actor(entry);
         Ok(Mailbox { shared, addr })

@@ -104,7 +104,10 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        Self { gate: Arc::new(Semaphore::new(0)), starts: Arc::new(AtomicUsize::new(0)) }
+        Self {
+            gate: Arc::new(Semaphore::new(0)),
+            starts: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     fn spec(&self, name: &str) -> ChildSpec<Counter> {
@@ -118,14 +121,26 @@ impl Fixture {
 }
 
 fn intensity(max_restarts: u32) -> Intensity {
-    Intensity { max_restarts, within: Duration::from_secs(60) }
+    Intensity {
+        max_restarts,
+        within: Duration::from_secs(60),
+    }
 }
 
-fn root(registry: &Registry, max_restarts: u32) -> (Supervisor, tokio::sync::watch::Receiver<Option<String>>) {
+fn root(
+    registry: &Registry,
+    max_restarts: u32,
+) -> (Supervisor, tokio::sync::watch::Receiver<Option<String>>) {
     let (tx, rx) = tokio::sync::watch::channel(None);
-    let sup = Supervisor::root("root", Strategy::OneForOne, intensity(max_restarts), registry.clone(), move |r| {
-        tx.send_replace(Some(r));
-    });
+    let sup = Supervisor::root(
+        "root",
+        Strategy::OneForOne,
+        intensity(max_restarts),
+        registry.clone(),
+        move |r| {
+            tx.send_replace(Some(r));
+        },
+    );
     (sup, rx)
 }
 
@@ -137,7 +152,12 @@ fn bounded_mailbox_holds_exactly_capacity_and_refuses_the_rest() {
         let f = Fixture::new();
         let capacity = 5;
         let mb = sup
-            .start(f.spec("c").capacity(capacity).concurrency(2).send_timeout(Duration::from_millis(50)))
+            .start(
+                f.spec("c")
+                    .capacity(capacity)
+                    .concurrency(2)
+                    .send_timeout(Duration::from_millis(50)),
+            )
             .unwrap();
         // Fill: 2 run (held by the gate), 5 wait in the mailbox.
         let mut calls = Vec::new();
@@ -154,8 +174,13 @@ fn bounded_mailbox_holds_exactly_capacity_and_refuses_the_rest() {
         let started = Instant::now();
         let err = mb.send(Incr).await.unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(50));
-        assert!(matches!(err, CallError::Backpressure { ref actor, retry_after } if actor == "c" && retry_after >= Duration::from_secs(1)));
-        assert!(matches!(mb.try_send(Incr).await, Err(CallError::Backpressure { .. })));
+        assert!(
+            matches!(err, CallError::Backpressure { ref actor, retry_after } if actor == "c" && retry_after >= Duration::from_secs(1))
+        );
+        assert!(matches!(
+            mb.try_send(Incr).await,
+            Err(CallError::Backpressure { .. })
+        ));
         let s = mb.snapshot();
         assert_eq!((s.depth, s.in_flight, s.rejected), (capacity, 2, 2));
         // Open the gate: everything queued completes, nothing is lost.
@@ -178,7 +203,10 @@ fn handler_errors_count_as_failed_not_as_crashes() {
         let (sup, _) = root(&registry, 3);
         let f = Fixture::new();
         let mb = sup.start(f.spec("c")).unwrap();
-        assert_eq!(mb.send(Fail).await, Err(CallError::Handler("refused".to_string())));
+        assert_eq!(
+            mb.send(Fail).await,
+            Err(CallError::Handler("refused".to_string()))
+        );
         let s = mb.snapshot();
         assert_eq!((s.processed, s.failed, s.panics, s.restarts), (1, 1, 0, 0));
         assert_eq!(s.last_error.as_deref(), Some("refused"));
@@ -197,7 +225,10 @@ fn a_panic_restarts_the_actor_with_fresh_state_and_handles_stay_valid() {
         assert_eq!(mb.send(Incr).await, Ok(1));
         assert_eq!(mb.send(Incr).await, Ok(2));
         let err = mb.send(Boom).await.unwrap_err();
-        assert!(matches!(err, CallError::Panicked { ref reason, .. } if reason == "boom"), "{err:?}");
+        assert!(
+            matches!(err, CallError::Panicked { ref reason, .. } if reason == "boom"),
+            "{err:?}"
+        );
         // The same handles work, on a fresh state.
         assert_eq!(other_handle.send(Incr).await, Ok(1));
         let s = mb.snapshot();
@@ -229,10 +260,18 @@ fn beyond_restart_intensity_the_root_escalates_and_actors_stop() {
         for _ in 0..3 {
             assert!(matches!(mb.send(Boom).await, Err(CallError::Panicked { .. })));
         }
-        let reason = escalated.wait_for(Option::is_some).await.unwrap().clone().unwrap();
+        let reason = escalated
+            .wait_for(Option::is_some)
+            .await
+            .unwrap()
+            .clone()
+            .unwrap();
         assert!(reason.contains("more than 2 restarts"), "{reason}");
         assert_eq!(sup.status(), SupervisorStatus::Escalated);
-        wait_until("the actor to stop", || mb.snapshot().status == ActorStatus::Escalated).await;
+        wait_until("the actor to stop", || {
+            mb.snapshot().status == ActorStatus::Escalated
+        })
+        .await;
         assert!(matches!(mb.send(Incr).await, Err(CallError::Stopped { .. })));
         let sups = registry.supervisors();
         assert_eq!(sups[0].status, SupervisorStatus::Escalated);
@@ -254,7 +293,9 @@ fn nested_supervisor_escalates_to_its_parent_which_restarts_it() {
         }
         // `stores` gave up; the root restarted it, and with it the actor.
         wait_until("the restart by the root", || {
-            stores.status() == SupervisorStatus::Running && mb.snapshot().status == ActorStatus::Running && mb.snapshot().restarts == 3
+            stores.status() == SupervisorStatus::Running
+                && mb.snapshot().status == ActorStatus::Running
+                && mb.snapshot().restarts == 3
         })
         .await;
         assert_eq!(mb.send(Incr).await, Ok(1));
@@ -266,25 +307,38 @@ fn nested_supervisor_escalates_to_its_parent_which_restarts_it() {
 #[test]
 fn one_for_all_and_rest_for_one_restart_siblings() {
     run(|| async {
-        for (strategy, expected) in [(Strategy::OneForAll, [1, 1, 1]), (Strategy::RestForOne, [0, 1, 1]), (Strategy::OneForOne, [0, 1, 0])] {
+        for (strategy, expected) in [
+            (Strategy::OneForAll, [1, 1, 1]),
+            (Strategy::RestForOne, [0, 1, 1]),
+            (Strategy::OneForOne, [0, 1, 0]),
+        ] {
             let registry = Registry::new();
             let (tx, _rx) = tokio::sync::watch::channel(None::<String>);
             let sup = Supervisor::root("root", strategy, intensity(5), registry.clone(), move |r| {
                 tx.send_replace(Some(r));
             });
             let f = Fixture::new();
-            let mbs: Vec<_> = ["a", "b", "c"].iter().map(|n| sup.start(f.spec(n)).unwrap()).collect();
+            let mbs: Vec<_> = ["a", "b", "c"]
+                .iter()
+                .map(|n| sup.start(f.spec(n)).unwrap())
+                .collect();
             for mb in &mbs {
                 assert_eq!(mb.send(Incr).await, Ok(1));
             }
             let _ = mbs[1].send(Boom).await;
             wait_until("sibling restarts", || {
-                mbs.iter().zip(expected).all(|(mb, e)| mb.snapshot().restarts == e)
+                mbs.iter()
+                    .zip(expected)
+                    .all(|(mb, e)| mb.snapshot().restarts == e)
             })
             .await;
             for (mb, e) in mbs.iter().zip(expected) {
                 // A restarted actor starts counting again.
-                assert_eq!(mb.send(Incr).await, Ok(if e == 1 { 1 } else { 2 }), "{strategy:?}");
+                assert_eq!(
+                    mb.send(Incr).await,
+                    Ok(if e == 1 { 1 } else { 2 }),
+                    "{strategy:?}"
+                );
             }
             sup.shutdown();
         }
@@ -311,7 +365,9 @@ fn an_actor_that_finishes_nothing_within_its_deadline_is_stuck() {
         let registry = Registry::new();
         let (sup, _) = root(&registry, 5);
         let f = Fixture::new();
-        let mb = sup.start(f.spec("s").stuck_after(Duration::from_millis(50))).unwrap();
+        let mb = sup
+            .start(f.spec("s").stuck_after(Duration::from_millis(50)))
+            .unwrap();
         let call = {
             let mb = mb.clone();
             tokio::spawn(async move { mb.send(Gated).await })

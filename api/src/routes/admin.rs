@@ -26,7 +26,10 @@ async fn list(State(s): State<AppState>) -> Json<Vec<pm_supervisors::ActorSnapsh
 }
 
 fn entry(s: &AppState, name: &str) -> Result<std::sync::Arc<dyn pm_supervisors::ActorEntry>, ApiError> {
-    s.actors.registry.get(name).ok_or_else(|| ApiError::NotFound(format!("no actor named {name}")))
+    s.actors
+        .registry
+        .get(name)
+        .ok_or_else(|| ApiError::NotFound(format!("no actor named {name}")))
 }
 
 /// The snapshot plus the actor's own state; an actor too busy to answer within a second is
@@ -44,11 +47,17 @@ async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result<Jso
     Ok(Json(body))
 }
 
-async fn restart(State(s): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn restart(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let e = entry(&s, &name)?;
     tracing::warn!(actor = %name, "restart requested by an operator");
     e.restart("restarted by an operator");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "actor": name, "status": "restarting" }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "actor": name, "status": "restarting" })),
+    ))
 }
 
 #[cfg(feature = "fault-injection")]

@@ -76,8 +76,14 @@ async fn redis(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         return (StatusCode::OK, Json(json!({ "status": "not_configured" })));
     };
     match redis.ping(Duration::from_secs(2)).await {
-        Ok(latency) => (StatusCode::OK, Json(json!({ "status": "ok", "latency_ms": ms(latency) }))),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "error", "error": e.to_string() }))),
+        Ok(latency) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "latency_ms": ms(latency) })),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "error", "error": e.to_string() })),
+        ),
     }
 }
 
@@ -90,8 +96,10 @@ async fn actors(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         .filter(|a| !matches!(a.status, ActorStatus::Running | ActorStatus::Starting))
         .map(|a| json!({ "name": a.name, "status": a.status, "last_error": a.last_error }))
         .collect();
-    let escalated: Vec<&pm_supervisors::registry::SupervisorSnapshot> =
-        supervisors.iter().filter(|s| s.status != SupervisorStatus::Running).collect();
+    let escalated: Vec<&pm_supervisors::registry::SupervisorSnapshot> = supervisors
+        .iter()
+        .filter(|s| s.status != SupervisorStatus::Running)
+        .collect();
     let ok = down.is_empty() && escalated.is_empty() && !s.is_escalated();
     let body = json!({
         "status": if ok { "ok" } else { "error" },

@@ -27,7 +27,9 @@ pub fn recorder() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".into()), &buckets)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
@@ -51,35 +53,136 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut out = s.prometheus.render();
     let actors = s.actors.registry.snapshots();
     let per = |f: &dyn Fn(&pm_supervisors::ActorSnapshot) -> f64| -> Vec<(String, f64)> {
-        actors.iter().map(|a| (format!("actor=\"{}\",kind=\"{}\"", a.name, a.kind), f(a))).collect()
+        actors
+            .iter()
+            .map(|a| (format!("actor=\"{}\",kind=\"{}\"", a.name, a.kind), f(a)))
+            .collect()
     };
-    gauge(&mut out, "pm_actor_mailbox_depth", "Messages waiting in the mailbox.", "gauge", &per(&|a| a.depth as f64));
-    gauge(&mut out, "pm_actor_mailbox_capacity", "Mailbox capacity.", "gauge", &per(&|a| a.capacity as f64));
-    gauge(&mut out, "pm_actor_in_flight", "Messages being handled.", "gauge", &per(&|a| a.in_flight as f64));
-    gauge(&mut out, "pm_actor_processed_total", "Messages handled.", "counter", &per(&|a| a.processed as f64));
-    gauge(&mut out, "pm_actor_failed_total", "Messages answered with an error or a panic.", "counter", &per(&|a| a.failed as f64));
-    gauge(&mut out, "pm_actor_panics_total", "Handler panics.", "counter", &per(&|a| a.panics as f64));
-    gauge(&mut out, "pm_actor_restarts_total", "Restarts.", "counter", &per(&|a| a.restarts as f64));
-    gauge(&mut out, "pm_actor_rejected_total", "Sends refused because the mailbox was full.", "counter", &per(&|a| a.rejected as f64));
-    gauge(&mut out, "pm_actor_up", "1 if the actor is running and not stuck.", "gauge", &per(&|a| f64::from(u8::from(a.status == ActorStatus::Running))));
+    gauge(
+        &mut out,
+        "pm_actor_mailbox_depth",
+        "Messages waiting in the mailbox.",
+        "gauge",
+        &per(&|a| a.depth as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_mailbox_capacity",
+        "Mailbox capacity.",
+        "gauge",
+        &per(&|a| a.capacity as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_in_flight",
+        "Messages being handled.",
+        "gauge",
+        &per(&|a| a.in_flight as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_processed_total",
+        "Messages handled.",
+        "counter",
+        &per(&|a| a.processed as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_failed_total",
+        "Messages answered with an error or a panic.",
+        "counter",
+        &per(&|a| a.failed as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_panics_total",
+        "Handler panics.",
+        "counter",
+        &per(&|a| a.panics as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_restarts_total",
+        "Restarts.",
+        "counter",
+        &per(&|a| a.restarts as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_rejected_total",
+        "Sends refused because the mailbox was full.",
+        "counter",
+        &per(&|a| a.rejected as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_up",
+        "1 if the actor is running and not stuck.",
+        "gauge",
+        &per(&|a| f64::from(u8::from(a.status == ActorStatus::Running))),
+    );
     let _ = writeln!(out, "# HELP pm_actor_handling_seconds Time to handle one message.\n# TYPE pm_actor_handling_seconds histogram");
     for a in &actors {
         let l = format!("actor=\"{}\",kind=\"{}\"", a.name, a.kind);
         for (bound, count) in HANDLING_BUCKETS.iter().zip(&a.handling.cumulative_buckets) {
-            let _ = writeln!(out, "pm_actor_handling_seconds_bucket{{{l},le=\"{bound}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "pm_actor_handling_seconds_bucket{{{l},le=\"{bound}\"}} {count}"
+            );
         }
-        let _ = writeln!(out, "pm_actor_handling_seconds_bucket{{{l},le=\"+Inf\"}} {}", a.handling.count);
-        let _ = writeln!(out, "pm_actor_handling_seconds_sum{{{l}}} {}", a.handling.sum_seconds);
+        let _ = writeln!(
+            out,
+            "pm_actor_handling_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+            a.handling.count
+        );
+        let _ = writeln!(
+            out,
+            "pm_actor_handling_seconds_sum{{{l}}} {}",
+            a.handling.sum_seconds
+        );
         let _ = writeln!(out, "pm_actor_handling_seconds_count{{{l}}} {}", a.handling.count);
     }
     let pools = s.actors.pool_stats();
     let pool = |f: &dyn Fn(&pm_storage::PoolStats) -> f64| -> Vec<(String, f64)> {
-        pools.iter().map(|(db, p)| (format!("database=\"{db}\""), f(p))).collect()
+        pools
+            .iter()
+            .map(|(db, p)| (format!("database=\"{db}\""), f(p)))
+            .collect()
     };
-    gauge(&mut out, "pm_db_pool_size", "Open connections.", "gauge", &pool(&|p| f64::from(p.open)));
-    gauge(&mut out, "pm_db_pool_idle", "Idle connections.", "gauge", &pool(&|p| f64::from(p.idle)));
-    gauge(&mut out, "pm_db_pool_waiting", "Callers waiting for a connection.", "gauge", &pool(&|p| p.waiting as f64));
-    gauge(&mut out, "pm_db_pool_max", "Connection ceiling (size plus overflow).", "gauge", &pool(&|p| f64::from(p.max)));
-    gauge(&mut out, "pm_db_pool_configured", "Configured steady pool size.", "gauge", &pool(&|p| f64::from(p.configured)));
+    gauge(
+        &mut out,
+        "pm_db_pool_size",
+        "Open connections.",
+        "gauge",
+        &pool(&|p| f64::from(p.open)),
+    );
+    gauge(
+        &mut out,
+        "pm_db_pool_idle",
+        "Idle connections.",
+        "gauge",
+        &pool(&|p| f64::from(p.idle)),
+    );
+    gauge(
+        &mut out,
+        "pm_db_pool_waiting",
+        "Callers waiting for a connection.",
+        "gauge",
+        &pool(&|p| p.waiting as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_db_pool_max",
+        "Connection ceiling (size plus overflow).",
+        "gauge",
+        &pool(&|p| f64::from(p.max)),
+    );
+    gauge(
+        &mut out,
+        "pm_db_pool_configured",
+        "Configured steady pool size.",
+        "gauge",
+        &pool(&|p| f64::from(p.configured)),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

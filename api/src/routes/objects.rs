@@ -30,15 +30,24 @@ async fn download(
 ) -> Result<Response, ApiError> {
     if !s.objects.verify_link(&bucket, &key, link.expires, &link.sig) {
         // One answer for bad and expired signatures and missing objects behind them.
-        return Err(ApiError::NotFound("no such download link, or it has expired".into()));
+        return Err(ApiError::NotFound(
+            "no such download link, or it has expired".into(),
+        ));
     }
     let (meta, stream) = s.objects.get(&bucket, &key).await?;
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
-    if let Some(ct) = meta.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+    if let Some(ct) = meta
+        .content_type
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
         h.insert(header::CONTENT_TYPE, ct);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=60"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=60"),
+    );
     Ok(resp)
 }

@@ -67,10 +67,12 @@ struct Checks(Vec<FieldError>);
 impl Checks {
     fn text(&mut self, field: &str, v: Option<&str>, max: usize, required: bool) {
         match v {
-            Some(s) if s.trim().is_empty() && required => self.0.push(FieldError::new(field, "must not be empty")),
-            Some(s) if s.chars().count() > max => {
-                self.0.push(FieldError::new(field, format!("longer than {max} characters")))
+            Some(s) if s.trim().is_empty() && required => {
+                self.0.push(FieldError::new(field, "must not be empty"))
             }
+            Some(s) if s.chars().count() > max => self
+                .0
+                .push(FieldError::new(field, format!("longer than {max} characters"))),
             _ => {}
         }
     }
@@ -92,7 +94,10 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "not a uuid"))
 }
 
-async fn create(State(s): State<AppState>, Body(b): Body<CreateBody>) -> Result<(StatusCode, Json<Product>), ApiError> {
+async fn create(
+    State(s): State<AppState>,
+    Body(b): Body<CreateBody>,
+) -> Result<(StatusCode, Json<Product>), ApiError> {
     let mut c = Checks::default();
     c.text("title", Some(&b.title), MAX_TITLE, true);
     c.text("sku", b.sku.as_deref(), MAX_SHORT, false);
@@ -126,8 +131,18 @@ async fn update(
     let mut c = Checks::default();
     c.text("title", b.title.as_deref(), MAX_TITLE, true);
     c.text("sku", b.sku.as_ref().and_then(|s| s.as_deref()), MAX_SHORT, false);
-    c.text("brand", b.brand.as_ref().and_then(|s| s.as_deref()), MAX_SHORT, false);
-    c.text("description", b.description.as_ref().and_then(|s| s.as_deref()), MAX_TEXT, false);
+    c.text(
+        "brand",
+        b.brand.as_ref().and_then(|s| s.as_deref()),
+        MAX_SHORT,
+        false,
+    );
+    c.text(
+        "description",
+        b.description.as_ref().and_then(|s| s.as_deref()),
+        MAX_TEXT,
+        false,
+    );
     c.done()?;
     let patch = ProductPatch {
         ean: b.ean,
@@ -138,7 +153,9 @@ async fn update(
         brand: b.brand.map(trimmed),
         status: b.status,
     };
-    Ok(Json(s.actors.stores.catalog.send(UpdateProduct(id, patch)).await?))
+    Ok(Json(
+        s.actors.stores.catalog.send(UpdateProduct(id, patch)).await?,
+    ))
 }
 
 async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
@@ -157,16 +174,27 @@ struct ListQuery {
     sku: Option<String>,
 }
 
-async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Page<Product>>, ApiError> {
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Product>>, ApiError> {
     let mut errors = Vec::new();
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        errors.push(FieldError::new("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        errors.push(FieldError::new(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
     }
-    let status = q.status.as_deref().map(str::parse::<ProductStatus>).transpose().unwrap_or_else(|e| {
-        errors.push(FieldError::new("status", e));
-        None
-    });
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<ProductStatus>)
+        .transpose()
+        .unwrap_or_else(|e| {
+            errors.push(FieldError::new("status", e));
+            None
+        });
     let ean = q.ean.as_deref().map(Gtin::parse).transpose().unwrap_or_else(|e| {
         errors.push(FieldError::new("ean", e));
         None
@@ -174,6 +202,14 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<J
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let msg = ListProducts { filter: ProductFilter { status, ean, sku: q.sku }, limit, cursor: q.cursor };
+    let msg = ListProducts {
+        filter: ProductFilter {
+            status,
+            ean,
+            sku: q.sku,
+        },
+        limit,
+        cursor: q.cursor,
+    };
     Ok(Json(s.actors.stores.catalog.send(msg).await?))
 }

@@ -32,7 +32,11 @@ impl FsStore {
             k.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
             k
         });
-        Self { root, link_key, max_bytes }
+        Self {
+            root,
+            link_key,
+            max_bytes,
+        }
     }
 
     fn path(&self, bucket: &str, key: &str) -> Result<PathBuf, ObjectError> {
@@ -78,7 +82,10 @@ pub fn content_type_of(key: &str) -> Option<&'static str> {
 
 fn not_found(e: std::io::Error, bucket: &str, key: &str) -> ObjectError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        ObjectError::NotFound { bucket: bucket.to_owned(), key: key.to_owned() }
+        ObjectError::NotFound {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        }
     } else {
         e.into()
     }
@@ -109,7 +116,9 @@ impl ObjectStore for FsStore {
                 let chunk = chunk?;
                 size += chunk.len() as u64;
                 if size > self.max_bytes {
-                    return Err(ObjectError::TooLarge { limit: self.max_bytes });
+                    return Err(ObjectError::TooLarge {
+                        limit: self.max_bytes,
+                    });
                 }
                 file.write_all(&chunk).await?;
             }
@@ -127,7 +136,9 @@ impl ObjectStore for FsStore {
 
     async fn get(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, ByteStream), ObjectError> {
         let path = self.path(bucket, key)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| not_found(e, bucket, key))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| not_found(e, bucket, key))?;
         let meta = Self::meta(&path, key).await?;
         Ok((meta, Box::pin(ReaderStream::with_capacity(file, 64 * 1024))))
     }
@@ -170,7 +181,9 @@ impl ObjectStore for FsStore {
                         stack.push(path);
                         continue;
                     }
-                    let Some(key) = path.strip_prefix(&root).ok().and_then(|p| p.to_str()) else { continue };
+                    let Some(key) = path.strip_prefix(&root).ok().and_then(|p| p.to_str()) else {
+                        continue;
+                    };
                     let key = key.replace(std::path::MAIN_SEPARATOR, "/");
                     if key.ends_with(PARTIAL) || !key.starts_with(&prefix) {
                         continue;
@@ -193,9 +206,13 @@ impl ObjectStore for FsStore {
 
     async fn download_url(&self, bucket: &str, key: &str, ttl: Duration) -> Result<String, ObjectError> {
         self.path(bucket, key)?;
-        let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() + ttl.as_secs();
+        let expires = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            + ttl.as_secs();
         let sig = self.signature(bucket, key, expires);
-        let key_enc: String = key.split('/').map(|s| urlencode(s)).collect::<Vec<_>>().join("/");
+        let key_enc: String = key.split('/').map(urlencode).collect::<Vec<_>>().join("/");
         Ok(format!("/objects/{bucket}/{key_enc}?expires={expires}&sig={sig}"))
     }
 
@@ -213,7 +230,10 @@ impl ObjectStore for FsStore {
 
     /// Checks a download link's signature and expiry (constant-time comparison).
     fn verify_link(&self, bucket: &str, key: &str, expires: u64, sig: &str) -> bool {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         if expires < now {
             return false;
         }
@@ -222,9 +242,10 @@ impl ObjectStore for FsStore {
         mac.update(format!("{bucket}\n{key}\n{expires}").as_bytes());
         mac.verify_slice(&sig).is_ok()
     }
-
 }
 
 fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }

@@ -98,7 +98,12 @@ pub async fn from_settings(settings: &Settings) -> Result<Arc<dyn ObjectStore>, 
 
 /// Refuses keys that could escape the bucket or that S3 would store differently.
 pub fn validate_key(key: &str) -> Result<(), ObjectError> {
-    let bad = |reason| Err(ObjectError::InvalidKey { key: key.to_owned(), reason });
+    let bad = |reason| {
+        Err(ObjectError::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        })
+    };
     if key.is_empty() {
         return bad("empty");
     }
@@ -111,7 +116,10 @@ pub fn validate_key(key: &str) -> Result<(), ObjectError> {
     if key.contains('\\') || key.chars().any(char::is_control) {
         return bad("contains a backslash or a control character");
     }
-    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return bad("has an empty, '.' or '..' segment");
     }
     Ok(())
@@ -119,7 +127,9 @@ pub fn validate_key(key: &str) -> Result<(), ObjectError> {
 
 pub fn validate_bucket(bucket: &str) -> Result<(), ObjectError> {
     let ok = (3..=63).contains(&bucket.len())
-        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
         && !bucket.starts_with(['.', '-'])
         && !bucket.ends_with(['.', '-']);
     if ok {
@@ -150,7 +160,12 @@ mod tests {
         for k in ["", "/etc/passwd", "a/../b", "..", "a//b", "a\\b", "a/./b", "a\nb"] {
             assert!(validate_key(k).is_err(), "{k:?}");
         }
-        for k in ["a", "2026/11/21/file.csv", "products/ab/x/h.jpg", "name with spaces.txt"] {
+        for k in [
+            "a",
+            "2026/11/21/file.csv",
+            "products/ab/x/h.jpg",
+            "name with spaces.txt",
+        ] {
             assert!(validate_key(k).is_ok(), "{k:?}");
         }
         assert!(validate_bucket("imports").is_ok());
@@ -160,10 +175,15 @@ mod tests {
 
     #[test]
     fn seed_layouts() {
-        let at = DateTime::parse_from_rfc3339("2026-03-04T10:00:00Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-03-04T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(dated_key(at, "f.csv"), "2026/03/04/f.csv");
         let id = uuid::Uuid::parse_str("ab12cd34-0000-0000-0000-000000000000").unwrap();
-        assert_eq!(product_image_key(id, "h", "jpg"), format!("products/ab/{id}/h.jpg"));
+        assert_eq!(
+            product_image_key(id, "h", "jpg"),
+            format!("products/ab/{id}/h.jpg")
+        );
     }
 }
 
@@ -173,8 +193,10 @@ mod store_tests {
     use futures::TryStreamExt;
 
     fn body(data: Vec<u8>, chunk: usize) -> ByteStream {
-        let chunks: Vec<std::io::Result<Bytes>> =
-            data.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let chunks: Vec<std::io::Result<Bytes>> = data
+            .chunks(chunk)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         Box::pin(futures::stream::iter(chunks))
     }
 
@@ -191,21 +213,28 @@ mod store_tests {
     fn stores(max_bytes: u64) -> Vec<(Arc<dyn ObjectStore>, String)> {
         let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let dir = std::env::temp_dir().join(format!("pm-objects-{run}"));
-        let mut out: Vec<(Arc<dyn ObjectStore>, String)> =
-            vec![(Arc::new(fs::FsStore::new(dir, Some(b"k".to_vec()), max_bytes)), format!("fs-{run}"))];
+        let mut out: Vec<(Arc<dyn ObjectStore>, String)> = vec![(
+            Arc::new(fs::FsStore::new(dir, Some(b"k".to_vec()), max_bytes)),
+            format!("fs-{run}"),
+        )];
         match std::env::var("PM_TEST_S3_ENDPOINT") {
             Ok(endpoint) => {
                 let s = pm_config::S3Settings {
                     endpoint: Some(endpoint),
                     region: std::env::var("PM_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
                     path_style: true,
-                    access_key_id: Some(std::env::var("PM_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into())),
+                    access_key_id: Some(
+                        std::env::var("PM_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
+                    ),
                     secret_access_key: Some(pm_config::Secret::new(
                         std::env::var("PM_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "test".into()),
                     )),
                     create_buckets: true,
                 };
-                out.push((Arc::new(s3::S3Store::new(&s, max_bytes).unwrap()), format!("s3-{run}")));
+                out.push((
+                    Arc::new(s3::S3Store::new(&s, max_bytes).unwrap()),
+                    format!("s3-{run}"),
+                ));
             }
             Err(_) => eprintln!("PM_TEST_S3_ENDPOINT unset: s3 object store tests skipped"),
         }
@@ -219,10 +248,24 @@ mod store_tests {
             store.ensure_buckets(&[&bucket]).await.unwrap();
             store.ensure_buckets(&[&bucket]).await.unwrap();
             let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-            let meta = store.put(&bucket, "2026/11/21/a.csv", body(data.clone(), 7000), Some("text/csv")).await.unwrap();
+            let meta = store
+                .put(
+                    &bucket,
+                    "2026/11/21/a.csv",
+                    body(data.clone(), 7000),
+                    Some("text/csv"),
+                )
+                .await
+                .unwrap();
             assert_eq!(meta.size, data.len() as u64, "{b}");
-            store.put(&bucket, "2026/11/22/b.csv", body(b"x".to_vec(), 1), None).await.unwrap();
-            store.put(&bucket, "other/c.txt", body(b"y".to_vec(), 1), None).await.unwrap();
+            store
+                .put(&bucket, "2026/11/22/b.csv", body(b"x".to_vec(), 1), None)
+                .await
+                .unwrap();
+            store
+                .put(&bucket, "other/c.txt", body(b"y".to_vec(), 1), None)
+                .await
+                .unwrap();
 
             let (m, s) = store.get(&bucket, "2026/11/21/a.csv").await.unwrap();
             assert_eq!(m.size, data.len() as u64);
@@ -230,13 +273,31 @@ mod store_tests {
             assert_eq!(read_all(s).await, data, "{b}");
             assert_eq!(store.head(&bucket, "other/c.txt").await.unwrap().size, 1);
 
-            let keys: Vec<String> = store.list(&bucket, "2026/").await.unwrap().into_iter().map(|m| m.key).collect();
+            let keys: Vec<String> = store
+                .list(&bucket, "2026/")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.key)
+                .collect();
             assert_eq!(keys, ["2026/11/21/a.csv", "2026/11/22/b.csv"], "{b}");
 
             store.delete(&bucket, "other/c.txt").await.unwrap();
             store.delete(&bucket, "other/c.txt").await.unwrap();
-            assert!(matches!(store.head(&bucket, "other/c.txt").await, Err(ObjectError::NotFound { .. })), "{b}");
-            assert!(matches!(store.get(&bucket, "nope").await, Err(ObjectError::NotFound { .. })), "{b}");
+            assert!(
+                matches!(
+                    store.head(&bucket, "other/c.txt").await,
+                    Err(ObjectError::NotFound { .. })
+                ),
+                "{b}"
+            );
+            assert!(
+                matches!(
+                    store.get(&bucket, "nope").await,
+                    Err(ObjectError::NotFound { .. })
+                ),
+                "{b}"
+            );
             assert!(matches!(
                 store.put(&bucket, "../escape", body(vec![1], 1), None).await,
                 Err(ObjectError::InvalidKey { .. })
@@ -251,17 +312,39 @@ mod store_tests {
             let b = store.backend();
             store.ensure_buckets(&[&bucket]).await.unwrap();
             // Larger than one part: the S3 store uploads it in parts.
-            let data: Vec<u8> = (0..(9 * 1024 * 1024 + 123)).map(|i: u32| (i % 253) as u8).collect();
-            let meta = store.put(&bucket, "big.bin", body(data.clone(), 256 * 1024), None).await.unwrap();
+            let data: Vec<u8> = (0..(9 * 1024 * 1024 + 123))
+                .map(|i: u32| (i % 253) as u8)
+                .collect();
+            let meta = store
+                .put(&bucket, "big.bin", body(data.clone(), 256 * 1024), None)
+                .await
+                .unwrap();
             assert_eq!(meta.size, data.len() as u64, "{b}");
             let (_, s) = store.get(&bucket, "big.bin").await.unwrap();
             assert_eq!(read_all(s).await, data, "{b}");
 
             let too_big = vec![0u8; limit as usize + 1];
-            let err = store.put(&bucket, "too-big.bin", body(too_big, 1024 * 1024), None).await.unwrap_err();
+            let err = store
+                .put(&bucket, "too-big.bin", body(too_big, 1024 * 1024), None)
+                .await
+                .unwrap_err();
             assert!(matches!(err, ObjectError::TooLarge { .. }), "{b}: {err}");
-            assert!(matches!(store.head(&bucket, "too-big.bin").await, Err(ObjectError::NotFound { .. })), "{b}");
-            assert!(store.list(&bucket, "").await.unwrap().iter().all(|m| m.key == "big.bin"), "{b}");
+            assert!(
+                matches!(
+                    store.head(&bucket, "too-big.bin").await,
+                    Err(ObjectError::NotFound { .. })
+                ),
+                "{b}"
+            );
+            assert!(
+                store
+                    .list(&bucket, "")
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|m| m.key == "big.bin"),
+                "{b}"
+            );
         }
     }
 
@@ -269,8 +352,19 @@ mod store_tests {
     async fn download_links_work_and_expire() {
         for (store, bucket) in stores(1024 * 1024) {
             store.ensure_buckets(&[&bucket]).await.unwrap();
-            store.put(&bucket, "img/p 1.jpg", body(b"jpegdata".to_vec(), 3), Some("image/jpeg")).await.unwrap();
-            let url = store.download_url(&bucket, "img/p 1.jpg", Duration::from_secs(60)).await.unwrap();
+            store
+                .put(
+                    &bucket,
+                    "img/p 1.jpg",
+                    body(b"jpegdata".to_vec(), 3),
+                    Some("image/jpeg"),
+                )
+                .await
+                .unwrap();
+            let url = store
+                .download_url(&bucket, "img/p 1.jpg", Duration::from_secs(60))
+                .await
+                .unwrap();
             match store.backend() {
                 "s3" => {
                     let resp = reqwest::get(&url).await.unwrap();
@@ -286,7 +380,10 @@ mod store_tests {
                     assert!(!store.verify_link(&bucket, "img/p 2.jpg", expires, &q["sig"]));
                     assert!(!store.verify_link(&bucket, "img/p 1.jpg", expires + 1, &q["sig"]));
                     // Expired links are refused even with a valid signature.
-                    let old = store.download_url(&bucket, "img/p 1.jpg", Duration::ZERO).await.unwrap();
+                    let old = store
+                        .download_url(&bucket, "img/p 1.jpg", Duration::ZERO)
+                        .await
+                        .unwrap();
                     let parsed = url::Url::parse(&format!("http://x{old}")).unwrap();
                     let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
                     let expired_at: u64 = q["expires"].parse::<u64>().unwrap() - 1;

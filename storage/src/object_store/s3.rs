@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as AwsBody;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -57,7 +59,10 @@ impl S3Store {
                 ))
             }
         }
-        Ok(Self { client: Client::from_conf(b.build()), max_bytes })
+        Ok(Self {
+            client: Client::from_conf(b.build()),
+            max_bytes,
+        })
     }
 
     async fn multipart(
@@ -90,7 +95,9 @@ impl S3Store {
                             let chunk = chunk?;
                             size += chunk.len() as u64;
                             if size > self.max_bytes {
-                                return Err(ObjectError::TooLarge { limit: self.max_bytes });
+                                return Err(ObjectError::TooLarge {
+                                    limit: self.max_bytes,
+                                });
                             }
                             buf.extend_from_slice(&chunk);
                         }
@@ -116,7 +123,12 @@ impl S3Store {
                     .send()
                     .await
                     .map_err(backend_err)?;
-                parts.push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag).build());
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag)
+                        .build(),
+                );
                 if done && !buf.is_empty() {
                     done = false;
                 }
@@ -134,7 +146,14 @@ impl S3Store {
         }
         .await;
         if result.is_err() {
-            let _ = self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
         }
         result
     }
@@ -159,7 +178,9 @@ impl ObjectStore for S3Store {
                     let chunk = chunk?;
                     size += chunk.len() as u64;
                     if size > self.max_bytes {
-                        return Err(ObjectError::TooLarge { limit: self.max_bytes });
+                        return Err(ObjectError::TooLarge {
+                            limit: self.max_bytes,
+                        });
                     }
                     buf.extend_from_slice(&chunk);
                 }
@@ -177,60 +198,104 @@ impl ObjectStore for S3Store {
                 }
             }
         }
-        self.multipart(bucket, key, buf.freeze(), body, content_type).await?;
+        self.multipart(bucket, key, buf.freeze(), body, content_type)
+            .await?;
         self.head(bucket, key).await
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, ByteStream), ObjectError> {
         validate_bucket(bucket)?;
         validate_key(key)?;
-        let out = self.client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                ObjectError::NotFound { bucket: bucket.to_owned(), key: key.to_owned() }
-            } else {
-                backend_err(e)
-            }
-        })?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    ObjectError::NotFound {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    }
+                } else {
+                    backend_err(e)
+                }
+            })?;
         let meta = ObjectMeta {
             key: key.to_owned(),
-            size: out.content_length.and_then(|l| u64::try_from(l).ok()).unwrap_or_default(),
+            size: out
+                .content_length
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or_default(),
             content_type: out.content_type.clone(),
-            last_modified: out.last_modified.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
+            last_modified: out
+                .last_modified
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
         };
         let stream = out.body.into_async_read();
-        let stream = tokio_util::io::ReaderStream::with_capacity(stream, 64 * 1024).map_err(std::io::Error::other);
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(stream, 64 * 1024).map_err(std::io::Error::other);
         Ok((meta, Box::pin(stream)))
     }
 
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, ObjectError> {
         validate_bucket(bucket)?;
         validate_key(key)?;
-        let out = self.client.head_object().bucket(bucket).key(key).send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_not_found()) {
-                ObjectError::NotFound { bucket: bucket.to_owned(), key: key.to_owned() }
-            } else {
-                backend_err(e)
-            }
-        })?;
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_not_found()) {
+                    ObjectError::NotFound {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    }
+                } else {
+                    backend_err(e)
+                }
+            })?;
         Ok(ObjectMeta {
             key: key.to_owned(),
-            size: out.content_length.and_then(|l| u64::try_from(l).ok()).unwrap_or_default(),
+            size: out
+                .content_length
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or_default(),
             content_type: out.content_type,
-            last_modified: out.last_modified.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
+            last_modified: out
+                .last_modified
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
         })
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
         validate_bucket(bucket)?;
         validate_key(key)?;
-        self.client.delete_object().bucket(bucket).key(key).send().await.map_err(backend_err)?;
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(backend_err)?;
         Ok(())
     }
 
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>, ObjectError> {
         validate_bucket(bucket)?;
         let mut out = Vec::new();
-        let mut pages = self.client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(backend_err)?;
             for o in page.contents() {
@@ -238,7 +303,9 @@ impl ObjectStore for S3Store {
                     key: o.key().unwrap_or_default().to_owned(),
                     size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or_default(),
                     content_type: None,
-                    last_modified: o.last_modified().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
+                    last_modified: o
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0)),
                 });
             }
         }
@@ -249,7 +316,14 @@ impl ObjectStore for S3Store {
         validate_bucket(bucket)?;
         validate_key(key)?;
         let cfg = PresigningConfig::expires_in(ttl).map_err(backend_err)?;
-        let req = self.client.get_object().bucket(bucket).key(key).presigned(cfg).await.map_err(backend_err)?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(cfg)
+            .await
+            .map_err(backend_err)?;
         Ok(req.uri().to_owned())
     }
 

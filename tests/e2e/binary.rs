@@ -1,0 +1,88 @@
+//! The binary as a newcomer runs it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_products-manager");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_run_command_serves_health_on_embedded_defaults_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("pm-bin-{}", uuid::Uuid::new_v4().simple()));
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PM__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("PM__STORAGE__DATA_DIR", &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut healthy = false;
+    while Instant::now() < until && !healthy {
+        healthy = client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if !healthy {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(healthy, "no /health within 30s");
+    assert!(dir.join("catalog.db").exists());
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_check_masks_secrets_and_warns_about_unknown_variables() {
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .env("PM__DATABASE__URL", "postgres://pm:hunter2@db:5432")
+        .env("PM__OBJECT_STORE__LINK_SECRET", "s3cr3t")
+        .env("PM__DATABSE__URL", "typo")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stdout.contains("postgres://pm:********@db:5432"), "{stdout}");
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("s3cr3t"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("catalog = 20"), "{stdout}");
+    assert!(stderr.contains("PM__DATABSE__URL"), "{stderr}");
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_with_a_message() {
+    let out = Command::new(BIN)
+        .env("PM__SERVER__BIND", "not an address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("bind"), "{stderr}");
+}

@@ -1,0 +1,96 @@
+//! Health endpoints and metrics.
+
+use crate::helpers::{backends, spawn_app, spawn_app_with, Backend};
+
+#[tokio::test]
+async fn health_reports_every_database_and_the_actors() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (st, h) = app.get("/health").await;
+        assert_eq!((st, h["status"].as_str()), (200, Some("ok")));
+        let (st, db) = app.get("/health/db").await;
+        assert_eq!(st, 200, "{db}");
+        for name in [
+            "core",
+            "catalog",
+            "imports",
+            "exports",
+            "media",
+            "code2asin",
+            "analytics",
+        ] {
+            assert_eq!(db["databases"][name]["status"], "ok", "{backend:?} {name}");
+            assert!(db["databases"][name]["latency_ms"].as_f64().unwrap() >= 0.0);
+        }
+        let (st, a) = app.get("/health/actors").await;
+        assert_eq!(st, 200);
+        assert_eq!(a["actors"], 7);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn redis_health_is_ok_failing_or_not_configured() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (st, r) = app.get("/health/redis").await;
+    assert_eq!((st, r["status"].as_str()), (200, Some("not_configured")));
+    app.stop().await;
+
+    // Nothing listens on port 1: the app still starts, and health says redis fails.
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.cache.redis_url = Some(pm_config::Secret::new("redis://127.0.0.1:1"));
+    })
+    .await;
+    let (st, r) = app.get("/health/redis").await;
+    assert_eq!((st, r["status"].as_str()), (503, Some("error")), "{r}");
+    app.stop().await;
+
+    match std::env::var("PM_TEST_REDIS_URL") {
+        Ok(url) => {
+            let app = spawn_app_with(Backend::Sqlite, |s| {
+                s.cache.redis_url = Some(pm_config::Secret::new(url))
+            })
+            .await;
+            let (st, r) = app.get("/health/redis").await;
+            assert_eq!((st, r["status"].as_str()), (200, Some("ok")), "{r}");
+            app.stop().await;
+        }
+        Err(_) => eprintln!("PM_TEST_REDIS_URL unset: live redis health skipped"),
+    }
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_actors_and_pools() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, p) = app
+        .post("/api/v1/products", serde_json::json!({"title": "m"}))
+        .await;
+    let id = p["id"].as_str().unwrap();
+    let (st, _) = app.get(&format!("/api/v1/products/{id}")).await;
+    assert_eq!(st, 200);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/products/{id}\",status=\"200\"",
+        "pm_actor_mailbox_depth{actor=\"store.catalog\",kind=\"store\"} 0",
+        "pm_actor_mailbox_capacity{actor=\"store.catalog\",kind=\"store\"} 1024",
+        "pm_actor_processed_total{actor=\"store.catalog\",kind=\"store\"} 2",
+        "pm_actor_failed_total{actor=\"store.catalog\",kind=\"store\"} 0",
+        "pm_actor_panics_total{actor=\"store.core\",kind=\"store\"} 0",
+        "pm_actor_restarts_total{actor=\"store.media\",kind=\"store\"} 0",
+        "pm_actor_handling_seconds_count{actor=\"store.catalog\",kind=\"store\"} 2",
+        "pm_db_pool_size{database=\"catalog\"}",
+        "pm_db_pool_idle{database=\"analytics\"}",
+        "pm_db_pool_waiting{database=\"core\"} 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,173 @@
+//! `spawn_app`: one application per test, with its own databases.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pm_config::{Database, Secret, Settings};
+use products_manager::Outcome;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; PostgreSQL when `PM_TEST_DATABASE_URL` is set.
+pub fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    if std::env::var("PM_TEST_DATABASE_URL").is_ok() {
+        out.push(Backend::Postgres);
+    } else {
+        eprintln!("PM_TEST_DATABASE_URL unset: postgres end-to-end runs skipped");
+    }
+    out
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<Outcome>>>,
+    pg_prefix: Option<String>,
+}
+
+/// Test defaults: small pools, a private data directory, quiet logs.
+pub fn test_settings(backend: Backend) -> (Settings, Option<String>) {
+    let mut s = pm_config::load_from(None, Vec::new()).unwrap().settings;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    s.storage.data_dir = std::env::temp_dir().join(format!("pm-e2e-{id}"));
+    for db in Database::ALL {
+        *s.database.pools.get_mut(db) = 2;
+    }
+    s.database.max_overflow = 1;
+    s.server.shutdown_grace_secs = 5;
+    s.object_store.link_secret = Some(Secret::new("test-link-secret"));
+    let mut prefix = None;
+    if backend == Backend::Postgres {
+        let p = format!("pme_{}_", &id[..12]);
+        s.database.url = Some(Secret::new(std::env::var("PM_TEST_DATABASE_URL").unwrap()));
+        s.database.name_prefix = p.clone();
+        prefix = Some(p);
+    }
+    (s, prefix)
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the application on its own thread (its own actix system and runtime, as in `main`)
+/// and waits until it serves.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let (mut settings, pg_prefix) = test_settings(backend);
+    tweak(&mut settings);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let run_settings = settings.clone();
+    let thread = std::thread::spawn(move || {
+        products_manager::block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            ready_tx.send(listener.local_addr()?)?;
+            products_manager::run(run_settings, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    });
+    let addr = ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the app binds");
+    let app = TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        settings,
+        stop: Some(stop),
+        thread: Some(thread),
+        pg_prefix,
+    };
+    let ready = app.wait_for("/health", |s, _| s == 200).await;
+    assert!(ready, "the app did not become healthy");
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.client.post(self.url(path)).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .patch(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn actor(&self, name: &str) -> Value {
+        self.get(&format!("/admin/actors/{name}")).await.1
+    }
+
+    /// Polls `path` until `cond(status, body)` holds; false after a 20 s deadline or if the app
+    /// stops answering.
+    pub async fn wait_for(&self, path: &str, mut cond: impl FnMut(u16, &Value) -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if let Ok(r) = self.client.get(self.url(path)).send().await {
+                let status = r.status().as_u16();
+                let body = r.json().await.unwrap_or(Value::Null);
+                if cond(status, &body) {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Asks the app to stop, waits for it, drops its databases; returns how it ended.
+    pub async fn stop(mut self) -> Outcome {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let thread = self.thread.take().unwrap();
+        let outcome = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .unwrap()
+            .expect("the app thread does not panic")
+            .expect("the app runs");
+        self.cleanup().await;
+        outcome
+    }
+
+    async fn cleanup(&self) {
+        if let Some(prefix) = &self.pg_prefix {
+            use sqlx::Connection;
+            let url = std::env::var("PM_TEST_DATABASE_URL").unwrap();
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                for db in Database::ALL {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{prefix}{db}\" WITH (FORCE)");
+                    let _ = sqlx::query(&sql).execute(&mut conn).await;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.settings.storage.data_dir);
+    }
+}

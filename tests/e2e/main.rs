@@ -1,0 +1,10 @@
+//! End-to-end tests: the real application on `127.0.0.1:0`, over HTTP, on SQLite and (when
+//! `PM_TEST_DATABASE_URL` is set) PostgreSQL, with Redis and S3 when their URLs are set.
+
+mod helpers;
+
+mod admin;
+mod binary;
+mod health;
+mod objects;
+mod products;
