@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Message};
 use criterion::{criterion_group, criterion_main, Criterion};
-use pm_supervisors::{Behaviour, ChildSpec, Handles, Intensity, Mailbox, Registry, Reply, Strategy, Supervisor};
+use pm_supervisors::{
+    Behaviour, ChildSpec, Handles, Intensity, Mailbox, Registry, Reply, Strategy, Supervisor,
+};
 
 struct Echo;
 impl Behaviour for Echo {}
@@ -54,9 +56,14 @@ fn start_actors() -> (Mailbox<Echo>, actix::Addr<Raw>) {
     std::thread::spawn(move || {
         products_manager::block_on(async move {
             let registry = Registry::new();
-            let intensity = Intensity { max_restarts: 5, within: Duration::from_secs(10) };
+            let intensity = Intensity {
+                max_restarts: 5,
+                within: Duration::from_secs(10),
+            };
             let sup = Supervisor::root("root", Strategy::OneForOne, intensity, registry, |_| {});
-            let mb = sup.start(ChildSpec::new("echo", "bench", || Echo).concurrency(4)).unwrap();
+            let mb = sup
+                .start(ChildSpec::new("echo", "bench", || Echo).concurrency(4))
+                .unwrap();
             let arbiter = actix::Arbiter::new();
             let raw = Raw::start_in_arbiter(&arbiter.handle(), |_| Raw);
             tx.send((mb, raw)).unwrap();
@@ -68,11 +75,23 @@ fn start_actors() -> (Mailbox<Echo>, actix::Addr<Raw>) {
 
 fn actors(c: &mut Criterion) {
     let (mb, raw) = start_actors();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut g = c.benchmark_group("actor_round_trip");
-    g.bench_function("mailbox/sync_handler", |b| b.to_async(&rt).iter(|| async { mb.send(Sync_(1)).await.unwrap() }));
-    g.bench_function("mailbox/async_handler", |b| b.to_async(&rt).iter(|| async { mb.send(Async_(1)).await.unwrap() }));
-    g.bench_function("actix/addr_send", |b| b.to_async(&rt).iter(|| async { raw.send(RawMsg(1)).await.unwrap() }));
+    g.bench_function("mailbox/sync_handler", |b| {
+        b.to_async(&rt)
+            .iter(|| async { mb.send(Sync_(1)).await.unwrap() })
+    });
+    g.bench_function("mailbox/async_handler", |b| {
+        b.to_async(&rt)
+            .iter(|| async { mb.send(Async_(1)).await.unwrap() })
+    });
+    g.bench_function("actix/addr_send", |b| {
+        b.to_async(&rt)
+            .iter(|| async { raw.send(RawMsg(1)).await.unwrap() })
+    });
     g.finish();
 }
 
@@ -86,11 +105,16 @@ fn edge(c: &mut Criterion) {
         products_manager::block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            products_manager::run(settings, listener, std::future::pending()).await.unwrap();
+            products_manager::run(settings, listener, std::future::pending())
+                .await
+                .unwrap();
         })
     });
     let addr = rx.recv().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let client = reqwest::Client::new();
     let id = rt.block_on(async {
         let base = format!("http://{addr}");
@@ -115,10 +139,12 @@ fn edge(c: &mut Criterion) {
     let health = format!("http://{addr}/health");
     let mut g = c.benchmark_group("edge");
     g.bench_function("get_product_by_id", |b| {
-        b.to_async(&rt).iter(|| async { client.get(&product).send().await.unwrap().bytes().await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { client.get(&product).send().await.unwrap().bytes().await.unwrap() })
     });
     g.bench_function("health", |b| {
-        b.to_async(&rt).iter(|| async { client.get(&health).send().await.unwrap().bytes().await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { client.get(&health).send().await.unwrap().bytes().await.unwrap() })
     });
     g.finish();
     let _ = std::fs::remove_dir_all(dir);
