@@ -86,3 +86,28 @@ fn a_bad_setting_stops_the_start_with_a_message() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("bind"), "{stderr}");
 }
+
+#[test]
+fn migrate_creates_and_migrates_every_database_then_exits() {
+    let dir = std::env::temp_dir().join(format!("pm-migrate-{}", uuid::Uuid::new_v4().simple()));
+    for _ in 0..2 {
+        let out = Command::new(BIN)
+            .arg("migrate")
+            .env("PM__STORAGE__DATA_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for db in [
+        "core",
+        "catalog",
+        "imports",
+        "exports",
+        "media",
+        "code2asin",
+        "analytics",
+    ] {
+        assert!(dir.join(format!("{db}.db")).exists(), "{db}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
