@@ -1,3 +1,5 @@
+//! Products: create, read, partial update, delete, keyset-paginated lists.
+
 //! Queries of the catalog database.
 
 use chrono::{DateTime, Utc};
@@ -6,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::{with_conn, Db, StoreError};
+use super::{Catalog, Page};
+use crate::{with_conn, StoreError};
 
 /// A product as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,14 +48,6 @@ pub struct ProductPatch {
     pub description: Option<Option<String>>,
     pub brand: Option<Option<String>>,
     pub status: Option<ProductStatus>,
-}
-
-/// One page of a keyset-paginated list.
-#[derive(Debug, Clone, Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Filters of the product list.
@@ -117,21 +112,7 @@ fn not_found(id: Uuid) -> StoreError {
     }
 }
 
-/// Product queries on the catalog database.
-#[derive(Debug, Clone)]
-pub struct Catalog {
-    db: Db,
-}
-
 impl Catalog {
-    pub fn new(db: Db) -> Self {
-        Self { db }
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
     pub async fn create_product(&self, p: NewProduct) -> Result<Product, StoreError> {
         // UUIDv7: time-ordered, so the primary key is also the creation order that keyset
         // pagination walks.
