@@ -4,13 +4,16 @@
 //! that receives a [`Gtin`] never checks a check digit again.
 //!
 //! - [`gtin`]: GTIN-8/12/13/14 (EAN, UPC) with check digit and one canonical stored form.
+//! - [`access`]: permissions and the built-in roles.
 //! - [`asin`]: Amazon's 10-character product identifier.
 //! - [`product`]: product lifecycle status.
 
+pub mod access;
 pub mod asin;
 pub mod gtin;
 pub mod product;
 
+pub use access::{Permission, UnknownPermission, BUILTIN_ROLES};
 pub use asin::{Asin, AsinError};
 pub use gtin::{Gtin, GtinError};
 pub use product::{ProductStatus, UnknownStatus};

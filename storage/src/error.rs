@@ -26,6 +26,10 @@ pub enum StoreError {
     },
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// Input the database layer refuses (an unknown role, a cycle in a tree, ...): the edge
+    /// answers 422 naming the field.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
 }
 
 impl StoreError {

@@ -2,13 +2,17 @@
 //!
 //! - [`db`]: one pool per logical database on SQLite (default) or PostgreSQL; creation,
 //!   migrations (`migrations/{postgres,sqlite}/<database>/`), health pings and pool stats.
+//! - [`core`]: users, roles, tokens, API keys, settings, notifications.
+//! - [`analytics`]: the activity log.
 //! - [`catalog`]: queries of the catalog database (products).
 //! - [`object_store`]: one [`ObjectStore`] interface over the local filesystem and any S3 API.
 //! - [`redis`]: the optional Redis connection.
 //!
 //! Nothing here is called from HTTP handlers: the store actors own the pools and call these.
 
+pub mod analytics;
 pub mod catalog;
+pub mod core;
 pub mod db;
 pub mod error;
 pub mod object_store;

@@ -1,0 +1,90 @@
+//! Queries of the analytics database. For now: the activity log of every write.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{with_conn, Db, StoreError};
+
+/// One write, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Activity {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub api_key_id: Option<Uuid>,
+    /// Username or API key name at the time.
+    pub actor_name: String,
+    /// e.g. `create`, `update`, `delete`.
+    pub action: String,
+    /// e.g. `product`, `user`.
+    pub entity: String,
+    pub entity_id: Option<String>,
+    pub request_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Analytics {
+    db: Db,
+}
+
+impl Analytics {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub async fn record_activity(&self, a: &Activity) -> Result<(), StoreError> {
+        with_conn!(self.db, |conn| {
+            sqlx::query(
+                "INSERT INTO user_activity (id, user_id, api_key_id, actor_name, action, entity, entity_id, request_id, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(a.id)
+            .bind(a.user_id)
+            .bind(a.api_key_id)
+            .bind(&a.actor_name)
+            .bind(&a.action)
+            .bind(&a.entity)
+            .bind(&a.entity_id)
+            .bind(&a.request_id)
+            .bind(a.at)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The most recent activity, newest first, optionally for one entity.
+    pub async fn recent_activity(&self, entity_id: Option<&str>, limit: u32) -> Result<Vec<Activity>, StoreError> {
+        with_conn!(self.db, |conn| {
+            let rows = sqlx::query(
+                "SELECT id, user_id, api_key_id, actor_name, action, entity, entity_id, request_id, at FROM user_activity \
+                 WHERE ($1 IS NULL OR entity_id = $1) ORDER BY id DESC LIMIT $2",
+            )
+            .bind(entity_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Activity {
+                        id: r.try_get("id")?,
+                        user_id: r.try_get("user_id")?,
+                        api_key_id: r.try_get("api_key_id")?,
+                        actor_name: r.try_get("actor_name")?,
+                        action: r.try_get("action")?,
+                        entity: r.try_get("entity")?,
+                        entity_id: r.try_get("entity_id")?,
+                        request_id: r.try_get("request_id")?,
+                        at: r.try_get("at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
