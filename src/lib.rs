@@ -60,6 +60,12 @@ pub async fn run(
         None => None,
     };
 
+    // The recorder first: the cache builds its counter handles against it.
+    let prometheus = pm_api::routes::metrics::recorder();
+    let cache = pm_storage::cache::Cache::start(&settings.cache, redis.clone())
+        .await
+        .context("starting the cache")?;
+
     let escalated = Arc::new(AtomicBool::new(false));
     let (escalation_tx, mut escalation_rx) = tokio::sync::watch::channel(None::<String>);
     let actors = {
@@ -70,14 +76,32 @@ pub async fn run(
         })?
     };
 
+    bootstrap_access(&settings, &actors).await?;
+    let a = &settings.auth;
+    let keys = pm_api::auth::Keys::new(
+        &jwt_secret(&settings)?,
+        &a.issuer,
+        Duration::from_secs(a.access_token_ttl_secs),
+        Duration::from_secs(a.refresh_token_ttl_secs),
+        Duration::from_secs(a.clock_leeway_secs),
+    );
+    let login_limits = Arc::new(pm_api::auth::limits::LoginLimits::new(
+        a.login_attempts_per_user_per_minute,
+        a.login_attempts_per_ip_per_minute,
+    ));
+
     let state = AppState {
         settings: settings.clone(),
         actors: actors.clone(),
         objects,
         redis,
-        prometheus: pm_api::routes::metrics::recorder(),
+        prometheus,
+        cache,
         started: Instant::now(),
         escalated,
+        keys,
+        login_limits,
+        metrics_token: a.metrics_token.clone(),
     };
     let app = pm_api::router(state);
     let addr = listener.local_addr()?;
@@ -87,11 +111,15 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_wait = stop_rx.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_wait.wait_for(|s| *s).await;
-            })
-            .await
+        // The peer address feeds the per-address login limit.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_wait.wait_for(|s| *s).await;
+        })
+        .await
     });
     tokio::pin!(shutdown);
     let outcome = tokio::select! {
@@ -126,6 +154,88 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(outcome)
+}
+
+/// Ensures the built-in roles, and creates the `admin` user when there is no user at all.
+async fn bootstrap_access(settings: &Settings, actors: &ActorSystem) -> anyhow::Result<()> {
+    use pm_actors::store::core::{CountUsers, CreateUser, EnsureBuiltinRoles};
+    let core = &actors.stores.core;
+    core.send(EnsureBuiltinRoles)
+        .await
+        .context("creating the built-in roles")?;
+    if core.send(CountUsers).await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &settings.auth.bootstrap_admin_password {
+        Some(p) => (p.expose().to_owned(), false),
+        None => (pm_api::auth::password::generate(), true),
+    };
+    let password_hash = pm_api::auth::password::hash(password.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user = pm_storage::core::users::NewUser {
+        username: "admin".into(),
+        display_name: Some("Administrator".into()),
+        password_hash,
+        roles: vec!["admin".into()],
+        ..Default::default()
+    };
+    match core.send(CreateUser { user }).await {
+        Ok(_) => {}
+        // Another instance starting at the same moment created it.
+        Err(pm_supervisors::CallError::Handler(pm_storage::StoreError::Conflict { .. })) => return Ok(()),
+        Err(e) => return Err(anyhow::anyhow!("creating the admin user: {e}")),
+    }
+    if generated {
+        let path = settings.storage.data_dir.join("initial-admin-password");
+        write_private(&path, &password)?;
+        tracing::warn!(
+            path = %path.display(),
+            password = %password,
+            "created user admin with a generated password; change it after the first login"
+        );
+    } else {
+        tracing::info!("created user admin with the configured bootstrap password");
+    }
+    Ok(())
+}
+
+/// The access-token signing key: configured, or made once and kept in the data directory.
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &settings.auth.jwt_secret {
+        return Ok(s.expose().as_bytes().to_vec());
+    }
+    let path = settings.storage.data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().as_bytes().to_vec()),
+        _ => {
+            let secret = format!(
+                "{}{}",
+                pm_api::auth::password::generate(),
+                pm_api::auth::password::generate()
+            );
+            write_private(&path, &secret)?;
+            tracing::info!(path = %path.display(), "generated the access token signing key");
+            Ok(secret.into_bytes())
+        }
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(content.as_bytes())?;
+    Ok(())
 }
 
 /// Runs `fut` the way the application needs: inside an actix `System` on a tokio multi-thread

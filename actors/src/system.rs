@@ -13,25 +13,29 @@
 use std::time::Duration;
 
 use pm_config::{Database, PerDatabase, Settings};
+use pm_storage::analytics::Analytics;
 use pm_storage::catalog::Catalog;
+use pm_storage::core::Core;
 use pm_storage::{Databases, PoolStats};
 use pm_supervisors::registry::RegistryError;
 use pm_supervisors::{Behaviour, ChildSpec, Handles, Intensity, Mailbox, Registry, Strategy, Supervisor};
 
+use crate::store::analytics::AnalyticsStore;
 use crate::store::catalog::CatalogStore;
+use crate::store::core::CoreStore;
 use crate::store::db::DbStore;
 use crate::store::{Ping, StoreCallError};
 
 /// Mailboxes of the store actors.
 #[derive(Clone, Debug)]
 pub struct Stores {
-    pub core: Mailbox<DbStore>,
+    pub core: Mailbox<CoreStore>,
     pub catalog: Mailbox<CatalogStore>,
     pub imports: Mailbox<DbStore>,
     pub exports: Mailbox<DbStore>,
     pub media: Mailbox<DbStore>,
     pub code2asin: Mailbox<DbStore>,
-    pub analytics: Mailbox<DbStore>,
+    pub analytics: Mailbox<AnalyticsStore>,
 }
 
 impl Stores {
@@ -88,8 +92,18 @@ impl ActorSystem {
         };
         let catalog_db = databases.get(Database::Catalog).clone();
         let catalog = Catalog::new(catalog_db.clone());
+        let with = |db: Database| {
+            let d = databases.get(db).clone();
+            (d.max_connections() as usize, d)
+        };
+        let (core_conc, core_db) = with(Database::Core);
+        let core = Core::new(core_db);
+        let (analytics_conc, analytics_db) = with(Database::Analytics);
+        let analytics = Analytics::new(analytics_db);
         let stores = Stores {
-            core: start(Database::Core)?,
+            core: stores_sup.start(store_spec(settings, Database::Core, core_conc, move || {
+                CoreStore::new(core.clone())
+            }))?,
             catalog: stores_sup.start(store_spec(
                 settings,
                 Database::Catalog,
@@ -100,7 +114,12 @@ impl ActorSystem {
             exports: start(Database::Exports)?,
             media: start(Database::Media)?,
             code2asin: start(Database::Code2asin)?,
-            analytics: start(Database::Analytics)?,
+            analytics: stores_sup.start(store_spec(
+                settings,
+                Database::Analytics,
+                analytics_conc,
+                move || AnalyticsStore::new(analytics.clone()),
+            ))?,
         };
         Ok(Self {
             registry,

@@ -32,6 +32,12 @@ pub enum ApiError {
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many attempts; retry after {} s", .retry_after.as_secs().max(1))]
+    TooManyRequests { retry_after: Duration },
+    #[error("{0}")]
     NotFound(String),
     #[error("{}: {}", .0.field, .0.reason)]
     Conflict(FieldError),
@@ -60,6 +66,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -114,10 +123,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Self::Overloaded { retry_after, .. } = &self {
+        if let Self::Overloaded { retry_after, .. } | Self::TooManyRequests { retry_after } = &self {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Self::Unauthorized(_) = &self {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -129,6 +142,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => Self::NotFound(e.to_string()),
             StoreError::Conflict { field, .. } => Self::Conflict(FieldError::new(field, &e)),
             StoreError::BadCursor => Self::invalid("cursor", "not a cursor returned by this list"),
+            StoreError::Invalid { field, reason } => Self::invalid(field, reason),
             e if e.is_unavailable() => Self::Unavailable(e.to_string()),
             e => Self::Internal(e.to_string()),
         }

@@ -1,12 +1,14 @@
 //! The axum edge: REST, health, metrics and admin endpoints.
 //!
 //! - [`state`]: [`AppState`], what every handler can reach (actor mailboxes, never pools).
+//! - [`auth`]: who is calling (JWT or API key) and what they may do.
 //! - [`error`]: [`ApiError`] and the one mapping of errors to HTTP statuses (problem+json).
 //! - [`extract`]: a JSON body extractor whose errors name the failing field.
 //! - [`middleware`]: request ids, request metrics, timeouts.
 //! - [`routes`]: the handlers, one module per route group.
 //! - [`router`]: puts them together.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -28,12 +30,27 @@ pub fn router(state: AppState) -> Router {
     let s = &state.settings.server;
     let timeout = Duration::from_secs(s.request_timeout_secs);
     let body_limit = s.body_limit_bytes;
+    // Every /api/v1 route but login and refresh needs a principal; /admin/* and the access
+    // management routes need the admin permission. Route layers run outermost-last, so
+    // `authenticate` runs before `require_admin`.
+    let authenticated = axum::middleware::from_fn_with_state(state.clone(), auth::authenticate);
+    let admin_only = || axum::middleware::from_fn(auth::require_admin);
+    let api = Router::new()
+        .merge(routes::products::router())
+        .merge(routes::auth::private())
+        .merge(routes::notifications::router())
+        .merge(routes::access::router().route_layer(admin_only()))
+        .route_layer(authenticated.clone())
+        .merge(routes::auth::public());
+    let admin = routes::admin::router()
+        .route_layer(admin_only())
+        .route_layer(authenticated);
     Router::new()
         .merge(routes::health::router())
         .merge(routes::metrics::router())
-        .merge(routes::admin::router())
+        .merge(admin)
         .merge(routes::objects::router())
-        .nest("/api/v1", routes::products::router())
+        .nest("/api/v1", api)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use pm_actors::ActorSystem;
-use pm_config::Settings;
+use pm_config::{Secret, Settings};
 use pm_storage::redis::Redis;
 use pm_storage::ObjectStore;
 
@@ -17,14 +17,43 @@ pub struct AppState {
     pub actors: ActorSystem,
     pub objects: Arc<dyn ObjectStore>,
     pub redis: Option<Redis>,
+    /// L1 in-process + L2 Redis cache of serialized responses.
+    pub cache: pm_storage::cache::Cache,
     pub prometheus: PrometheusHandle,
     pub started: Instant,
     /// Set when the root supervisor gave up: liveness turns red.
     pub escalated: Arc<AtomicBool>,
+    pub keys: crate::auth::Keys,
+    pub login_limits: Arc<crate::auth::limits::LoginLimits>,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
 }
 
 impl AppState {
     pub fn is_escalated(&self) -> bool {
         self.escalated.load(Ordering::Acquire)
+    }
+
+    /// Records a write in the activity log without making the request wait for it. A failure
+    /// is logged; the write itself has happened.
+    pub fn audit(&self, who: &crate::auth::Principal, action: &str, entity: &str, entity_id: Option<String>) {
+        let activity = pm_storage::analytics::Activity {
+            id: uuid::Uuid::now_v7(),
+            user_id: who.user_id(),
+            api_key_id: who.api_key_id(),
+            actor_name: who.name.clone(),
+            action: action.to_owned(),
+            entity: entity.to_owned(),
+            entity_id,
+            request_id: who.request_id.clone(),
+            at: chrono::Utc::now(),
+        };
+        let store = self.actors.stores.analytics.clone();
+        tokio::spawn(async move {
+            let msg = pm_actors::store::analytics::RecordActivity(activity);
+            if let Err(e) = store.send(msg).await {
+                tracing::error!(error = %e, "activity not recorded");
+            }
+        });
     }
 }

@@ -18,6 +18,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub object_store: ObjectStoreSettings,
     pub actors: ActorSettings,
+    pub auth: AuthSettings,
     pub log: LogSettings,
 }
 
@@ -100,6 +101,45 @@ impl DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct CacheSettings {
     pub redis_url: Option<Secret>,
+    pub l1_ttl_secs: u64,
+    pub l1_max_bytes: u64,
+    pub redis_timeout_ms: u64,
+    pub invalidation_hold_ms: u64,
+    pub key_prefix: String,
+    pub invalidation_channel: String,
+    pub ttl: CacheTtlSettings,
+}
+
+impl CacheSettings {
+    pub fn l1_ttl(&self) -> Duration {
+        Duration::from_secs(self.l1_ttl_secs)
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn invalidation_hold(&self) -> Duration {
+        Duration::from_millis(self.invalidation_hold_ms)
+    }
+}
+
+/// L2 (Redis) lifetime per cached data type, in seconds (the seeds' `DEFAULT_TTLS`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheTtlSettings {
+    pub categories: u64,
+    pub taxonomies: u64,
+    pub brands: u64,
+    pub products: u64,
+    pub suppliers: u64,
+    pub enrichment_stats: u64,
+    pub import_jobs: u64,
+    pub export_jobs: u64,
+    pub code2asin_mappings: u64,
+    pub amazon_product_data: u64,
+    pub search_results: u64,
+    pub api_rate_limits: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,4 +222,18 @@ pub enum LogFormat {
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub jwt_secret: Option<Secret>,
+    pub issuer: String,
+    pub access_token_ttl_secs: u64,
+    pub clock_leeway_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub bootstrap_admin_password: Option<Secret>,
+    pub login_attempts_per_user_per_minute: u32,
+    pub login_attempts_per_ip_per_minute: u32,
+    pub metrics_token: Option<Secret>,
 }

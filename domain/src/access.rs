@@ -42,7 +42,10 @@ impl Permission {
     }
 
     pub fn parse(s: &str) -> Result<Self, UnknownPermission> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| UnknownPermission(s.to_owned()))
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownPermission(s.to_owned()))
     }
 }
 
@@ -78,7 +81,14 @@ pub const BUILTIN_ROLES: [(&str, &[Permission]); 4] = [
             Permission::JobsRun,
         ],
     ),
-    ("operator", &[Permission::CatalogRead, Permission::ImportsRead, Permission::JobsRun]),
+    (
+        "operator",
+        &[
+            Permission::CatalogRead,
+            Permission::ImportsRead,
+            Permission::JobsRun,
+        ],
+    ),
     ("viewer", &[Permission::CatalogRead, Permission::ImportsRead]),
 ];
 

@@ -7,13 +7,16 @@
 //! - [`access`]: permissions and the built-in roles.
 //! - [`asin`]: Amazon's 10-character product identifier.
 //! - [`product`]: product lifecycle status.
+//! - [`money`]: ISO 4217 currencies and exact decimal amounts.
 
 pub mod access;
 pub mod asin;
 pub mod gtin;
+pub mod money;
 pub mod product;
 
 pub use access::{Permission, UnknownPermission, BUILTIN_ROLES};
 pub use asin::{Asin, AsinError};
 pub use gtin::{Gtin, GtinError};
+pub use money::{Amount, Currency, Decimal, Money, MoneyError};
 pub use product::{ProductStatus, UnknownStatus};

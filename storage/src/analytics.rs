@@ -60,7 +60,11 @@ impl Analytics {
     }
 
     /// The most recent activity, newest first, optionally for one entity.
-    pub async fn recent_activity(&self, entity_id: Option<&str>, limit: u32) -> Result<Vec<Activity>, StoreError> {
+    pub async fn recent_activity(
+        &self,
+        entity_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Activity>, StoreError> {
         with_conn!(self.db, |conn| {
             let rows = sqlx::query(
                 "SELECT id, user_id, api_key_id, actor_name, action, entity, entity_id, request_id, at FROM user_activity \

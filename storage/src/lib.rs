@@ -11,6 +11,7 @@
 //! Nothing here is called from HTTP handlers: the store actors own the pools and call these.
 
 pub mod analytics;
+pub mod cache;
 pub mod catalog;
 pub mod core;
 pub mod db;

@@ -24,9 +24,15 @@ pub fn backends() -> Vec<Backend> {
     out
 }
 
+/// Password of the `admin` user every test app starts with.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Sends the admin's access token with every request.
     pub client: reqwest::Client,
+    /// Sends no credentials.
+    pub anon: reqwest::Client,
     pub settings: Settings,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<Outcome>>>,
@@ -44,6 +50,8 @@ pub fn test_settings(backend: Backend) -> (Settings, Option<String>) {
     s.database.max_overflow = 1;
     s.server.shutdown_grace_secs = 5;
     s.object_store.link_secret = Some(Secret::new("test-link-secret"));
+    s.auth.bootstrap_admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    s.auth.jwt_secret = Some(Secret::new(format!("jwt-{id}")));
     let mut prefix = None;
     if backend == Backend::Postgres {
         let p = format!("pme_{}_", &id[..12]);
@@ -79,9 +87,10 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     let addr = ready_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the app binds");
-    let app = TestApp {
+    let mut app = TestApp {
         addr,
         client: reqwest::Client::new(),
+        anon: reqwest::Client::new(),
         settings,
         stop: Some(stop),
         thread: Some(thread),
@@ -89,12 +98,51 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     };
     let ready = app.wait_for("/health", |s, _| s == 200).await;
     assert!(ready, "the app did not become healthy");
+    let password = match &app.settings.auth.bootstrap_admin_password {
+        Some(p) => p.expose().to_owned(),
+        None => {
+            std::fs::read_to_string(app.settings.storage.data_dir.join("initial-admin-password")).unwrap()
+        }
+    };
+    let token = app.login("admin", &password).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.client = app.client_with_token(&token);
     app
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Logs in; panics unless it succeeds. Returns the token pair.
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        let r = self
+            .anon
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login of {username}");
+        r.json().await.unwrap()
+    }
+
+    /// A client that sends `Authorization: Bearer <token>`.
+    pub fn client_with_token(&self, token: &str) -> reqwest::Client {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        reqwest::Client::builder().default_headers(h).build().unwrap()
+    }
+
+    /// A second pool on one of the app's databases, for checks and set-ups the API does not offer.
+    pub async fn db(&self, db: Database) -> pm_storage::Db {
+        pm_storage::Db::open(&self.settings, db).await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

@@ -4,7 +4,9 @@
 mod helpers;
 
 mod admin;
+mod auth;
 mod binary;
+mod cache;
 mod health;
 mod objects;
 mod products;

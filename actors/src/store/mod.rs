@@ -1,6 +1,8 @@
 //! Store actors: one per database, each owning that database's pool.
 
+pub mod analytics;
 pub mod catalog;
+pub mod core;
 pub mod db;
 
 use std::time::Duration;

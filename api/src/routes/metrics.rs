@@ -49,7 +49,22 @@ fn gauge(out: &mut String, name: &str, help: &str, kind: &str, rows: &[(String, 
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+async fn metrics(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, crate::ApiError> {
+    if let Some(token) = &s.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !crate::auth::tokens::constant_time_eq(given, token.expose()) {
+            return Err(crate::ApiError::Unauthorized(
+                "metrics need the metrics token".into(),
+            ));
+        }
+    }
     let mut out = s.prometheus.render();
     let actors = s.actors.registry.snapshots();
     let per = |f: &dyn Fn(&pm_supervisors::ActorSnapshot) -> f64| -> Vec<(String, f64)> {
@@ -184,5 +199,5 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "gauge",
         &pool(&|p| f64::from(p.configured)),
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -1,8 +1,11 @@
 //! Handlers, one module per route group.
 
+pub mod access;
 pub mod admin;
+pub mod auth;
 pub mod health;
 pub mod metrics;
+pub mod notifications;
 pub mod objects;
 pub mod products;
 

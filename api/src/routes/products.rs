@@ -1,7 +1,10 @@
 //! `/api/v1/products`: the first slice of the catalog, through the catalog store actor.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::header;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use pm_actors::store::catalog::{CreateProduct, DeleteProduct, GetProduct, ListProducts, UpdateProduct};
@@ -10,6 +13,10 @@ use pm_storage::catalog::{NewProduct, Page, Product, ProductFilter, ProductPatch
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
+use pm_domain::Permission;
+use pm_storage::cache::Kind;
+
+use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{Json as Body, Query};
 use crate::AppState;
@@ -90,21 +97,23 @@ fn trimmed(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "not a uuid"))
 }
 
 async fn create(
     State(s): State<AppState>,
+    who: Principal,
     Body(b): Body<CreateBody>,
 ) -> Result<(StatusCode, Json<Product>), ApiError> {
+    who.require(Permission::CatalogWrite)?;
     let mut c = Checks::default();
     c.text("title", Some(&b.title), MAX_TITLE, true);
     c.text("sku", b.sku.as_deref(), MAX_SHORT, false);
     c.text("brand", b.brand.as_deref(), MAX_SHORT, false);
     c.text("description", b.description.as_deref(), MAX_TEXT, false);
     c.done()?;
-    let p = NewProduct {
+    let new = NewProduct {
         ean: b.ean,
         sku: trimmed(b.sku),
         asin: b.asin,
@@ -112,21 +121,51 @@ async fn create(
         description: b.description,
         brand: trimmed(b.brand),
         status: b.status,
+        ..Default::default()
     };
-    let product = s.actors.stores.catalog.send(CreateProduct(p)).await?;
+    let product = s.actors.stores.catalog.send(CreateProduct(new)).await?;
+    invalidate(&s, None).await;
+    s.audit(&who, "create", "product", Some(product.id.to_string()));
     Ok((StatusCode::CREATED, Json(product)))
 }
 
-async fn read(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
+/// Served from the cache: the serialized product, so that a hit costs no query and no
+/// serialization.
+async fn read(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    who.require(Permission::CatalogRead)?;
     let id = parse_id(&id)?;
-    Ok(Json(s.actors.stores.catalog.send(GetProduct(id)).await?))
+    let key = id.to_string();
+    let bytes = s
+        .cache
+        .get_or_load(Kind::Products, &key, async {
+            let product = s.actors.stores.catalog.send(GetProduct(id)).await?;
+            serde_json::to_vec(&product)
+                .map(Bytes::from)
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+/// Drops what a write to product `id` made stale: the product itself and every search result.
+async fn invalidate(s: &AppState, id: Option<Uuid>) {
+    if let Some(id) = id {
+        s.cache.invalidate(Kind::Products, &id.to_string()).await;
+    }
+    s.cache.invalidate_kind(Kind::SearchResults).await;
 }
 
 async fn update(
     State(s): State<AppState>,
+    who: Principal,
     Path(id): Path<String>,
     Body(b): Body<PatchBody>,
 ) -> Result<Json<Product>, ApiError> {
+    who.require(Permission::CatalogWrite)?;
     let id = parse_id(&id)?;
     let mut c = Checks::default();
     c.text("title", b.title.as_deref(), MAX_TITLE, true);
@@ -152,15 +191,24 @@ async fn update(
         description: b.description,
         brand: b.brand.map(trimmed),
         status: b.status,
+        ..Default::default()
     };
-    Ok(Json(
-        s.actors.stores.catalog.send(UpdateProduct(id, patch)).await?,
-    ))
+    let product = s.actors.stores.catalog.send(UpdateProduct(id, patch)).await?;
+    invalidate(&s, Some(id)).await;
+    s.audit(&who, "update", "product", Some(id.to_string()));
+    Ok(Json(product))
 }
 
-async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    who.require(Permission::CatalogWrite)?;
     let id = parse_id(&id)?;
     s.actors.stores.catalog.send(DeleteProduct(id)).await?;
+    invalidate(&s, Some(id)).await;
+    s.audit(&who, "delete", "product", Some(id.to_string()));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,8 +224,10 @@ struct ListQuery {
 
 async fn list(
     State(s): State<AppState>,
+    who: Principal,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Product>>, ApiError> {
+    who.require(Permission::CatalogRead)?;
     let mut errors = Vec::new();
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -207,6 +257,7 @@ async fn list(
             status,
             ean,
             sku: q.sku,
+            ..Default::default()
         },
         limit,
         cursor: q.cursor,

@@ -1,9 +1,31 @@
 //! Queries of the catalog database, one module per entity. [`Catalog`] is the handle the
 //! catalog store actor owns; each module adds its methods to it.
 
+mod attributes;
+mod brands;
+mod bundles;
+mod categories;
+mod common;
+mod prices;
 mod products;
+mod seo;
+mod stocks;
+mod suppliers;
+mod variants;
 
+pub use attributes::{Attribute, AttributeValue};
+pub use brands::{Brand, BrandPatch, NewBrand};
+pub use bundles::{Bundle, BundleItem};
+pub use categories::{Category, CategoryPatch, NewCategory, ProductCategory};
+pub use common::{ChangeSource, Changed};
+pub use prices::{NewPrice, Price, PriceChange, PriceType};
 pub use products::{NewProduct, Product, ProductFilter, ProductPatch};
+pub use seo::{NewSeo, Seo};
+pub use stocks::{Stock, StockChange};
+pub use suppliers::{
+    NewSupplier, NewSupplierProduct, Supplier, SupplierPatch, SupplierProduct, SupplierProductPatch,
+};
+pub use variants::Variant;
 
 use serde::Serialize;
 

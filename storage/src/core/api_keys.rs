@@ -45,7 +45,8 @@ where
     for<'a> Option<DateTime<Utc>>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let scopes: String = r.try_get("scopes")?;
-    let scopes: Vec<String> = serde_json::from_str(&scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let scopes: Vec<String> =
+        serde_json::from_str(&scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(ApiKey {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -119,7 +120,10 @@ impl Core {
                 .rows_affected()
         });
         if done == 0 {
-            return Err(StoreError::NotFound { entity: "api key", id: id.to_string() });
+            return Err(StoreError::NotFound {
+                entity: "api key",
+                id: id.to_string(),
+            });
         }
         Ok(())
     }

@@ -40,7 +40,11 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Builds the next-page cursor of a list ordered by UUIDv7 id.
-pub(crate) fn next_cursor<T>(items: &mut Vec<T>, limit: u32, id: impl Fn(&T) -> uuid::Uuid) -> Option<String> {
+pub(crate) fn next_cursor<T>(
+    items: &mut Vec<T>,
+    limit: u32,
+    id: impl Fn(&T) -> uuid::Uuid,
+) -> Option<String> {
     if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|x| id(x).to_string())

@@ -20,7 +20,13 @@ pub struct Notification {
 }
 
 impl Core {
-    pub async fn notify(&self, user_id: Uuid, kind: &str, title: &str, body: Option<&str>) -> Result<Uuid, StoreError> {
+    pub async fn notify(
+        &self,
+        user_id: Uuid,
+        kind: &str,
+        title: &str,
+        body: Option<&str>,
+    ) -> Result<Uuid, StoreError> {
         let id = Uuid::now_v7();
         with_conn!(self.db, |conn| {
             sqlx::query(
@@ -81,16 +87,21 @@ impl Core {
     /// Marks one of the user's notifications read; another user's is "not found".
     pub async fn mark_notification_read(&self, user_id: Uuid, id: Uuid) -> Result<(), StoreError> {
         let done = with_conn!(self.db, |conn| {
-            sqlx::query("UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE id = $2 AND user_id = $3")
-                .bind(Utc::now())
-                .bind(id)
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE id = $2 AND user_id = $3",
+            )
+            .bind(Utc::now())
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
         });
         if done == 0 {
-            return Err(StoreError::NotFound { entity: "notification", id: id.to_string() });
+            return Err(StoreError::NotFound {
+                entity: "notification",
+                id: id.to_string(),
+            });
         }
         Ok(())
     }

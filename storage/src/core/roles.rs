@@ -19,7 +19,10 @@ pub struct Role {
 }
 
 fn perms(list: &str) -> Vec<Permission> {
-    let mut v: Vec<Permission> = list.split(',').filter_map(|p| Permission::parse(p).ok()).collect();
+    let mut v: Vec<Permission> = list
+        .split(',')
+        .filter_map(|p| Permission::parse(p).ok())
+        .collect();
     v.sort();
     v
 }
@@ -93,7 +96,10 @@ impl Core {
             .await?
             .into_iter()
             .find(|r| r.id == id)
-            .ok_or_else(|| StoreError::NotFound { entity: "role", id: id.to_string() })
+            .ok_or_else(|| StoreError::NotFound {
+                entity: "role",
+                id: id.to_string(),
+            })
     }
 
     /// Creates a custom role.
@@ -106,15 +112,17 @@ impl Core {
         let id = Uuid::now_v7();
         with_conn!(self.db, |conn| {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            sqlx::query("INSERT INTO roles (id, name, description, builtin, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(id)
-                .bind(name)
-                .bind(description)
-                .bind(false)
-                .bind(Utc::now())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique(e, "role", "name", name))?;
+            sqlx::query(
+                "INSERT INTO roles (id, name, description, builtin, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(name)
+            .bind(description)
+            .bind(false)
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique(e, "role", "name", name))?;
             for p in permissions {
                 sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(id)
@@ -136,7 +144,10 @@ impl Core {
     ) -> Result<Role, StoreError> {
         let role = self.get_role(id).await?;
         if role.builtin {
-            return Err(StoreError::Invalid { field: "role", reason: "built-in roles cannot be changed".into() });
+            return Err(StoreError::Invalid {
+                field: "role",
+                reason: "built-in roles cannot be changed".into(),
+            });
         }
         with_conn!(self.db, |conn| {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -148,7 +159,10 @@ impl Core {
                     .await?;
             }
             if let Some(ps) = permissions {
-                sqlx::query("DELETE FROM role_permissions WHERE role_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 for p in ps {
                     sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2)")
                         .bind(id)
@@ -165,10 +179,16 @@ impl Core {
     pub async fn delete_role(&self, id: Uuid) -> Result<(), StoreError> {
         let role = self.get_role(id).await?;
         if role.builtin {
-            return Err(StoreError::Invalid { field: "role", reason: "built-in roles cannot be deleted".into() });
+            return Err(StoreError::Invalid {
+                field: "role",
+                reason: "built-in roles cannot be deleted".into(),
+            });
         }
         with_conn!(self.db, |conn| {
-            sqlx::query("DELETE FROM roles WHERE id = $1").bind(id).execute(&mut *conn).await?;
+            sqlx::query("DELETE FROM roles WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         });
         Ok(())
     }
@@ -190,9 +210,11 @@ pub(crate) fn sql_for_backend(sql: &str, backend: crate::Backend) -> String {
 /// Maps a unique violation to a conflict on `field`.
 pub(crate) fn unique(e: sqlx::Error, entity: &'static str, field: &'static str, value: &str) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::Conflict { entity, field, value: value.to_owned() }
-        }
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict {
+            entity,
+            field,
+            value: value.to_owned(),
+        },
         _ => e.into(),
     }
 }

@@ -19,9 +19,10 @@ pub struct AppSetting {
 impl Core {
     pub async fn list_settings(&self) -> Result<Vec<AppSetting>, StoreError> {
         with_conn!(self.db, |conn| {
-            let rows = sqlx::query("SELECT key, value, updated_at, updated_by FROM app_settings ORDER BY key")
-                .fetch_all(&mut *conn)
-                .await?;
+            let rows =
+                sqlx::query("SELECT key, value, updated_at, updated_by FROM app_settings ORDER BY key")
+                    .fetch_all(&mut *conn)
+                    .await?;
             rows.iter()
                 .map(|r| {
                     Ok(AppSetting {
@@ -55,15 +56,27 @@ impl Core {
             .execute(&mut *conn)
             .await?;
         });
-        Ok(AppSetting { key: key.to_owned(), value: value.clone(), updated_at: now, updated_by: by })
+        Ok(AppSetting {
+            key: key.to_owned(),
+            value: value.clone(),
+            updated_at: now,
+            updated_by: by,
+        })
     }
 
     pub async fn delete_setting(&self, key: &str) -> Result<(), StoreError> {
         let done = with_conn!(self.db, |conn| {
-            sqlx::query("DELETE FROM app_settings WHERE key = $1").bind(key).execute(&mut *conn).await?.rows_affected()
+            sqlx::query("DELETE FROM app_settings WHERE key = $1")
+                .bind(key)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
         });
         if done == 0 {
-            return Err(StoreError::NotFound { entity: "setting", id: key.to_owned() });
+            return Err(StoreError::NotFound {
+                entity: "setting",
+                id: key.to_owned(),
+            });
         }
         Ok(())
     }

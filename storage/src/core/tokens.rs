@@ -75,12 +75,16 @@ impl Core {
                         .bind(old_hash)
                         .fetch_optional(&mut *tx)
                         .await?;
-                let Some(family) = family else { return Ok(Err(RefreshRejected::Unknown)) };
-                sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(family)
-                    .execute(&mut *tx)
-                    .await?;
+                let Some(family) = family else {
+                    return Ok(Err(RefreshRejected::Unknown));
+                };
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(family)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 return Ok(Err(RefreshRejected::Reused));
             };
@@ -111,16 +115,19 @@ impl Core {
     /// Revokes the family of the token (logout). Returns whether the token was known.
     pub async fn revoke_refresh_family(&self, token_hash: &str) -> Result<bool, StoreError> {
         with_conn!(self.db, |conn| {
-            let family: Option<Uuid> = sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&mut *conn)
-                .await?;
+            let family: Option<Uuid> =
+                sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&mut *conn)
+                    .await?;
             let Some(family) = family else { return Ok(false) };
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
-                .bind(Utc::now())
-                .bind(family)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(Utc::now())
+            .bind(family)
+            .execute(&mut *conn)
+            .await?;
             Ok(true)
         })
     }
@@ -128,11 +135,13 @@ impl Core {
     /// Revokes every refresh token of a user (password change, deactivation).
     pub async fn revoke_user_tokens(&self, user_id: Uuid) -> Result<(), StoreError> {
         with_conn!(self.db, |conn| {
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                .bind(Utc::now())
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(Utc::now())
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
         });
         Ok(())
     }

@@ -77,7 +77,11 @@ where
     for<'a> Option<DateTime<Utc>>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let names: String = r.try_get("role_names")?;
-    let mut roles: Vec<String> = names.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let mut roles: Vec<String> = names
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     roles.sort();
     Ok(User {
         id: r.try_get("id")?,
@@ -95,13 +99,19 @@ where
 /// Replaces a user's roles inside a transaction; unknown role names are refused.
 macro_rules! set_roles {
     ($tx:expr, $user:expr, $roles:expr) => {{
-        sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind($user).execute(&mut *$tx).await?;
+        sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+            .bind($user)
+            .execute(&mut *$tx)
+            .await?;
         for name in $roles {
             let role: Option<Uuid> = sqlx::query_scalar("SELECT id FROM roles WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&mut *$tx)
                 .await?;
-            let role = role.ok_or_else(|| StoreError::Invalid { field: "roles", reason: format!("unknown role {name:?}") })?;
+            let role = role.ok_or_else(|| StoreError::Invalid {
+                field: "roles",
+                reason: format!("unknown role {name:?}"),
+            })?;
             sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
                 .bind($user)
                 .bind(role)
@@ -112,13 +122,18 @@ macro_rules! set_roles {
 }
 
 fn not_found(id: Uuid) -> StoreError {
-    StoreError::NotFound { entity: "user", id: id.to_string() }
+    StoreError::NotFound {
+        entity: "user",
+        id: id.to_string(),
+    }
 }
 
 impl Core {
     pub async fn count_users(&self) -> Result<i64, StoreError> {
         Ok(with_conn!(self.db, |conn| {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(&mut *conn).await?
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+                .fetch_one(&mut *conn)
+                .await?
         }))
     }
 
@@ -166,9 +181,16 @@ impl Core {
 
     pub async fn list_users(&self, limit: u32, cursor: Option<&str>) -> Result<Page<User>, StoreError> {
         let after = parse_cursor(cursor)?;
-        let sql = sql_for_backend(&format!("{USER_SELECT} WHERE u.id > $1 ORDER BY u.id LIMIT $2"), self.db.backend());
+        let sql = sql_for_backend(
+            &format!("{USER_SELECT} WHERE u.id > $1 ORDER BY u.id LIMIT $2"),
+            self.db.backend(),
+        );
         let mut items = with_conn!(self.db, |conn| {
-            let rows = sqlx::query(&sql).bind(after).bind(i64::from(limit) + 1).fetch_all(&mut *conn).await?;
+            let rows = sqlx::query(&sql)
+                .bind(after)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&mut *conn)
+                .await?;
             rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?
         });
         let next_cursor = next_cursor(&mut items, limit, |u| u.id);
@@ -211,7 +233,11 @@ impl Core {
 
     pub async fn delete_user(&self, id: Uuid) -> Result<(), StoreError> {
         let done = with_conn!(self.db, |conn| {
-            sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *conn).await?.rows_affected()
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
         });
         if done == 0 {
             return Err(not_found(id));
@@ -248,9 +274,15 @@ impl Core {
             .fetch_all(&mut *conn)
             .await?
         });
-        let mut permissions: Vec<Permission> = perms.iter().filter_map(|p| Permission::parse(p).ok()).collect();
+        let mut permissions: Vec<Permission> =
+            perms.iter().filter_map(|p| Permission::parse(p).ok()).collect();
         permissions.sort();
-        Ok(Grants { username: user.username, is_active: user.is_active, roles: user.roles, permissions })
+        Ok(Grants {
+            username: user.username,
+            is_active: user.is_active,
+            roles: user.roles,
+            permissions,
+        })
     }
 
     pub async fn touch_login(&self, id: Uuid) -> Result<(), StoreError> {

@@ -1,0 +1,62 @@
+//! The analytics store actor: the activity log (and, later, metrics and reports).
+
+use std::time::Duration;
+
+use pm_storage::analytics::{Activity, Analytics};
+use pm_storage::StoreError;
+use pm_supervisors::{Behaviour, Handles, Reply};
+
+use super::Ping;
+
+pub struct AnalyticsStore {
+    analytics: Analytics,
+}
+
+impl AnalyticsStore {
+    pub fn new(analytics: Analytics) -> Self {
+        Self { analytics }
+    }
+}
+
+impl Behaviour for AnalyticsStore {
+    fn observe(&self) -> serde_json::Value {
+        super::observe(self.analytics.db())
+    }
+}
+
+impl Handles<Ping> for AnalyticsStore {
+    type Ok = Duration;
+    type Err = StoreError;
+    fn handle(&mut self, _: Ping) -> Reply<Result<Duration, StoreError>> {
+        super::ping(self.analytics.db())
+    }
+}
+
+/// Records one write.
+#[derive(Debug)]
+pub struct RecordActivity(pub Activity);
+
+impl Handles<RecordActivity> for AnalyticsStore {
+    type Ok = ();
+    type Err = StoreError;
+    fn handle(&mut self, m: RecordActivity) -> Reply<Result<(), StoreError>> {
+        let a = self.analytics.clone();
+        Reply::spawn(async move { a.record_activity(&m.0).await })
+    }
+}
+
+/// The most recent activity, optionally for one entity id.
+#[derive(Debug)]
+pub struct RecentActivity {
+    pub entity_id: Option<String>,
+    pub limit: u32,
+}
+
+impl Handles<RecentActivity> for AnalyticsStore {
+    type Ok = Vec<Activity>;
+    type Err = StoreError;
+    fn handle(&mut self, m: RecentActivity) -> Reply<Result<Vec<Activity>, StoreError>> {
+        let a = self.analytics.clone();
+        Reply::spawn(async move { a.recent_activity(m.entity_id.as_deref(), m.limit).await })
+    }
+}

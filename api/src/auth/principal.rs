@@ -1,0 +1,149 @@
+//! The caller of a request, resolved once by [`authenticate`].
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use pm_actors::store::core::{ApiKeyByPrefix, TouchApiKey};
+use pm_domain::Permission;
+use pm_storage::core::token_hash;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::tokens::{api_key_prefix, constant_time_eq};
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PrincipalKind {
+    User { id: Uuid },
+    ApiKey { id: Uuid },
+}
+
+/// Who is calling and what they may do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Principal {
+    #[serde(flatten)]
+    pub kind: PrincipalKind,
+    pub name: String,
+    pub permissions: Vec<Permission>,
+    #[serde(skip)]
+    pub request_id: Option<String>,
+}
+
+impl Principal {
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.kind {
+            PrincipalKind::User { id } => Some(id),
+            PrincipalKind::ApiKey { .. } => None,
+        }
+    }
+
+    pub fn api_key_id(&self) -> Option<Uuid> {
+        match self.kind {
+            PrincipalKind::ApiKey { id } => Some(id),
+            PrincipalKind::User { .. } => None,
+        }
+    }
+
+    pub fn can(&self, p: Permission) -> bool {
+        self.permissions.contains(&p)
+    }
+
+    /// 403 unless the principal holds `p`.
+    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if self.can(p) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("this needs the {p} permission")))
+        }
+    }
+
+    /// The user behind the request; API keys have none.
+    pub fn require_user(&self) -> Result<Uuid, ApiError> {
+        self.user_id()
+            .ok_or_else(|| ApiError::Forbidden("this is for users, not api keys".into()))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("authentication required".into()))
+    }
+}
+
+/// Resolves `Authorization: Bearer <jwt | api key>` into a [`Principal`], or answers 401.
+pub async fn authenticate(
+    State(s): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    let mut principal = match api_key_prefix(token) {
+        Some(prefix) => {
+            let key = s
+                .actors
+                .stores
+                .core
+                .send(ApiKeyByPrefix {
+                    prefix: prefix.to_owned(),
+                })
+                .await?
+                .filter(|k| constant_time_eq(&k.key_hash, &token_hash(token)))
+                .ok_or_else(|| ApiError::Unauthorized("invalid api key".into()))?;
+            if !key.is_live(chrono::Utc::now()) {
+                return Err(ApiError::Unauthorized("api key revoked or expired".into()));
+            }
+            let core = s.actors.stores.core.clone();
+            // Best effort and throttled in the query; a request never waits for it.
+            tokio::spawn(async move {
+                let _ = core.try_send(TouchApiKey { id: key.id }).await;
+            });
+            Principal {
+                kind: PrincipalKind::ApiKey { id: key.id },
+                name: key.name,
+                permissions: key.scopes,
+                request_id: None,
+            }
+        }
+        None => {
+            let claims = s
+                .keys
+                .verify(token)
+                .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+            Principal {
+                kind: PrincipalKind::User { id: claims.sub },
+                name: claims.name,
+                permissions: claims.perms,
+                request_id: None,
+            }
+        }
+    };
+    principal.request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+/// 403 unless the caller is an admin. Runs after [`authenticate`].
+pub async fn require_admin(principal: Principal, req: Request, next: Next) -> Result<Response, ApiError> {
+    principal.require(Permission::Admin)?;
+    Ok(next.run(req).await)
+}

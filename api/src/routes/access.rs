@@ -1,0 +1,375 @@
+//! Admin management of users, roles, permissions, API keys and application settings.
+//! Every route here sits behind `require_admin`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, put};
+use axum::{Json, Router};
+use chrono::{Duration, Utc};
+use pm_actors::store::core::*;
+use pm_domain::Permission;
+use pm_storage::catalog::Page;
+use pm_storage::core::api_keys::ApiKey;
+use pm_storage::core::roles::Role;
+use pm_storage::core::settings::AppSetting;
+use pm_storage::core::token_hash;
+use pm_storage::core::users::{NewUser, User, UserPatch};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+use super::products::parse_id;
+use crate::auth::{password, tokens, Principal};
+use crate::error::ApiError;
+use crate::extract::{Json as Body, Query};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route("/roles", get(list_roles).post(create_role))
+        .route(
+            "/roles/{id}",
+            axum::routing::patch(update_role).delete(delete_role),
+        )
+        .route("/permissions", get(list_permissions))
+        .route("/api-keys", get(list_keys).post(create_key))
+        .route("/api-keys/{id}", delete(revoke_key))
+        .route("/settings", get(list_settings))
+        .route("/settings/{key}", put(put_setting).delete(delete_setting))
+}
+
+fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check_username(u: &str) -> Result<(), ApiError> {
+    let ok =
+        (3..=64).contains(&u.len()) && u.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "username",
+            "3 to 64 letters, digits or . _ - @",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUserBody {
+    username: String,
+    password: String,
+    email: Option<String>,
+    display_name: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn limit(l: Option<u32>) -> Result<u32, ApiError> {
+    let l = l.unwrap_or(50);
+    if (1..=500).contains(&l) {
+        Ok(l)
+    } else {
+        Err(ApiError::invalid("limit", "must be between 1 and 500"))
+    }
+}
+
+async fn list_users(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<User>>, ApiError> {
+    let msg = ListUsers {
+        limit: limit(q.limit)?,
+        cursor: q.cursor,
+    };
+    Ok(Json(s.actors.stores.core.send(msg).await?))
+}
+
+async fn create_user(
+    State(s): State<AppState>,
+    p: Principal,
+    Body(b): Body<CreateUserBody>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    check_username(&b.username)?;
+    password::check_strength(&b.password)?;
+    let password_hash = password::hash(b.password).await?;
+    let user = NewUser {
+        username: b.username,
+        email: b.email,
+        display_name: b.display_name,
+        password_hash,
+        roles: b.roles,
+    };
+    let user = s.actors.stores.core.send(CreateUser { user }).await?;
+    s.audit(&p, "create", "user", Some(user.id.to_string()));
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+async fn get_user(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<User>, ApiError> {
+    Ok(Json(
+        s.actors.stores.core.send(GetUser { id: parse_id(&id)? }).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchUser {
+    #[serde(default, deserialize_with = "nullable")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    display_name: Option<Option<String>>,
+    password: Option<String>,
+    is_active: Option<bool>,
+    roles: Option<Vec<String>>,
+}
+
+async fn update_user(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<PatchUser>,
+) -> Result<Json<User>, ApiError> {
+    let id = parse_id(&id)?;
+    let password_hash = match b.password {
+        Some(pw) => {
+            password::check_strength(&pw)?;
+            Some(password::hash(pw).await?)
+        }
+        None => None,
+    };
+    // A new password or a deactivation ends the user's sessions.
+    let end_sessions = password_hash.is_some() || b.is_active == Some(false);
+    let patch = UserPatch {
+        email: b.email,
+        display_name: b.display_name,
+        password_hash,
+        is_active: b.is_active,
+        roles: b.roles,
+    };
+    let user = s.actors.stores.core.send(UpdateUser { id, patch }).await?;
+    if end_sessions {
+        s.actors
+            .stores
+            .core
+            .send(RevokeUserTokens { user_id: id })
+            .await?;
+    }
+    s.audit(&p, "update", "user", Some(id.to_string()));
+    Ok(Json(user))
+}
+
+async fn delete_user(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    if p.user_id() == Some(id) {
+        return Err(ApiError::invalid("id", "you cannot delete yourself"));
+    }
+    s.actors.stores.core.send(DeleteUser { id }).await?;
+    s.audit(&p, "delete", "user", Some(id.to_string()));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_roles(State(s): State<AppState>) -> Result<Json<Vec<Role>>, ApiError> {
+    Ok(Json(s.actors.stores.core.send(ListRoles).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoleBody {
+    name: String,
+    description: Option<String>,
+    permissions: Vec<Permission>,
+}
+
+async fn create_role(
+    State(s): State<AppState>,
+    p: Principal,
+    Body(b): Body<CreateRoleBody>,
+) -> Result<(StatusCode, Json<Role>), ApiError> {
+    check_username(&b.name).map_err(|_| ApiError::invalid("name", "3 to 64 letters, digits or . _ - @"))?;
+    let msg = CreateRole {
+        name: b.name,
+        description: b.description,
+        permissions: b.permissions,
+    };
+    let role = s.actors.stores.core.send(msg).await?;
+    s.audit(&p, "create", "role", Some(role.id.to_string()));
+    Ok((StatusCode::CREATED, Json(role)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchRole {
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    permissions: Option<Vec<Permission>>,
+}
+
+async fn update_role(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Body(b): Body<PatchRole>,
+) -> Result<Json<Role>, ApiError> {
+    let id = parse_id(&id)?;
+    let role = s
+        .actors
+        .stores
+        .core
+        .send(UpdateRole {
+            id,
+            description: b.description,
+            permissions: b.permissions,
+        })
+        .await?;
+    s.audit(&p, "update", "role", Some(id.to_string()));
+    Ok(Json(role))
+}
+
+async fn delete_role(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    s.actors.stores.core.send(DeleteRole { id }).await?;
+    s.audit(&p, "delete", "role", Some(id.to_string()));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct PermissionInfo {
+    name: Permission,
+}
+
+async fn list_permissions() -> Json<Vec<PermissionInfo>> {
+    Json(
+        Permission::ALL
+            .into_iter()
+            .map(|name| PermissionInfo { name })
+            .collect(),
+    )
+}
+
+async fn list_keys(State(s): State<AppState>) -> Result<Json<Vec<ApiKey>>, ApiError> {
+    Ok(Json(s.actors.stores.core.send(ListApiKeys).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKeyBody {
+    name: String,
+    scopes: Vec<Permission>,
+    expires_in_days: Option<u32>,
+}
+
+/// The new key, shown this once.
+#[derive(Serialize)]
+struct CreatedKey {
+    #[serde(flatten)]
+    api_key: ApiKey,
+    key: String,
+}
+
+async fn create_key(
+    State(s): State<AppState>,
+    p: Principal,
+    Body(b): Body<CreateKeyBody>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    if b.name.trim().is_empty() || b.name.len() > 200 {
+        return Err(ApiError::invalid("name", "1 to 200 characters"));
+    }
+    if b.scopes.is_empty() {
+        return Err(ApiError::invalid("scopes", "at least one permission"));
+    }
+    let (prefix, key) = tokens::new_api_key();
+    let msg = CreateApiKey {
+        name: b.name.trim().to_owned(),
+        prefix,
+        key_hash: token_hash(&key),
+        scopes: b.scopes,
+        created_by: p.user_id(),
+        expires_at: b
+            .expires_in_days
+            .map(|d| Utc::now() + Duration::days(i64::from(d))),
+    };
+    let api_key = s.actors.stores.core.send(msg).await?;
+    s.audit(&p, "create", "api_key", Some(api_key.id.to_string()));
+    Ok((StatusCode::CREATED, Json(CreatedKey { api_key, key })))
+}
+
+async fn revoke_key(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: Uuid = parse_id(&id)?;
+    s.actors.stores.core.send(RevokeApiKey { id }).await?;
+    s.audit(&p, "revoke", "api_key", Some(id.to_string()));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_settings(State(s): State<AppState>) -> Result<Json<Vec<AppSetting>>, ApiError> {
+    Ok(Json(s.actors.stores.core.send(ListSettings).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingBody {
+    value: serde_json::Value,
+}
+
+async fn put_setting(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(key): Path<String>,
+    Body(b): Body<SettingBody>,
+) -> Result<Json<AppSetting>, ApiError> {
+    let ok = (1..=100).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !ok {
+        return Err(ApiError::invalid("key", "1 to 100 letters, digits or . _ -"));
+    }
+    let setting = s
+        .actors
+        .stores
+        .core
+        .send(PutSetting {
+            key: key.clone(),
+            value: b.value,
+            by: p.user_id(),
+        })
+        .await?;
+    s.audit(&p, "update", "setting", Some(key));
+    Ok(Json(setting))
+}
+
+async fn delete_setting(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.actors
+        .stores
+        .core
+        .send(DeleteSetting { key: key.clone() })
+        .await?;
+    s.audit(&p, "delete", "setting", Some(key));
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,182 @@
+//! Brands: the curated list that supplier spellings ("SAMSUNG", "Samsung Electronics") map to.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::common::{not_found, now, slug, text, Entity, RowExt};
+use super::{Catalog, Page};
+use crate::{with_conn, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Brand {
+    pub id: Uuid,
+    pub name: String,
+    /// URL name, unique.
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBrand {
+    pub name: String,
+    pub slug: String,
+}
+
+/// A partial update: `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct BrandPatch {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+}
+
+const COLUMNS: &str = "id, name, slug, created_at, updated_at";
+
+impl Entity for Brand {
+    const NAME: &'static str = "brand";
+    const TABLE: &'static str = "brands";
+    const COLUMNS: &'static str = COLUMNS;
+
+    fn from_row(r: &impl RowExt) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.col("id")?,
+            name: r.col("name")?,
+            slug: r.col("slug")?,
+            created_at: r.col("created_at")?,
+            updated_at: r.col("updated_at")?,
+        })
+    }
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+fn slug_taken(s: &str) -> impl FnOnce() -> StoreError + '_ {
+    move || StoreError::Conflict {
+        entity: "brand",
+        field: "slug",
+        value: s.to_owned(),
+    }
+}
+
+impl Catalog {
+    pub async fn create_brand(&self, b: NewBrand) -> Result<Brand, StoreError> {
+        let name = text("name", &b.name, 200)?;
+        let slug = slug("slug", &b.slug)?;
+        let sql = format!("INSERT INTO brands ({COLUMNS}) VALUES ($1, $2, $3, $4, $4) RETURNING {COLUMNS}");
+        let res = async {
+            with_conn!(self.db, |conn| {
+                let row = sqlx::query(&sql)
+                    .bind(Uuid::now_v7())
+                    .bind(&name)
+                    .bind(&slug)
+                    .bind(now())
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Brand::from_row(&row)
+            })
+        }
+        .await;
+        self.explain(res, slug_taken(&slug), &[]).await
+    }
+
+    pub async fn get_brand(&self, id: Uuid) -> Result<Brand, StoreError> {
+        self.get_entity(id).await
+    }
+
+    pub async fn update_brand(&self, id: Uuid, patch: BrandPatch) -> Result<Brand, StoreError> {
+        let name = patch.name.as_deref().map(|n| text("name", n, 200)).transpose()?;
+        let slug = patch.slug.as_deref().map(|s| slug("slug", s)).transpose()?;
+        let sql = format!(
+            "UPDATE brands SET name = COALESCE($2, name), slug = COALESCE($3, slug), updated_at = $4 \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let res = async {
+            with_conn!(self.db, |conn| {
+                let row = sqlx::query(&sql)
+                    .bind(id)
+                    .bind(name.as_deref())
+                    .bind(slug.as_deref())
+                    .bind(now())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                Brand::from_row(&row.ok_or_else(|| not_found("brand", id))?)
+            })
+        }
+        .await;
+        self.explain(res, slug_taken(slug.as_deref().unwrap_or_default()), &[])
+            .await
+    }
+
+    pub async fn delete_brand(&self, id: Uuid) -> Result<(), StoreError> {
+        self.delete_row("brands", "id", "brand", id).await
+    }
+
+    /// Brands in creation order.
+    pub async fn list_brands(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Brand>, StoreError> {
+        self.list_entities("TRUE", &[], limit, cursor).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::common::testing::{assert_conflict, assert_invalid, open};
+    use crate::testing::backends;
+
+    #[tokio::test]
+    async fn brand_crud_and_bad_input() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let l = env.label;
+            let new = |slug: &str| NewBrand {
+                name: "Samsung".into(),
+                slug: slug.into(),
+            };
+            let b = cat.create_brand(new("samsung")).await.unwrap();
+            assert_eq!(cat.get_brand(b.id).await.unwrap(), b, "{l}");
+            assert_conflict(cat.create_brand(new("samsung")).await, "slug", l);
+            assert_invalid(cat.create_brand(new("Sam sung")).await, "slug", l);
+            assert_invalid(
+                cat.create_brand(NewBrand {
+                    name: " ".into(),
+                    slug: "x".into(),
+                })
+                .await,
+                "name",
+                l,
+            );
+            let apple = cat.create_brand(new("apple")).await.unwrap();
+            let patch = BrandPatch {
+                name: Some("Samsung Electronics".into()),
+                ..Default::default()
+            };
+            let u = cat.update_brand(b.id, patch).await.unwrap();
+            assert_eq!(
+                (u.name.as_str(), u.slug.as_str()),
+                ("Samsung Electronics", "samsung"),
+                "{l}"
+            );
+            let clash = BrandPatch {
+                slug: Some("apple".into()),
+                ..Default::default()
+            };
+            assert_conflict(cat.update_brand(b.id, clash).await, "slug", l);
+            let all = cat.list_brands(10, None).await.unwrap();
+            assert_eq!(
+                all.items.iter().map(|b| b.id).collect::<Vec<_>>(),
+                [b.id, apple.id],
+                "{l}"
+            );
+            cat.delete_brand(b.id).await.unwrap();
+            assert!(
+                matches!(cat.get_brand(b.id).await, Err(StoreError::NotFound { .. })),
+                "{l}"
+            );
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+}

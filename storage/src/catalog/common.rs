@@ -1,0 +1,569 @@
+//! What the catalog modules share: typed column reads on either backend, amounts as bind
+//! values, keyset pages, input checks, error mapping, serialised writes, change sources.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use pm_domain::{Amount, Currency, Decimal, Money};
+use serde::{Deserialize, Serialize};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, Postgres, Row, Sqlite, ValueRef};
+use uuid::Uuid;
+
+use super::{Catalog, Page};
+use crate::{with_conn, StoreError};
+
+/// Now, to the microsecond: PostgreSQL keeps microseconds, so a value written and read back
+/// compares equal on both backends.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Who changed a price or a stock: the API, or an import job (its id in the imports database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ChangeSource {
+    Api,
+    Import { job_id: Uuid },
+}
+
+impl ChangeSource {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Import { .. } => "import",
+        }
+    }
+
+    pub(crate) fn job_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Api => None,
+            Self::Import { job_id } => Some(*job_id),
+        }
+    }
+
+    pub(crate) fn from_columns(kind: &str, job_id: Option<Uuid>) -> Result<Self, StoreError> {
+        match (kind, job_id) {
+            ("api", _) => Ok(Self::Api),
+            ("import", Some(job_id)) => Ok(Self::Import { job_id }),
+            _ => Err(StoreError::Corrupt(format!(
+                "change source {kind:?} without a job id"
+            ))),
+        }
+    }
+}
+
+/// The result of a write that may change nothing: `changed` is false when the stored value
+/// was already the one asked for (and no history row was written).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Changed<T> {
+    #[serde(flatten)]
+    pub value: T,
+    pub changed: bool,
+}
+
+// ---- reading columns -------------------------------------------------------------------
+
+/// A value read from a named column of a SQLite or PostgreSQL row. One trait bound
+/// ([`RowExt`]) instead of a `Decode + Type` bound per column type on every mapping function.
+pub(crate) trait Col: Sized {
+    fn sqlite(row: &SqliteRow, name: &str) -> Result<Self, StoreError>;
+    fn pg(row: &PgRow, name: &str) -> Result<Self, StoreError>;
+}
+
+macro_rules! plain_col {
+    ($($t:ty),*) => {$(
+        impl Col for $t {
+            fn sqlite(row: &SqliteRow, name: &str) -> Result<Self, StoreError> {
+                Ok(row.try_get(name)?)
+            }
+            fn pg(row: &PgRow, name: &str) -> Result<Self, StoreError> {
+                Ok(row.try_get(name)?)
+            }
+        }
+    )*};
+}
+
+plain_col!(Uuid, String, i64, i32, bool, DateTime<Utc>);
+
+/// NULL is `None`; anything else is read as `T`.
+impl<T: Col> Col for Option<T> {
+    fn sqlite(row: &SqliteRow, name: &str) -> Result<Self, StoreError> {
+        if row.try_get_raw(name)?.is_null() {
+            return Ok(None);
+        }
+        T::sqlite(row, name).map(Some)
+    }
+    fn pg(row: &PgRow, name: &str) -> Result<Self, StoreError> {
+        if row.try_get_raw(name)?.is_null() {
+            return Ok(None);
+        }
+        T::pg(row, name).map(Some)
+    }
+}
+
+impl Col for Currency {
+    fn sqlite(row: &SqliteRow, name: &str) -> Result<Self, StoreError> {
+        parse_currency(String::sqlite(row, name)?)
+    }
+    fn pg(row: &PgRow, name: &str) -> Result<Self, StoreError> {
+        parse_currency(String::pg(row, name)?)
+    }
+}
+
+fn parse_currency(s: String) -> Result<Currency, StoreError> {
+    Currency::parse(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// SQLite keeps amounts as decimal strings, PostgreSQL as `NUMERIC(19,4)`.
+impl Col for Amount {
+    fn sqlite(row: &SqliteRow, name: &str) -> Result<Self, StoreError> {
+        let s: String = row.try_get(name)?;
+        Amount::parse(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+    fn pg(row: &PgRow, name: &str) -> Result<Self, StoreError> {
+        let d: Decimal = row.try_get(name)?;
+        Amount::new(d).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// Rows of either backend.
+pub(crate) trait RowExt {
+    fn col<T: Col>(&self, name: &str) -> Result<T, StoreError>;
+
+    /// An amount column and a currency column as one [`Money`].
+    fn money(&self, amount: &str, currency: &str) -> Result<Option<Money>, StoreError> {
+        let amount: Option<Amount> = self.col(amount)?;
+        let currency: Option<Currency> = self.col(currency)?;
+        Ok(amount.zip(currency).map(|(a, c)| Money::new(a, c)))
+    }
+}
+
+impl RowExt for SqliteRow {
+    fn col<T: Col>(&self, name: &str) -> Result<T, StoreError> {
+        T::sqlite(self, name)
+    }
+}
+
+impl RowExt for PgRow {
+    fn col<T: Col>(&self, name: &str) -> Result<T, StoreError> {
+        T::pg(self, name)
+    }
+}
+
+// ---- binding amounts -------------------------------------------------------------------
+
+/// An amount as a bind value: a decimal string on SQLite, `NUMERIC` on PostgreSQL, so one
+/// query text serves both and no float is ever involved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DbAmount(pub Decimal);
+
+impl From<Amount> for DbAmount {
+    fn from(a: Amount) -> Self {
+        Self(a.decimal())
+    }
+}
+
+impl sqlx::Type<Sqlite> for DbAmount {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Sqlite> for DbAmount {
+    fn encode_by_ref(
+        &self,
+        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, Sqlite>>::encode(self.0.to_string(), buf)
+    }
+}
+
+impl sqlx::Type<Postgres> for DbAmount {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <Decimal as sqlx::Type<Postgres>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for DbAmount {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <Decimal as sqlx::Encode<'_, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+// ---- serialised writes -----------------------------------------------------------------
+
+/// A transaction that holds the write lock for `key` from its first statement, for
+/// read-check-write sequences (history on change, cycle checks, path rewrites) that must not
+/// interleave. SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front (a deferred
+/// transaction that reads and then writes fails with `SQLITE_BUSY` instead of waiting).
+/// PostgreSQL: a transaction-scoped advisory lock on a hash of `key`, so writers of other
+/// keys go on in parallel.
+pub(crate) trait BeginLocked {
+    type Db: sqlx::Database;
+    async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, Self::Db>, StoreError>;
+}
+
+impl BeginLocked for PoolConnection<Sqlite> {
+    type Db = Sqlite;
+    async fn begin_locked(&mut self, _key: &str) -> Result<sqlx::Transaction<'_, Sqlite>, StoreError> {
+        Ok((**self).begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+impl BeginLocked for PoolConnection<Postgres> {
+    type Db = Postgres;
+    async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, Postgres>, StoreError> {
+        let mut tx = (**self).begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+// ---- keyset pages ----------------------------------------------------------------------
+
+/// The id to list after: the cursor, or the nil UUID (smaller than every id) for the first
+/// page, so that every list query has the same `id > $1` shape and uses the primary key.
+pub(crate) fn after(cursor: Option<&str>) -> Result<Uuid, StoreError> {
+    cursor
+        .map(|c| Uuid::try_parse(c).map_err(|_| StoreError::BadCursor))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// Rows to fetch for a page of `limit`: one more, to know whether there is a next page.
+pub(crate) fn fetch_limit(limit: u32) -> i64 {
+    i64::from(limit) + 1
+}
+
+/// Cuts the extra row off and sets the cursor to the last id when there is more.
+pub(crate) fn page<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> Uuid) -> Page<T> {
+    let limit = limit as usize;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|t| id(t).to_string())
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+// ---- checking input --------------------------------------------------------------------
+
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A name-like text: trimmed, not empty, at most `max` characters, no control characters.
+/// Returns the trimmed text.
+pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<String, StoreError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if v.chars().count() > max {
+        return Err(invalid(field, format!("must be at most {max} characters")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+/// [`text`] for an optional value; empty counts as absent.
+pub(crate) fn opt_text(
+    field: &'static str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, StoreError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => text(field, v, max).map(Some),
+    }
+}
+
+/// A code or key: 1 to `max` ASCII letters, digits, `-`, `_` or `.` (no spaces, no `/`), as
+/// typed in import profiles and URLs.
+pub(crate) fn code(field: &'static str, value: &str, max: usize) -> Result<String, StoreError> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if value.is_empty() || value.len() > max || !value.bytes().all(ok) {
+        return Err(invalid(
+            field,
+            format!("must be 1 to {max} letters, digits, '-', '_' or '.', found {value:?}"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A URL slug: lower-case ASCII letters and digits in words joined by single hyphens.
+pub(crate) fn slug(field: &'static str, value: &str) -> Result<String, StoreError> {
+    let words_ok = value
+        .split('-')
+        .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    if value.is_empty() || value.len() > 120 || !words_ok {
+        return Err(invalid(
+            field,
+            format!("must be lower-case letters and digits joined by single hyphens (at most 120), found {value:?}"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A count that cannot be negative (stock, lead time).
+pub(crate) fn non_negative<T: PartialOrd + Default + std::fmt::Display>(
+    field: &'static str,
+    v: T,
+) -> Result<T, StoreError> {
+    if v < T::default() {
+        return Err(invalid(field, format!("must not be negative, found {v}")));
+    }
+    Ok(v)
+}
+
+/// An amount that cannot be negative (every price and cost).
+pub(crate) fn non_negative_money(field: &'static str, m: Money) -> Result<Money, StoreError> {
+    m.amount()
+        .non_negative()
+        .map_err(|e| invalid(field, e.to_string()))?;
+    Ok(m)
+}
+
+// ---- database errors -------------------------------------------------------------------
+
+pub(crate) fn is_unique(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+pub(crate) fn is_foreign_key(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+/// A row a write refers to: the input field, its table and the id given.
+pub(crate) type Ref = (&'static str, &'static str, Uuid);
+
+impl Catalog {
+    /// Turns a failed write into the error the caller can act on: a unique violation into
+    /// `conflict`, a foreign-key violation into [`StoreError::Invalid`] naming the first of
+    /// `refs` that does not exist. Neither SQLite nor PostgreSQL (portably) say which key
+    /// failed, so the references are looked up, only on this failure path.
+    pub(crate) async fn refused(
+        &self,
+        e: sqlx::Error,
+        conflict: impl FnOnce() -> StoreError,
+        refs: &[Ref],
+    ) -> StoreError {
+        if is_unique(&e) {
+            return conflict();
+        }
+        if !is_foreign_key(&e) {
+            return e.into();
+        }
+        for &(field, table, id) in refs {
+            match self.exists(table, id).await {
+                Ok(true) => {}
+                Ok(false) => return invalid(field, format!("no {} with id {id}", singular(table))),
+                Err(e) => return e,
+            }
+        }
+        e.into()
+    }
+
+    /// [`Catalog::refused`] for the database error of a result, if that is what it holds.
+    pub(crate) async fn explain<T>(
+        &self,
+        res: Result<T, StoreError>,
+        conflict: impl FnOnce() -> StoreError,
+        refs: &[Ref],
+    ) -> Result<T, StoreError> {
+        match res {
+            Err(StoreError::Database(e)) => Err(self.refused(e, conflict, refs).await),
+            other => other,
+        }
+    }
+
+    /// Whether `table` has a row with this id (`table` is one of ours, never input).
+    pub(crate) async fn exists(&self, table: &'static str, id: Uuid) -> Result<bool, StoreError> {
+        let key = if table == "bundles" { "product_id" } else { "id" };
+        let sql = format!("SELECT 1 FROM {table} WHERE {key} = $1");
+        Ok(with_conn!(self.db, |conn| {
+            sqlx::query(&sql)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some()
+        }))
+    }
+
+    /// Deletes the row `key = id` of `table`; `NotFound` when there was none.
+    pub(crate) async fn delete_row(
+        &self,
+        table: &'static str,
+        key: &'static str,
+        entity: &'static str,
+        id: Uuid,
+    ) -> Result<(), StoreError> {
+        let sql = format!("DELETE FROM {table} WHERE {key} = $1");
+        let done = with_conn!(self.db, |conn| {
+            sqlx::query(&sql)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        if done == 0 {
+            return Err(not_found(entity, id));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn not_found(entity: &'static str, id: impl ToString) -> StoreError {
+    StoreError::NotFound {
+        entity,
+        id: id.to_string(),
+    }
+}
+
+fn singular(table: &str) -> &str {
+    match table {
+        "categories" => "category",
+        "bundles" => "bundle",
+        t => t.strip_suffix('s').unwrap_or(t),
+    }
+}
+
+// ---- rows with an id: get and list -----------------------------------------------------
+
+/// A table whose rows have a UUIDv7 `id`: read by id and listed in id order (creation order).
+pub(crate) trait Entity: Sized {
+    /// Name in errors ("supplier 0190… not found").
+    const NAME: &'static str;
+    const TABLE: &'static str;
+    const COLUMNS: &'static str;
+    fn from_row(row: &impl RowExt) -> Result<Self, StoreError>;
+    fn id(&self) -> Uuid;
+}
+
+/// A bind value of a list filter.
+pub(crate) enum Arg {
+    Uuid(Uuid),
+    Text(String),
+    Bool(bool),
+    Time(DateTime<Utc>),
+}
+
+impl Catalog {
+    pub(crate) async fn get_entity<T: Entity>(&self, id: Uuid) -> Result<T, StoreError> {
+        let sql = format!("SELECT {} FROM {} WHERE id = $1", T::COLUMNS, T::TABLE);
+        with_conn!(self.db, |conn| {
+            let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
+            T::from_row(&row.ok_or_else(|| not_found(T::NAME, id))?)
+        })
+    }
+
+    /// One keyset page of `T` in id order. `filter` is an SQL condition over `$2`, `$3`, ...,
+    /// bound to `args` in order.
+    pub(crate) async fn list_entities<T: Entity>(
+        &self,
+        filter: &str,
+        args: &[Arg],
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<T>, StoreError> {
+        let after = after(cursor)?;
+        let sql = format!(
+            "SELECT {} FROM {} WHERE id > $1 AND {filter} ORDER BY id LIMIT ${}",
+            T::COLUMNS,
+            T::TABLE,
+            args.len() + 2
+        );
+        let items = with_conn!(self.db, |conn| {
+            let mut q = sqlx::query(&sql).bind(after);
+            for arg in args {
+                q = match arg {
+                    Arg::Uuid(u) => q.bind(*u),
+                    Arg::Text(s) => q.bind(s.as_str()),
+                    Arg::Bool(b) => q.bind(*b),
+                    Arg::Time(t) => q.bind(*t),
+                };
+            }
+            let rows = q.bind(fetch_limit(limit)).fetch_all(&mut *conn).await?;
+            rows.iter().map(T::from_row).collect::<Result<Vec<T>, _>>()?
+        });
+        Ok(page(items, limit, T::id))
+    }
+
+    /// History rows (`T` over a `*_history` table) of one product changed in `[from, to)`,
+    /// oldest first.
+    pub(crate) async fn history<T: Entity>(
+        &self,
+        product_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<T>, StoreError> {
+        let filter = "product_id = $2 AND changed_at >= $3 AND changed_at < $4";
+        let args = [Arg::Uuid(product_id), Arg::Time(from), Arg::Time(to)];
+        self.list_entities(filter, &args, limit, cursor).await
+    }
+}
+
+/// What the catalog tests share: a catalog per backend and products to hang things on.
+#[cfg(test)]
+pub(crate) mod testing {
+    use pm_config::Database;
+
+    use super::super::{Catalog, NewProduct};
+    use crate::testing::TestEnv;
+    use crate::Databases;
+
+    pub(crate) async fn open(env: &TestEnv) -> (Databases, Catalog) {
+        let dbs = Databases::open(&env.settings).await.unwrap();
+        let cat = Catalog::new(dbs.get(Database::Catalog).clone());
+        (dbs, cat)
+    }
+
+    pub(crate) async fn product(cat: &Catalog, title: &str) -> uuid::Uuid {
+        let p = NewProduct {
+            title: title.into(),
+            ..Default::default()
+        };
+        cat.create_product(p).await.unwrap().id
+    }
+
+    /// Asserts an `Invalid` error naming `field`.
+    #[track_caller]
+    pub(crate) fn assert_invalid<T: std::fmt::Debug>(
+        res: Result<T, crate::StoreError>,
+        field: &str,
+        label: &str,
+    ) {
+        match res {
+            Err(crate::StoreError::Invalid { field: f, .. }) if f == field => {}
+            other => panic!("{label}: expected invalid {field}, got {other:?}"),
+        }
+    }
+
+    /// Asserts a `Conflict` error naming `field`.
+    #[track_caller]
+    pub(crate) fn assert_conflict<T: std::fmt::Debug>(
+        res: Result<T, crate::StoreError>,
+        field: &str,
+        label: &str,
+    ) {
+        match res {
+            Err(crate::StoreError::Conflict { field: f, .. }) if f == field => {}
+            other => panic!("{label}: expected conflict on {field}, got {other:?}"),
+        }
+    }
+}
