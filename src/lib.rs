@@ -90,6 +90,8 @@ pub async fn run(
         a.login_attempts_per_ip_per_minute,
     ));
 
+    spawn_trash_purge(&settings, &actors);
+
     let state = AppState {
         settings: settings.clone(),
         actors: actors.clone(),
@@ -154,6 +156,30 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(outcome)
+}
+
+/// Purges products deleted longer ago than the retention, now and then at every interval.
+/// Several instances may run it at once: the delete is idempotent.
+fn spawn_trash_purge(settings: &Settings, actors: &ActorSystem) {
+    let catalog = actors.stores.catalog.clone();
+    let retention = chrono::Duration::days(i64::from(settings.catalog.trash_retention_days));
+    let every = Duration::from_secs(settings.catalog.trash_purge_interval_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match catalog
+                .send(pm_actors::store::catalog::PurgeTrash(retention))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "purged products from the trash"),
+                Err(pm_supervisors::CallError::Stopped { .. }) => break,
+                Err(e) => tracing::warn!(error = %e, "trash purge failed"),
+            }
+        }
+    });
 }
 
 /// Ensures the built-in roles, and creates the `admin` user when there is no user at all.

@@ -17,6 +17,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub cache: CacheSettings,
     pub object_store: ObjectStoreSettings,
+    pub catalog: CatalogSettings,
     pub actors: ActorSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
@@ -236,4 +237,11 @@ pub struct AuthSettings {
     pub login_attempts_per_user_per_minute: u32,
     pub login_attempts_per_ip_per_minute: u32,
     pub metrics_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    pub trash_retention_days: u32,
+    pub trash_purge_interval_secs: u64,
 }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use pm_storage::catalog::{Catalog, NewProduct, Page, Product, ProductFilter, ProductPatch};
+use pm_storage::catalog::{
+    Catalog, NewProduct, Page, Product, ProductFilter, ProductPatch, ProductSort, SearchHit, UpsertResult,
+};
 use pm_storage::StoreError;
 use pm_supervisors::{Behaviour, Handles, Reply};
 use uuid::Uuid;
@@ -66,7 +68,46 @@ query!(DeleteProduct => (), |c, m| c.delete_product(m.0));
 #[derive(Debug)]
 pub struct ListProducts {
     pub filter: ProductFilter,
+    pub sort: ProductSort,
     pub limit: u32,
     pub cursor: Option<String>,
 }
-query!(ListProducts => Page<Product>, |c, m| async move { c.list_products(&m.filter, m.limit, m.cursor.as_deref()).await });
+query!(ListProducts => Page<Product>, |c, m| async move {
+    c.list_products_sorted(&m.filter, m.sort, m.limit, m.cursor.as_deref()).await
+});
+
+/// Products in the trash (soft-deleted, not yet purged).
+#[derive(Debug)]
+pub struct ListTrash {
+    pub filter: ProductFilter,
+    pub sort: ProductSort,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+query!(ListTrash => Page<Product>, |c, m| async move {
+    c.list_trash(&m.filter, m.sort, m.limit, m.cursor.as_deref()).await
+});
+
+#[derive(Debug)]
+pub struct RestoreProduct(pub Uuid);
+query!(RestoreProduct => Product, |c, m| c.restore_product(m.0));
+
+/// Deletes for good the products in the trash for longer than the given age.
+#[derive(Debug)]
+pub struct PurgeTrash(pub chrono::Duration);
+query!(PurgeTrash => u64, |c, m| c.purge_trash(m.0));
+
+/// Creates or updates up to 1,000 products by EAN in one transaction.
+#[derive(Debug)]
+pub struct UpsertProducts(pub Vec<NewProduct>);
+query!(UpsertProducts => Vec<UpsertResult>, |c, m| c.upsert_products_by_ean(m.0));
+
+#[derive(Debug)]
+pub struct SearchProducts {
+    pub q: String,
+    pub filter: ProductFilter,
+    pub limit: u32,
+}
+query!(SearchProducts => Vec<SearchHit>, |c, m| async move {
+    c.search_products(&m.q, &m.filter, m.limit).await
+});

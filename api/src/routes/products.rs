@@ -1,36 +1,51 @@
-//! `/api/v1/products`: the first slice of the catalog, through the catalog store actor.
+//! `/api/v1/products`: products through the catalog store actor, reads through the cache.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::header;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use pm_actors::store::catalog::{CreateProduct, DeleteProduct, GetProduct, ListProducts, UpdateProduct};
-use pm_domain::{Asin, Gtin, ProductStatus};
-use pm_storage::catalog::{NewProduct, Page, Product, ProductFilter, ProductPatch};
-use serde::{Deserialize, Deserializer};
-use uuid::Uuid;
-
-use pm_domain::Permission;
+use chrono::{DateTime, Utc};
+use pm_actors::store::catalog::{
+    CreateProduct, DeleteProduct, GetProduct, ListProducts, ListTrash, RestoreProduct, SearchProducts,
+    UpdateProduct, UpsertProducts,
+};
+use pm_domain::{Asin, Gtin, Permission, ProductStatus};
 use pm_storage::cache::Kind;
+use pm_storage::catalog::{
+    Attributes, NewProduct, Page, PriceRange, Product, ProductFilter, ProductPatch, ProductSort, SearchHit,
+    UpsertResult, MAX_UPSERT_BATCH,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{Json as Body, Query};
 use crate::AppState;
 
+/// Bodies of bulk upserts may be larger than others: 1,000 products with descriptions.
+const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/products", get(list).post(create))
+        .route(
+            "/products/bulk",
+            post(bulk).layer(DefaultBodyLimit::max(BULK_BODY_LIMIT)),
+        )
+        .route("/products/search", get(search))
+        .route("/products/trash", get(trash))
         .route("/products/{id}", get(read).patch(update).delete(remove))
+        .route("/products/{id}/restore", post(restore))
 }
 
 const MAX_TITLE: usize = 500;
 const MAX_TEXT: usize = 20_000;
 const MAX_SHORT: usize = 200;
 pub const MAX_LIMIT: u32 = 500;
+const MAX_SEARCH_LIMIT: u32 = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,8 +56,16 @@ struct CreateBody {
     title: String,
     description: Option<String>,
     brand: Option<String>,
+    brand_id: Option<Uuid>,
+    primary_category_id: Option<Uuid>,
     #[serde(default)]
     status: ProductStatus,
+    weight_grams: Option<i32>,
+    length_mm: Option<i32>,
+    width_mm: Option<i32>,
+    height_mm: Option<i32>,
+    #[serde(default)]
+    attributes: Attributes,
 }
 
 /// Distinguishes a field that is absent (`None`) from one set to null (`Some(None)`).
@@ -64,7 +87,20 @@ struct PatchBody {
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     brand: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    brand_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "nullable")]
+    primary_category_id: Option<Option<Uuid>>,
     status: Option<ProductStatus>,
+    #[serde(default, deserialize_with = "nullable")]
+    weight_grams: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    length_mm: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    width_mm: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    height_mm: Option<Option<i32>>,
+    attributes: Option<Attributes>,
 }
 
 /// Collects every field error of a body, not just the first.
@@ -81,6 +117,12 @@ impl Checks {
                 .0
                 .push(FieldError::new(field, format!("longer than {max} characters"))),
             _ => {}
+        }
+    }
+
+    fn measure(&mut self, field: &str, v: Option<i32>) {
+        if v.is_some_and(|v| v < 0) {
+            self.0.push(FieldError::new(field, "must not be negative"));
         }
     }
 
@@ -101,32 +143,73 @@ pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "not a uuid"))
 }
 
+impl CreateBody {
+    fn check(&self) -> Result<(), ApiError> {
+        let mut c = Checks::default();
+        c.text("title", Some(&self.title), MAX_TITLE, true);
+        c.text("sku", self.sku.as_deref(), MAX_SHORT, false);
+        c.text("brand", self.brand.as_deref(), MAX_SHORT, false);
+        c.text("description", self.description.as_deref(), MAX_TEXT, false);
+        for (f, v) in [
+            ("weight_grams", self.weight_grams),
+            ("length_mm", self.length_mm),
+            ("width_mm", self.width_mm),
+            ("height_mm", self.height_mm),
+        ] {
+            c.measure(f, v);
+        }
+        c.done()
+    }
+
+    fn into_new(self) -> NewProduct {
+        NewProduct {
+            ean: self.ean,
+            sku: trimmed(self.sku),
+            asin: self.asin,
+            title: self.title.trim().to_owned(),
+            description: self.description,
+            brand: trimmed(self.brand),
+            brand_id: self.brand_id,
+            primary_category_id: self.primary_category_id,
+            status: self.status,
+            weight_grams: self.weight_grams,
+            length_mm: self.length_mm,
+            width_mm: self.width_mm,
+            height_mm: self.height_mm,
+            attributes: self.attributes,
+        }
+    }
+}
+
+/// Drops what a write to product `id` made stale: the product itself and every search result.
+async fn invalidate(s: &AppState, id: Option<Uuid>) {
+    if let Some(id) = id {
+        s.cache.invalidate(Kind::Products, &id.to_string()).await;
+    }
+    s.cache.invalidate_kind(Kind::SearchResults).await;
+}
+
 async fn create(
     State(s): State<AppState>,
     who: Principal,
     Body(b): Body<CreateBody>,
 ) -> Result<(StatusCode, Json<Product>), ApiError> {
     who.require(Permission::CatalogWrite)?;
-    let mut c = Checks::default();
-    c.text("title", Some(&b.title), MAX_TITLE, true);
-    c.text("sku", b.sku.as_deref(), MAX_SHORT, false);
-    c.text("brand", b.brand.as_deref(), MAX_SHORT, false);
-    c.text("description", b.description.as_deref(), MAX_TEXT, false);
-    c.done()?;
-    let new = NewProduct {
-        ean: b.ean,
-        sku: trimmed(b.sku),
-        asin: b.asin,
-        title: b.title.trim().to_owned(),
-        description: b.description,
-        brand: trimmed(b.brand),
-        status: b.status,
-        ..Default::default()
-    };
-    let product = s.actors.stores.catalog.send(CreateProduct(new)).await?;
+    b.check()?;
+    let product = s.actors.stores.catalog.send(CreateProduct(b.into_new())).await?;
     invalidate(&s, None).await;
     s.audit(&who, "create", "product", Some(product.id.to_string()));
     Ok((StatusCode::CREATED, Json(product)))
+}
+
+fn json_bytes(bytes: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn to_bytes<T: Serialize>(v: &T) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Served from the cache: the serialized product, so that a hit costs no query and no
@@ -142,21 +225,10 @@ async fn read(
     let bytes = s
         .cache
         .get_or_load(Kind::Products, &key, async {
-            let product = s.actors.stores.catalog.send(GetProduct(id)).await?;
-            serde_json::to_vec(&product)
-                .map(Bytes::from)
-                .map_err(|e| ApiError::Internal(e.to_string()))
+            to_bytes(&s.actors.stores.catalog.send(GetProduct(id)).await?)
         })
         .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
-}
-
-/// Drops what a write to product `id` made stale: the product itself and every search result.
-async fn invalidate(s: &AppState, id: Option<Uuid>) {
-    if let Some(id) = id {
-        s.cache.invalidate(Kind::Products, &id.to_string()).await;
-    }
-    s.cache.invalidate_kind(Kind::SearchResults).await;
+    Ok(json_bytes(bytes))
 }
 
 async fn update(
@@ -182,6 +254,14 @@ async fn update(
         MAX_TEXT,
         false,
     );
+    for (f, v) in [
+        ("weight_grams", b.weight_grams),
+        ("length_mm", b.length_mm),
+        ("width_mm", b.width_mm),
+        ("height_mm", b.height_mm),
+    ] {
+        c.measure(f, v.flatten());
+    }
     c.done()?;
     let patch = ProductPatch {
         ean: b.ean,
@@ -190,8 +270,14 @@ async fn update(
         title: b.title.map(|t| t.trim().to_owned()),
         description: b.description,
         brand: b.brand.map(trimmed),
+        brand_id: b.brand_id,
+        primary_category_id: b.primary_category_id,
         status: b.status,
-        ..Default::default()
+        weight_grams: b.weight_grams,
+        length_mm: b.length_mm,
+        width_mm: b.width_mm,
+        height_mm: b.height_mm,
+        attributes: b.attributes,
     };
     let product = s.actors.stores.catalog.send(UpdateProduct(id, patch)).await?;
     invalidate(&s, Some(id)).await;
@@ -199,6 +285,7 @@ async fn update(
     Ok(Json(product))
 }
 
+/// Moves the product to the trash; it is purged after `catalog.trash_retention_days`.
 async fn remove(
     State(s): State<AppState>,
     who: Principal,
@@ -212,14 +299,147 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn restore(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Product>, ApiError> {
+    who.require(Permission::CatalogWrite)?;
+    let id = parse_id(&id)?;
+    let product = s.actors.stores.catalog.send(RestoreProduct(id)).await?;
+    invalidate(&s, Some(id)).await;
+    s.audit(&who, "restore", "product", Some(id.to_string()));
+    Ok(Json(product))
+}
+
+/// Filters shared by the list, the trash and search.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct FilterQuery {
+    status: Option<String>,
+    ean: Option<String>,
+    sku: Option<String>,
+    asin: Option<String>,
+    /// Booleans are read as text: flattened query structs see every value as a string.
+    has_asin: Option<String>,
+    supplier_id: Option<Uuid>,
+    brand_id: Option<Uuid>,
+    category_id: Option<Uuid>,
+    /// Price range on `currency` (required with a bound) and `price_type` (default retail).
+    price_min: Option<String>,
+    price_max: Option<String>,
+    currency: Option<String>,
+    price_type: Option<String>,
+    in_stock: Option<String>,
+    updated_since: Option<DateTime<Utc>>,
+}
+
+fn flag(field: &str, v: Option<&str>, errors: &mut Vec<FieldError>) -> Option<bool> {
+    match v? {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => {
+            errors.push(FieldError::new(field, "must be true or false"));
+            None
+        }
+    }
+}
+
+impl FilterQuery {
+    fn parse(&self, errors: &mut Vec<FieldError>) -> ProductFilter {
+        let has_asin = flag("has_asin", self.has_asin.as_deref(), errors);
+        let in_stock = flag("in_stock", self.in_stock.as_deref(), errors);
+        let mut bad = |field: &str, e: String| errors.push(FieldError::new(field, e));
+        let status = self.status.as_deref().and_then(|s| {
+            s.parse()
+                .map_err(|e: pm_domain::UnknownStatus| bad("status", e.to_string()))
+                .ok()
+        });
+        let ean = self
+            .ean
+            .as_deref()
+            .and_then(|s| Gtin::parse(s).map_err(|e| bad("ean", e.to_string())).ok());
+        let asin = self
+            .asin
+            .as_deref()
+            .and_then(|s| Asin::parse(s).map_err(|e| bad("asin", e.to_string())).ok());
+        let price = if self.price_min.is_some() || self.price_max.is_some() || self.price_type.is_some() {
+            match &self.currency {
+                Some(c) => match pm_domain::Currency::parse(c) {
+                    Ok(cur) => Some(PriceRange {
+                        currency: cur.as_str().to_owned(),
+                        price_type: self.price_type.clone(),
+                        min: self.price_min.clone(),
+                        max: self.price_max.clone(),
+                    }),
+                    Err(e) => {
+                        bad("currency", e.to_string());
+                        None
+                    }
+                },
+                None => {
+                    bad("currency", "required with a price range".into());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        ProductFilter {
+            status,
+            ean,
+            sku: self.sku.clone(),
+            asin,
+            has_asin,
+            supplier_id: self.supplier_id,
+            brand_id: self.brand_id,
+            category_id: self.category_id,
+            price,
+            in_stock,
+            updated_since: self.updated_since,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     limit: Option<u32>,
     cursor: Option<String>,
-    status: Option<String>,
-    ean: Option<String>,
-    sku: Option<String>,
+    /// `created` (default), `updated_at` or `title`; `-` in front for descending.
+    sort: Option<String>,
+    #[serde(flatten)]
+    filter: FilterQuery,
+}
+
+impl ListQuery {
+    fn parse(self) -> Result<(ProductFilter, ProductSort, u32, Option<String>), ApiError> {
+        let mut errors = Vec::new();
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            errors.push(FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        let sort = match self.sort.as_deref().map(str::parse::<ProductSort>) {
+            None => ProductSort::default(),
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                errors.push(FieldError::new(
+                    "sort",
+                    format!("{e:?}; use created, updated_at or title, - for descending"),
+                ));
+                ProductSort::default()
+            }
+        };
+        let filter = self.filter.parse(&mut errors);
+        if errors.is_empty() {
+            Ok((filter, sort, limit, self.cursor))
+        } else {
+            Err(ApiError::Invalid(errors))
+        }
+    }
 }
 
 async fn list(
@@ -228,39 +448,221 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Product>>, ApiError> {
     who.require(Permission::CatalogRead)?;
+    let (filter, sort, limit, cursor) = q.parse()?;
+    Ok(Json(
+        s.actors
+            .stores
+            .catalog
+            .send(ListProducts {
+                filter,
+                sort,
+                limit,
+                cursor,
+            })
+            .await?,
+    ))
+}
+
+async fn trash(
+    State(s): State<AppState>,
+    who: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Product>>, ApiError> {
+    who.require(Permission::CatalogRead)?;
+    let (filter, sort, limit, cursor) = q.parse()?;
+    Ok(Json(
+        s.actors
+            .stores
+            .catalog
+            .send(ListTrash {
+                filter,
+                sort,
+                limit,
+                cursor,
+            })
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    q: String,
+    limit: Option<u32>,
+    #[serde(flatten)]
+    filter: FilterQuery,
+}
+
+#[derive(Serialize)]
+struct SearchAnswer<'a> {
+    q: &'a str,
+    items: Vec<SearchHit>,
+}
+
+/// Exact EAN/SKU/ASIN hits first, then text matches by relevance. Answers are cached per
+/// query (a hash of it) until the next product write.
+async fn search(
+    State(s): State<AppState>,
+    who: Principal,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, ApiError> {
+    who.require(Permission::CatalogRead)?;
     let mut errors = Vec::new();
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=MAX_LIMIT).contains(&limit) {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=MAX_SEARCH_LIMIT).contains(&limit) {
         errors.push(FieldError::new(
             "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
+            format!("must be between 1 and {MAX_SEARCH_LIMIT}"),
         ));
     }
-    let status = q
-        .status
-        .as_deref()
-        .map(str::parse::<ProductStatus>)
-        .transpose()
-        .unwrap_or_else(|e| {
-            errors.push(FieldError::new("status", e));
-            None
-        });
-    let ean = q.ean.as_deref().map(Gtin::parse).transpose().unwrap_or_else(|e| {
-        errors.push(FieldError::new("ean", e));
-        None
-    });
+    if q.q.trim().is_empty() || q.q.chars().count() > 200 {
+        errors.push(FieldError::new("q", "1 to 200 characters"));
+    }
+    let filter = q.filter.parse(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let msg = ListProducts {
-        filter: ProductFilter {
-            status,
-            ean,
-            sku: q.sku,
-            ..Default::default()
-        },
-        limit,
-        cursor: q.cursor,
+    let key = {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(&q).map_err(|e| ApiError::Internal(e.to_string()))?;
+        hex::encode(Sha256::digest(canonical))
     };
-    Ok(Json(s.actors.stores.catalog.send(msg).await?))
+    let bytes = s
+        .cache
+        .get_or_load(Kind::SearchResults, &key, async {
+            let msg = SearchProducts {
+                q: q.q.clone(),
+                filter,
+                limit,
+            };
+            let items = s.actors.stores.catalog.send(msg).await?;
+            to_bytes(&SearchAnswer { q: &q.q, items })
+        })
+        .await?;
+    Ok(json_bytes(bytes))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    items: Vec<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+enum ItemOutcome {
+    Created { id: Uuid },
+    Updated { id: Uuid },
+    Failed { field: String, reason: String },
+}
+
+#[derive(Serialize)]
+struct ItemResult {
+    index: usize,
+    #[serde(flatten)]
+    outcome: ItemOutcome,
+}
+
+#[derive(Serialize)]
+struct BulkAnswer {
+    created: usize,
+    updated: usize,
+    failed: usize,
+    results: Vec<ItemResult>,
+}
+
+/// Creates or updates up to 1,000 products by EAN. Every item gets a result in input order; an
+/// invalid item fails alone and the valid ones land.
+async fn bulk(
+    State(s): State<AppState>,
+    who: Principal,
+    Body(b): Body<BulkBody>,
+) -> Result<Json<BulkAnswer>, ApiError> {
+    who.require(Permission::CatalogWrite)?;
+    if b.items.is_empty() || b.items.len() > MAX_UPSERT_BATCH {
+        return Err(ApiError::invalid(
+            "items",
+            format!("1 to {MAX_UPSERT_BATCH} items"),
+        ));
+    }
+    let mut outcomes: Vec<Option<ItemOutcome>> = Vec::with_capacity(b.items.len());
+    let mut valid = Vec::new();
+    for item in b.items {
+        let parsed = serde_json::to_vec(&item)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+            .and_then(|bytes| crate::extract::parse::<CreateBody>(&bytes))
+            .and_then(|body| body.check().map(|()| body));
+        match parsed {
+            Ok(body) => {
+                outcomes.push(None);
+                valid.push(body.into_new());
+            }
+            Err(ApiError::Invalid(errs)) => {
+                let e = errs
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| FieldError::new("item", "invalid"));
+                outcomes.push(Some(ItemOutcome::Failed {
+                    field: e.field,
+                    reason: e.reason,
+                }));
+            }
+            Err(e) => outcomes.push(Some(ItemOutcome::Failed {
+                field: "item".into(),
+                reason: e.to_string(),
+            })),
+        }
+    }
+    let stored = if valid.is_empty() {
+        Vec::new()
+    } else {
+        s.actors.stores.catalog.send(UpsertProducts(valid)).await?
+    };
+    let mut stored = stored.into_iter();
+    let mut results = Vec::with_capacity(outcomes.len());
+    let (mut created, mut updated, mut failed) = (0, 0, 0);
+    for (index, o) in outcomes.into_iter().enumerate() {
+        let outcome = match o {
+            Some(o) => o,
+            None => match stored.next() {
+                Some(UpsertResult::Created { id }) => ItemOutcome::Created { id },
+                Some(UpsertResult::Updated { id }) => ItemOutcome::Updated { id },
+                Some(UpsertResult::Failed { field, message }) => ItemOutcome::Failed {
+                    field: field.into(),
+                    reason: message,
+                },
+                None => ItemOutcome::Failed {
+                    field: "item".into(),
+                    reason: "no result from the store".into(),
+                },
+            },
+        };
+        match &outcome {
+            ItemOutcome::Created { id } => {
+                created += 1;
+                s.cache.invalidate(Kind::Products, &id.to_string()).await;
+            }
+            ItemOutcome::Updated { id } => {
+                updated += 1;
+                s.cache.invalidate(Kind::Products, &id.to_string()).await;
+            }
+            ItemOutcome::Failed { .. } => failed += 1,
+        }
+        results.push(ItemResult { index, outcome });
+    }
+    if created + updated > 0 {
+        s.cache.invalidate_kind(Kind::SearchResults).await;
+        s.audit(
+            &who,
+            "bulk_upsert",
+            "product",
+            Some(format!("{created} created, {updated} updated")),
+        );
+    }
+    Ok(Json(BulkAnswer {
+        created,
+        updated,
+        failed,
+        results,
+    }))
 }

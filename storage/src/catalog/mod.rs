@@ -8,6 +8,7 @@ mod categories;
 mod common;
 mod prices;
 mod products;
+mod search;
 mod seo;
 mod stocks;
 mod suppliers;
@@ -19,7 +20,11 @@ pub use bundles::{Bundle, BundleItem};
 pub use categories::{Category, CategoryPatch, NewCategory, ProductCategory};
 pub use common::{ChangeSource, Changed};
 pub use prices::{NewPrice, Price, PriceChange, PriceType};
+pub use products::{
+    Attributes, PriceRange, ProductSort, SortKey, UnknownSort, UpsertResult, MAX_UPSERT_BATCH,
+};
 pub use products::{NewProduct, Product, ProductFilter, ProductPatch};
+pub use search::{MatchKind, SearchHit, TEXT_CANDIDATES};
 pub use seo::{NewSeo, Seo};
 pub use stocks::{Stock, StockChange};
 pub use suppliers::{

@@ -1,15 +1,27 @@
-//! Products: create, read, partial update, delete, keyset-paginated lists.
+//! Products: create, read, partial update, soft delete and the trash, keyset-paginated lists
+//! with filters and sorting, bulk upsert by EAN.
+//!
+//! Soft delete: `delete_product` moves a product to the trash (`deleted_at` set); every read,
+//! list and search sees live products only, [`Catalog::list_trash`] the others. The EAN is
+//! unique among live products only (a partial unique index), so a trashed product does not
+//! block a new one with its EAN; restoring it then fails with a conflict on `ean`.
 
-//! Queries of the catalog database.
+use std::fmt;
 
-use chrono::{DateTime, Utc};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
 use pm_domain::{Asin, Gtin, ProductStatus};
 use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
+
+/// Free attributes of a product: a JSON object (the type makes anything else unrepresentable).
+pub type Attributes = serde_json::Map<String, serde_json::Value>;
 
 /// A product as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,10 +32,22 @@ pub struct Product {
     pub asin: Option<Asin>,
     pub title: String,
     pub description: Option<String>,
+    /// The brand as a supplier spells it (free text). Kept beside `brand_id`: imports bring
+    /// brand names long before anyone curates them into brands, and search matches on it.
     pub brand: Option<String>,
+    /// The curated brand, when known.
+    pub brand_id: Option<Uuid>,
+    pub primary_category_id: Option<Uuid>,
     pub status: ProductStatus,
+    pub weight_grams: Option<i32>,
+    pub length_mm: Option<i32>,
+    pub width_mm: Option<i32>,
+    pub height_mm: Option<i32>,
+    pub attributes: Attributes,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the product went to the trash; `None` while live.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// A product to create; values are already validated.
@@ -35,7 +59,14 @@ pub struct NewProduct {
     pub title: String,
     pub description: Option<String>,
     pub brand: Option<String>,
+    pub brand_id: Option<Uuid>,
+    pub primary_category_id: Option<Uuid>,
     pub status: ProductStatus,
+    pub weight_grams: Option<i32>,
+    pub length_mm: Option<i32>,
+    pub width_mm: Option<i32>,
+    pub height_mm: Option<i32>,
+    pub attributes: Attributes,
 }
 
 /// A partial update: `None` leaves a field alone, `Some(None)` clears it.
@@ -47,21 +78,150 @@ pub struct ProductPatch {
     pub title: Option<String>,
     pub description: Option<Option<String>>,
     pub brand: Option<Option<String>>,
+    pub brand_id: Option<Option<Uuid>>,
+    pub primary_category_id: Option<Option<Uuid>>,
     pub status: Option<ProductStatus>,
+    pub weight_grams: Option<Option<i32>>,
+    pub length_mm: Option<Option<i32>>,
+    pub width_mm: Option<Option<i32>>,
+    pub height_mm: Option<Option<i32>>,
+    /// Replaces the whole object (an empty object clears it).
+    pub attributes: Option<Attributes>,
 }
 
-/// Filters of the product list.
+/// Filters of the product list and of search; all given ones must hold.
 #[derive(Debug, Clone, Default)]
 pub struct ProductFilter {
     pub status: Option<ProductStatus>,
     pub ean: Option<Gtin>,
     pub sku: Option<String>,
+    pub asin: Option<Asin>,
+    /// `Some(true)`: only products with an ASIN; `Some(false)`: only those without.
+    pub has_asin: Option<bool>,
+    /// Products offered by this supplier (`supplier_products`).
+    pub supplier_id: Option<Uuid>,
+    pub brand_id: Option<Uuid>,
+    /// Products in this category or any below it, as primary category or through
+    /// `product_categories` (any taxonomy).
+    pub category_id: Option<Uuid>,
+    /// Products with a current price in this range.
+    pub price: Option<PriceRange>,
+    /// `Some(true)`: the quantities over all warehouses add up to more than zero;
+    /// `Some(false)`: they do not (no stock rows counts as zero).
+    pub in_stock: Option<bool>,
+    /// Changed at or after this instant.
+    pub updated_since: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, ean, sku, asin, title, description, brand, status, created_at, updated_at";
+/// A price range on one currency and price type. A product matches when one of its current
+/// prices (`valid_from <= now < valid_to`) of that type and currency is within the bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PriceRange {
+    /// ISO 4217 code as stored, e.g. `EUR`.
+    pub currency: String,
+    /// `retail` (when `None`), `cost`, `msrp` or `sale`.
+    pub price_type: Option<String>,
+    /// Inclusive bounds as decimal strings (`12.50`): amounts are exact decimals and never
+    /// pass through a float on PostgreSQL.
+    pub min: Option<String>,
+    pub max: Option<String>,
+}
+
+const PRICE_TYPES: [&str; 4] = ["retail", "cost", "msrp", "sale"];
+
+/// What a list is ordered by. Every order ends with the id, so it is total and keyset
+/// pagination never skips or repeats a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// Creation order: the id, since ids are UUIDv7.
+    #[default]
+    Created,
+    UpdatedAt,
+    Title,
+}
+
+/// A sort key and its direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProductSort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+/// A sort string that is not one of `created`, `updated_at`, `title` (each optionally
+/// prefixed with `-` for descending).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown sort {0:?} (expected created, updated_at or title, with - for descending)")]
+pub struct UnknownSort(pub String);
+
+impl ProductSort {
+    fn tag(self) -> &'static str {
+        match (self.key, self.descending) {
+            (SortKey::Created, false) => "created",
+            (SortKey::Created, true) => "-created",
+            (SortKey::UpdatedAt, false) => "updated_at",
+            (SortKey::UpdatedAt, true) => "-updated_at",
+            (SortKey::Title, false) => "title",
+            (SortKey::Title, true) => "-title",
+        }
+    }
+}
+
+impl std::str::FromStr for ProductSort {
+    type Err = UnknownSort;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (descending, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let key = match name {
+            "created" | "created_at" => SortKey::Created,
+            "updated_at" => SortKey::UpdatedAt,
+            "title" => SortKey::Title,
+            _ => return Err(UnknownSort(s.to_owned())),
+        };
+        Ok(Self { key, descending })
+    }
+}
+
+impl fmt::Display for ProductSort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+/// The most products one [`Catalog::upsert_products_by_ean`] call takes.
+pub const MAX_UPSERT_BATCH: usize = 1000;
+
+/// What happened to one item of a bulk upsert, in input order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum UpsertResult {
+    Created {
+        id: Uuid,
+    },
+    Updated {
+        id: Uuid,
+    },
+    /// The item was refused; the others are unaffected.
+    Failed {
+        field: &'static str,
+        message: String,
+    },
+}
+
+/// Product columns in `RETURNING` lists (no table alias: SQLite does not allow one there).
+pub(super) const COLUMNS: &str = "id, ean, sku, asin, title, description, brand, brand_id, \
+    primary_category_id, status, weight_grams, length_mm, width_mm, height_mm, attributes, \
+    created_at, updated_at, deleted_at";
+
+/// Product columns of `products p` in queries that join or filter with subqueries.
+pub(super) const P_COLUMNS: &str = "p.id, p.ean, p.sku, p.asin, p.title, p.description, p.brand, \
+    p.brand_id, p.primary_category_id, p.status, p.weight_grams, p.length_mm, p.width_mm, \
+    p.height_mm, p.attributes, p.created_at, p.updated_at, p.deleted_at";
 
 fn map_unique(e: sqlx::Error, ean: Option<&Gtin>) -> StoreError {
     match &e {
+        // The only unique index on products besides the key is the live EAN.
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict {
             entity: "product",
             field: "ean",
@@ -71,18 +231,20 @@ fn map_unique(e: sqlx::Error, ean: Option<&Gtin>) -> StoreError {
     }
 }
 
-fn product_from_row<R: Row>(row: &R) -> Result<Product, StoreError>
+pub(super) fn product_from_row<R: Row>(row: &R) -> Result<Product, StoreError>
 where
     for<'r> &'r str: sqlx::ColumnIndex<R>,
     for<'r> Uuid: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Json<Attributes>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let corrupt = |what: String| StoreError::Corrupt(what);
     let ean: Option<String> = row.try_get("ean")?;
     let asin: Option<String> = row.try_get("asin")?;
     let status: String = row.try_get("status")?;
+    let Json(attributes): Json<Attributes> = row.try_get("attributes")?;
     Ok(Product {
         id: row.try_get("id")?,
         ean: ean
@@ -97,11 +259,19 @@ where
         title: row.try_get("title")?,
         description: row.try_get("description")?,
         brand: row.try_get("brand")?,
+        brand_id: row.try_get("brand_id")?,
+        primary_category_id: row.try_get("primary_category_id")?,
         status: status
             .parse()
             .map_err(|e: pm_domain::UnknownStatus| corrupt(e.to_string()))?,
+        weight_grams: row.try_get("weight_grams")?,
+        length_mm: row.try_get("length_mm")?,
+        width_mm: row.try_get("width_mm")?,
+        height_mm: row.try_get("height_mm")?,
+        attributes,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
     })
 }
 
@@ -112,6 +282,301 @@ fn not_found(id: Uuid) -> StoreError {
     }
 }
 
+/// One bound value of a [`Sql`] statement.
+#[derive(Debug, Clone)]
+pub(super) enum Arg {
+    Uuid(Option<Uuid>),
+    Text(Option<String>),
+    Int(Option<i32>),
+    BigInt(i64),
+    Time(Option<DateTime<Utc>>),
+    Json(Attributes),
+}
+
+/// Binds every [`Arg`] of `$args` to the query `$q`, in order. A macro because the query type
+/// differs per backend (see [`with_conn!`]).
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Uuid(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_deref()),
+                Arg::Int(v) => q.bind(*v),
+                Arg::BigInt(v) => q.bind(*v),
+                Arg::Time(v) => q.bind(*v),
+                Arg::Json(v) => q.bind(sqlx::types::Json(v)),
+            };
+        }
+        q
+    }};
+}
+pub(super) use bind_args;
+
+/// SQL text and its arguments, built together: [`Sql::arg`] appends a value and returns its
+/// placeholder, numbered in the order of the calls. Values never enter the text, and as long
+/// as placeholders are written in the order they were asked for, their numbers ascend in the
+/// text, which SQLite needs (it numbers `$n` parameters by first appearance).
+#[derive(Debug, Default)]
+pub(super) struct Sql {
+    pub(super) text: String,
+    pub(super) args: Vec<Arg>,
+}
+
+impl Sql {
+    pub(super) fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends `a` to the arguments; returns its placeholder (`$n`) for the caller to write.
+    pub(super) fn arg(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+
+    /// Writes `before`, the placeholder of `a`, then `after`.
+    pub(super) fn push_arg(&mut self, before: &str, a: Arg, after: &str) -> &mut Self {
+        let p = self.arg(a);
+        self.text.push_str(before);
+        self.text.push_str(&p);
+        self.text.push_str(after);
+        self
+    }
+}
+
+fn text(s: &str) -> Arg {
+    Arg::Text(Some(s.to_owned()))
+}
+
+/// Whether `s` is a plain decimal (`-12.50`) that fits `NUMERIC(19,4)`: checked here so that
+/// the cast in SQL never fails on input.
+fn is_decimal(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    !int.is_empty()
+        && int.len() <= 15
+        && all_digits(int)
+        && frac.is_none_or(|f| !f.is_empty() && f.len() <= 4 && all_digits(f))
+}
+
+/// Appends ` AND column = value`, or a condition nothing meets when `value` holds a NUL:
+/// PostgreSQL refuses NUL in text outright (an error, not a mismatch), and no stored value
+/// has one.
+pub(super) fn text_eq(sql: &mut Sql, column: &str, value: &str) {
+    if value.contains('\0') {
+        sql.push(" AND 1 = 0");
+    } else {
+        sql.push_arg(&format!(" AND {column} = "), text(value), "");
+    }
+}
+
+/// Appends ` AND …` conditions for every filter that is set. Products are `p`.
+pub(super) fn push_filters(sql: &mut Sql, f: &ProductFilter, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if let Some(s) = f.status {
+        sql.push_arg(" AND p.status = ", text(s.as_str()), "");
+    }
+    if let Some(e) = &f.ean {
+        sql.push_arg(" AND p.ean = ", text(e.as_str()), "");
+    }
+    if let Some(s) = &f.sku {
+        text_eq(sql, "p.sku", s);
+    }
+    if let Some(a) = &f.asin {
+        sql.push_arg(" AND p.asin = ", text(a.as_str()), "");
+    }
+    match f.has_asin {
+        Some(true) => {
+            sql.push(" AND p.asin IS NOT NULL");
+        }
+        Some(false) => {
+            sql.push(" AND p.asin IS NULL");
+        }
+        None => {}
+    }
+    if let Some(b) = f.brand_id {
+        sql.push_arg(" AND p.brand_id = ", Arg::Uuid(Some(b)), "");
+    }
+    if let Some(s) = f.supplier_id {
+        sql.push_arg(
+            " AND EXISTS (SELECT 1 FROM supplier_products sp WHERE sp.product_id = p.id AND sp.supplier_id = ",
+            Arg::Uuid(Some(s)),
+            ")",
+        );
+    }
+    if let Some(c) = f.category_id {
+        // The subtree of `c`: every category whose materialised path starts with c's path
+        // (`/<root>/…/<c>/`). Written as a range, `path >= P AND path < P'` where P' is P with
+        // its final `/` raised to `0`, so that the B-tree index on `path` answers it with the
+        // node's path known only at run time (a LIKE with a computed pattern cannot).
+        let node = sql.arg(Arg::Uuid(Some(c)));
+        let subtree = format!(
+            "SELECT d.id FROM categories n, categories d WHERE n.id = {node} \
+             AND d.path >= n.path AND d.path < substr(n.path, 1, length(n.path) - 1) || '0'"
+        );
+        sql.push(&format!(
+            " AND (p.primary_category_id IN ({subtree}) OR EXISTS (SELECT 1 FROM product_categories pc \
+             WHERE pc.product_id = p.id AND pc.category_id IN ({subtree})))"
+        ));
+    }
+    if let Some(r) = &f.price {
+        let price_type = r.price_type.as_deref().unwrap_or("retail");
+        if !PRICE_TYPES.contains(&price_type) {
+            return Err(StoreError::Invalid {
+                field: "price_type",
+                reason: format!("must be one of {}, found {price_type:?}", PRICE_TYPES.join(", ")),
+            });
+        }
+        for (field, v) in [("min_price", &r.min), ("max_price", &r.max)] {
+            if let Some(v) = v {
+                if !is_decimal(v) {
+                    return Err(StoreError::Invalid {
+                        field,
+                        reason: format!("{v:?} is not a decimal number such as 12.50"),
+                    });
+                }
+            }
+        }
+        sql.push_arg(
+            " AND EXISTS (SELECT 1 FROM product_prices pr WHERE pr.product_id = p.id AND pr.price_type = ",
+            text(price_type),
+            "",
+        );
+        text_eq(sql, "pr.currency", &r.currency);
+        let at = sql.arg(Arg::Time(Some(now)));
+        sql.push(&format!(
+            " AND (pr.valid_from IS NULL OR pr.valid_from <= {at}) AND (pr.valid_to IS NULL OR pr.valid_to > {at})"
+        ));
+        // CAST … AS NUMERIC is exact on PostgreSQL (the column is NUMERIC already) and turns
+        // SQLite's decimal text into a number.
+        if let Some(min) = &r.min {
+            sql.push_arg(
+                " AND CAST(pr.amount AS NUMERIC) >= CAST(",
+                text(min),
+                " AS NUMERIC)",
+            );
+        }
+        if let Some(max) = &r.max {
+            sql.push_arg(
+                " AND CAST(pr.amount AS NUMERIC) <= CAST(",
+                text(max),
+                " AS NUMERIC)",
+            );
+        }
+        sql.push(")");
+    }
+    match f.in_stock {
+        Some(true) => {
+            sql.push(" AND (SELECT SUM(st.quantity) FROM product_stocks st WHERE st.product_id = p.id) > 0");
+        }
+        Some(false) => {
+            sql.push(
+                " AND COALESCE((SELECT SUM(st.quantity) FROM product_stocks st WHERE st.product_id = p.id), 0) <= 0",
+            );
+        }
+        None => {}
+    }
+    if let Some(t) = f.updated_since {
+        sql.push_arg(" AND p.updated_at >= ", Arg::Time(Some(t)), "");
+    }
+    Ok(())
+}
+
+/// Where a page ended: the sort it belongs to, the last row's sort value and its id.
+/// Encoded as base64url of a small JSON object, opaque to callers.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    #[serde(rename = "s")]
+    sort: String,
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    id: Uuid,
+}
+
+/// The position after which the next page starts, as values ready to bind.
+enum After {
+    Id(Uuid),
+    Time(DateTime<Utc>, Uuid),
+    Text(String, Uuid),
+}
+
+fn encode_cursor(sort: ProductSort, last: &Product) -> String {
+    let value = match sort.key {
+        SortKey::Created => None,
+        SortKey::UpdatedAt => Some(last.updated_at.to_rfc3339_opts(SecondsFormat::Nanos, true)),
+        SortKey::Title => Some(last.title.clone()),
+    };
+    let c = Cursor {
+        sort: sort.tag().to_owned(),
+        value,
+        id: last.id,
+    };
+    // Serialising a struct of strings and a UUID cannot fail.
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
+}
+
+/// Decodes a cursor of `sort`; anything else (garbage, a cursor of another sort) is
+/// [`StoreError::BadCursor`].
+fn decode_cursor(s: &str, sort: ProductSort) -> Result<After, StoreError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|_| StoreError::BadCursor)?;
+    let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+    if c.sort != sort.tag() {
+        return Err(StoreError::BadCursor);
+    }
+    match (sort.key, c.value) {
+        (SortKey::Created, None) => Ok(After::Id(c.id)),
+        (SortKey::UpdatedAt, Some(v)) => DateTime::parse_from_rfc3339(&v)
+            .map(|t| After::Time(t.with_timezone(&Utc), c.id))
+            .map_err(|_| StoreError::BadCursor),
+        (SortKey::Title, Some(v)) => Ok(After::Text(v, c.id)),
+        _ => Err(StoreError::BadCursor),
+    }
+}
+
+/// Live products or the trash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shelf {
+    Live,
+    Trash,
+}
+
+/// The statement that creates a product, or updates the live one with its EAN. On update,
+/// the title is replaced, other fields only when the item carries them (`None` keeps the
+/// stored value: a supplier file without descriptions must not erase them), attributes only
+/// when the item has some, and the status is kept: it is the product's lifecycle, changed
+/// through [`Catalog::update_product`], not by whatever a feed says.
+const UPSERT: &str = "INSERT INTO products (id, ean, sku, asin, title, description, brand, brand_id, \
+    primary_category_id, status, weight_grams, length_mm, width_mm, height_mm, attributes, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+    ON CONFLICT (ean) WHERE deleted_at IS NULL DO UPDATE SET \
+    sku = COALESCE(excluded.sku, products.sku), \
+    asin = COALESCE(excluded.asin, products.asin), \
+    title = excluded.title, \
+    description = COALESCE(excluded.description, products.description), \
+    brand = COALESCE(excluded.brand, products.brand), \
+    brand_id = COALESCE(excluded.brand_id, products.brand_id), \
+    primary_category_id = COALESCE(excluded.primary_category_id, products.primary_category_id), \
+    weight_grams = COALESCE(excluded.weight_grams, products.weight_grams), \
+    length_mm = COALESCE(excluded.length_mm, products.length_mm), \
+    width_mm = COALESCE(excluded.width_mm, products.width_mm), \
+    height_mm = COALESCE(excluded.height_mm, products.height_mm), \
+    attributes = CASE WHEN $17 THEN excluded.attributes ELSE products.attributes END, \
+    updated_at = excluded.updated_at \
+    RETURNING id";
+
 impl Catalog {
     pub async fn create_product(&self, p: NewProduct) -> Result<Product, StoreError> {
         // UUIDv7: time-ordered, so the primary key is also the creation order that keyset
@@ -119,7 +584,11 @@ impl Catalog {
         let id = Uuid::now_v7();
         let now = Utc::now();
         let sql = format!(
-            "INSERT INTO products ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
+            "INSERT INTO products (id, ean, sku, asin, title, description, brand, brand_id, \
+             primary_category_id, status, weight_grams, length_mm, width_mm, height_mm, attributes, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+             RETURNING {COLUMNS}"
         );
         with_conn!(self.db, |conn| {
             let row = sqlx::query(&sql)
@@ -130,7 +599,14 @@ impl Catalog {
                 .bind(&p.title)
                 .bind(p.description.as_deref())
                 .bind(p.brand.as_deref())
+                .bind(p.brand_id)
+                .bind(p.primary_category_id)
                 .bind(p.status.as_str())
+                .bind(p.weight_grams)
+                .bind(p.length_mm)
+                .bind(p.width_mm)
+                .bind(p.height_mm)
+                .bind(Json(&p.attributes))
                 .bind(now)
                 .fetch_one(&mut *conn)
                 .await
@@ -139,46 +615,68 @@ impl Catalog {
         })
     }
 
+    /// A live product.
     pub async fn get_product(&self, id: Uuid) -> Result<Product, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM products WHERE id = $1");
+        let sql = format!("SELECT {COLUMNS} FROM products WHERE id = $1 AND deleted_at IS NULL");
         with_conn!(self.db, |conn| {
             let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
             product_from_row(&row.ok_or_else(|| not_found(id))?)
         })
     }
 
-    /// Applies `patch` in one statement, so concurrent patches of different fields never
-    /// overwrite each other.
+    /// Applies `patch` to a live product in one statement that sets only the fields the patch
+    /// carries, so concurrent patches of different fields never overwrite each other.
     pub async fn update_product(&self, id: Uuid, patch: ProductPatch) -> Result<Product, StoreError> {
-        let sql = format!(
-            "UPDATE products SET \
-             ean = CASE WHEN $2 THEN $3 ELSE ean END, \
-             sku = CASE WHEN $4 THEN $5 ELSE sku END, \
-             asin = CASE WHEN $6 THEN $7 ELSE asin END, \
-             title = COALESCE($8, title), \
-             description = CASE WHEN $9 THEN $10 ELSE description END, \
-             brand = CASE WHEN $11 THEN $12 ELSE brand END, \
-             status = COALESCE($13, status), \
-             updated_at = $14 \
-             WHERE id = $1 RETURNING {COLUMNS}"
-        );
         let ean = patch.ean.flatten();
+        let mut sql = Sql::new("UPDATE products SET ");
+        let set = |sql: &mut Sql, column: &str, a: Arg| {
+            sql.push_arg(&format!("{column} = "), a, ", ");
+        };
+        if patch.ean.is_some() {
+            set(&mut sql, "ean", Arg::Text(ean.map(|e| e.as_str().to_owned())));
+        }
+        if let Some(v) = patch.sku {
+            set(&mut sql, "sku", Arg::Text(v));
+        }
+        if let Some(v) = patch.asin {
+            set(&mut sql, "asin", Arg::Text(v.map(|a| a.as_str().to_owned())));
+        }
+        if let Some(v) = patch.title {
+            set(&mut sql, "title", Arg::Text(Some(v)));
+        }
+        if let Some(v) = patch.description {
+            set(&mut sql, "description", Arg::Text(v));
+        }
+        if let Some(v) = patch.brand {
+            set(&mut sql, "brand", Arg::Text(v));
+        }
+        if let Some(v) = patch.brand_id {
+            set(&mut sql, "brand_id", Arg::Uuid(v));
+        }
+        if let Some(v) = patch.primary_category_id {
+            set(&mut sql, "primary_category_id", Arg::Uuid(v));
+        }
+        if let Some(v) = patch.status {
+            set(&mut sql, "status", text(v.as_str()));
+        }
+        for (column, v) in [
+            ("weight_grams", patch.weight_grams),
+            ("length_mm", patch.length_mm),
+            ("width_mm", patch.width_mm),
+            ("height_mm", patch.height_mm),
+        ] {
+            if let Some(v) = v {
+                set(&mut sql, column, Arg::Int(v));
+            }
+        }
+        if let Some(v) = patch.attributes {
+            set(&mut sql, "attributes", Arg::Json(v));
+        }
+        sql.push_arg("updated_at = ", Arg::Time(Some(Utc::now())), "");
+        sql.push_arg(" WHERE id = ", Arg::Uuid(Some(id)), "");
+        sql.push(&format!(" AND deleted_at IS NULL RETURNING {COLUMNS}"));
         with_conn!(self.db, |conn| {
-            let row = sqlx::query(&sql)
-                .bind(id)
-                .bind(patch.ean.is_some())
-                .bind(ean.as_ref().map(Gtin::as_str))
-                .bind(patch.sku.is_some())
-                .bind(patch.sku.clone().flatten())
-                .bind(patch.asin.is_some())
-                .bind(patch.asin.clone().flatten().map(|a| a.as_str().to_owned()))
-                .bind(patch.title.clone())
-                .bind(patch.description.is_some())
-                .bind(patch.description.clone().flatten())
-                .bind(patch.brand.is_some())
-                .bind(patch.brand.clone().flatten())
-                .bind(patch.status.map(ProductStatus::as_str))
-                .bind(Utc::now())
+            let row = bind_args!(sqlx::query(&sql.text), &sql.args)
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(|e| map_unique(e, ean.as_ref()))?;
@@ -186,13 +684,19 @@ impl Catalog {
         })
     }
 
+    /// Moves a live product to the trash. It keeps everything but its EAN's hold (see the
+    /// module documentation) until [`Catalog::purge_trash`] removes it for good.
     pub async fn delete_product(&self, id: Uuid) -> Result<(), StoreError> {
+        let now = Utc::now();
         let done = with_conn!(self.db, |conn| {
-            sqlx::query("DELETE FROM products WHERE id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE products SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
         });
         if done == 0 {
             return Err(not_found(id));
@@ -200,60 +704,369 @@ impl Catalog {
         Ok(())
     }
 
-    /// Lists products in creation order, `limit` at a time, after `cursor`.
+    /// Takes a product out of the trash. Fails with a conflict on `ean` when a live product
+    /// has taken its EAN meanwhile, and with not found when it is not in the trash.
+    pub async fn restore_product(&self, id: Uuid) -> Result<Product, StoreError> {
+        let sql = format!(
+            "UPDATE products SET deleted_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND deleted_at IS NOT NULL RETURNING {COLUMNS}"
+        );
+        with_conn!(self.db, |conn| {
+            let row = match sqlx::query(&sql)
+                .bind(Utc::now())
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await
+            {
+                Ok(row) => row,
+                Err(e) => {
+                    // Name the EAN in the conflict: read it (the failed update changed nothing).
+                    let ean: Option<String> = sqlx::query_scalar("SELECT ean FROM products WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .flatten();
+                    let ean = ean.and_then(|s| Gtin::parse(&s).ok());
+                    return Err(map_unique(e, ean.as_ref()));
+                }
+            };
+            product_from_row(&row.ok_or_else(|| not_found(id))?)
+        })
+    }
+
+    /// Hard-deletes the products that went to the trash more than `older_than` ago (the
+    /// policy is 30 days; the caller passes it). Returns how many were removed.
+    pub async fn purge_trash(&self, older_than: chrono::Duration) -> Result<u64, StoreError> {
+        // A negative age counts as zero; an absurd one reaches back to 1970 at most (both
+        // backends store that, unlike chrono's minimum).
+        let cutoff = Utc::now()
+            .checked_sub_signed(older_than.max(chrono::Duration::zero()))
+            .unwrap_or(DateTime::UNIX_EPOCH)
+            .max(DateTime::UNIX_EPOCH);
+        Ok(with_conn!(self.db, |conn| {
+            sqlx::query("DELETE FROM products WHERE deleted_at IS NOT NULL AND deleted_at < $1")
+                .bind(cutoff)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// Lists live products in creation order, `limit` at a time, after `cursor`.
     pub async fn list_products(
         &self,
         filter: &ProductFilter,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Product>, StoreError> {
-        let after = cursor
-            .map(|c| Uuid::try_parse(c).map_err(|_| StoreError::BadCursor))
-            .transpose()?;
-        let mut sql = format!("SELECT {COLUMNS} FROM products WHERE 1 = 1");
-        let mut n = 0;
-        let mut next = |sql: &mut String, clause: &str| {
-            n += 1;
-            sql.push_str(&clause.replace('?', &format!("${n}")));
+        self.list(Shelf::Live, filter, ProductSort::default(), limit, cursor)
+            .await
+    }
+
+    /// Lists live products in the order of `sort`, `limit` at a time, after `cursor` (which
+    /// must come from a page of the same sort).
+    pub async fn list_products_sorted(
+        &self,
+        filter: &ProductFilter,
+        sort: ProductSort,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Product>, StoreError> {
+        self.list(Shelf::Live, filter, sort, limit, cursor).await
+    }
+
+    /// Lists the trash (same filters, sorts and cursors as the live list).
+    pub async fn list_trash(
+        &self,
+        filter: &ProductFilter,
+        sort: ProductSort,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Product>, StoreError> {
+        self.list(Shelf::Trash, filter, sort, limit, cursor).await
+    }
+
+    async fn list(
+        &self,
+        shelf: Shelf,
+        filter: &ProductFilter,
+        sort: ProductSort,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Product>, StoreError> {
+        let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
+        let mut sql = Sql::new(&format!("SELECT {P_COLUMNS} FROM products p WHERE "));
+        sql.push(match shelf {
+            Shelf::Live => "p.deleted_at IS NULL",
+            Shelf::Trash => "p.deleted_at IS NOT NULL",
+        });
+        let (op, dir) = if sort.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
         };
-        if after.is_some() {
-            next(&mut sql, " AND id > ?");
+        // Row comparison `(value, id) > (…)` is what the (value, id) indexes answer.
+        match after {
+            None => {}
+            Some(After::Id(id)) => {
+                sql.push_arg(&format!(" AND p.id {op} "), Arg::Uuid(Some(id)), "");
+            }
+            Some(After::Time(t, id)) => {
+                let t = sql.arg(Arg::Time(Some(t)));
+                let id = sql.arg(Arg::Uuid(Some(id)));
+                sql.push(&format!(" AND (p.updated_at, p.id) {op} ({t}, {id})"));
+            }
+            Some(After::Text(s, id)) => {
+                let s = sql.arg(Arg::Text(Some(s)));
+                let id = sql.arg(Arg::Uuid(Some(id)));
+                sql.push(&format!(" AND (p.title, p.id) {op} ({s}, {id})"));
+            }
         }
-        if filter.status.is_some() {
-            next(&mut sql, " AND status = ?");
-        }
-        if filter.ean.is_some() {
-            next(&mut sql, " AND ean = ?");
-        }
-        if filter.sku.is_some() {
-            next(&mut sql, " AND sku = ?");
-        }
-        next(&mut sql, " ORDER BY id LIMIT ?");
-        let fetch = i64::from(limit) + 1;
+        push_filters(&mut sql, filter, Utc::now())?;
+        sql.push(&match sort.key {
+            SortKey::Created => format!(" ORDER BY p.id {dir}"),
+            SortKey::UpdatedAt => format!(" ORDER BY p.updated_at {dir}, p.id {dir}"),
+            SortKey::Title => format!(" ORDER BY p.title {dir}, p.id {dir}"),
+        });
+        sql.push_arg(" LIMIT ", Arg::BigInt(i64::from(limit) + 1), "");
         let mut items = with_conn!(self.db, |conn| {
-            let mut q = sqlx::query(&sql);
-            if let Some(a) = after {
-                q = q.bind(a);
-            }
-            if let Some(s) = filter.status {
-                q = q.bind(s.as_str());
-            }
-            if let Some(e) = &filter.ean {
-                q = q.bind(e.as_str());
-            }
-            if let Some(s) = &filter.sku {
-                q = q.bind(s.as_str());
-            }
-            let rows = q.bind(fetch).fetch_all(&mut *conn).await?;
+            let rows = bind_args!(sqlx::query(&sql.text), &sql.args)
+                .fetch_all(&mut *conn)
+                .await?;
             rows.iter().map(product_from_row).collect::<Result<Vec<_>, _>>()?
         });
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
-            items.last().map(|p| p.id.to_string())
+            items.last().map(|p| encode_cursor(sort, p))
         } else {
             None
         };
         Ok(Page { items, next_cursor })
+    }
+
+    /// Creates or updates up to [`MAX_UPSERT_BATCH`] products by EAN in one transaction, one
+    /// statement per item, and says per item what happened (in input order). An item without
+    /// an EAN or with a blank title fails alone. Items are applied in order, so when one EAN
+    /// appears twice the later item updates what the earlier one created (later wins; both
+    /// results name the same id).
+    ///
+    /// Created and updated are told apart without a read: the statement proposes a fresh id
+    /// and returns the id of the row it wrote, which is the fresh one only if it inserted.
+    pub async fn upsert_products_by_ean(
+        &self,
+        items: Vec<NewProduct>,
+    ) -> Result<Vec<UpsertResult>, StoreError> {
+        if items.len() > MAX_UPSERT_BATCH {
+            return Err(StoreError::Invalid {
+                field: "items",
+                reason: format!(
+                    "at most {MAX_UPSERT_BATCH} products per call, found {}",
+                    items.len()
+                ),
+            });
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        with_conn!(self.db, |conn| {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut out = Vec::with_capacity(items.len());
+            for p in &items {
+                let Some(ean) = p.ean.as_ref() else {
+                    out.push(UpsertResult::Failed {
+                        field: "ean",
+                        message: "an ean is required to upsert by ean".into(),
+                    });
+                    continue;
+                };
+                if p.title.trim().is_empty() {
+                    out.push(UpsertResult::Failed {
+                        field: "title",
+                        message: "title must not be empty".into(),
+                    });
+                    continue;
+                }
+                // The columns' CHECKs, asked here so that one bad item fails alone instead of
+                // aborting the transaction.
+                let negative = [
+                    ("weight_grams", p.weight_grams),
+                    ("length_mm", p.length_mm),
+                    ("width_mm", p.width_mm),
+                    ("height_mm", p.height_mm),
+                ]
+                .into_iter()
+                .find(|(_, v)| v.is_some_and(|v| v < 0));
+                if let Some((field, _)) = negative {
+                    out.push(UpsertResult::Failed {
+                        field,
+                        message: format!("{field} must not be negative"),
+                    });
+                    continue;
+                }
+                let fresh = Uuid::now_v7();
+                let id: Uuid = sqlx::query_scalar(UPSERT)
+                    .bind(fresh)
+                    .bind(ean.as_str())
+                    .bind(p.sku.as_deref())
+                    .bind(p.asin.as_ref().map(Asin::as_str))
+                    .bind(&p.title)
+                    .bind(p.description.as_deref())
+                    .bind(p.brand.as_deref())
+                    .bind(p.brand_id)
+                    .bind(p.primary_category_id)
+                    .bind(p.status.as_str())
+                    .bind(p.weight_grams)
+                    .bind(p.length_mm)
+                    .bind(p.width_mm)
+                    .bind(p.height_mm)
+                    .bind(Json(&p.attributes))
+                    .bind(now)
+                    .bind(!p.attributes.is_empty())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                out.push(if id == fresh {
+                    UpsertResult::Created { id }
+                } else {
+                    UpsertResult::Updated { id }
+                });
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+}
+
+/// Helpers shared by the product and search tests.
+#[cfg(test)]
+pub(super) mod test_support {
+    use super::*;
+    use crate::testing::TestEnv;
+    use crate::{Backend, Databases};
+    use pm_config::Database;
+
+    pub(in crate::catalog) async fn open(env: &TestEnv) -> (Databases, Catalog) {
+        let dbs = Databases::open(&env.settings).await.unwrap();
+        let cat = Catalog::new(dbs.get(Database::Catalog).clone());
+        (dbs, cat)
+    }
+
+    pub(in crate::catalog) fn gtin(s: &str) -> Gtin {
+        Gtin::parse(s).unwrap()
+    }
+
+    /// Runs one statement with `args`.
+    pub(in crate::catalog) async fn exec(cat: &Catalog, sql: &str, args: Vec<Arg>) -> Result<(), StoreError> {
+        with_conn!(cat.db(), |conn| {
+            bind_args!(sqlx::query(sql), &args).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Rows of the tables of migrations 0005-0007 (suppliers, categories, prices, stocks) that
+    /// the list filters read, with just the columns those tables require.
+    pub(in crate::catalog) async fn add_category(cat: &Catalog, id: Uuid, parent: Option<Uuid>, path: &str) {
+        exec(
+            cat,
+            "INSERT INTO categories (id, parent_id, name, slug, path, slug_path, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3, $4, $3, $5, $5)",
+            vec![
+                uuid(id),
+                Arg::Uuid(parent),
+                txt(&id.to_string()),
+                txt(path),
+                Arg::Time(Some(Utc::now())),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+
+    pub(in crate::catalog) async fn add_supplier(cat: &Catalog) -> Uuid {
+        let id = Uuid::now_v7();
+        exec(
+            cat,
+            "INSERT INTO suppliers (id, code, name, default_currency, created_at, updated_at) \
+             VALUES ($1, $2, $2, 'EUR', $3, $3)",
+            vec![uuid(id), txt(&id.to_string()), Arg::Time(Some(Utc::now()))],
+        )
+        .await
+        .unwrap();
+        id
+    }
+
+    pub(in crate::catalog) async fn add_supplier_product(cat: &Catalog, supplier: Uuid, product: Uuid) {
+        exec(
+            cat,
+            "INSERT INTO supplier_products (id, supplier_id, product_id, supplier_sku, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+            vec![
+                uuid(Uuid::now_v7()),
+                uuid(supplier),
+                uuid(product),
+                txt(&product.to_string()),
+                Arg::Time(Some(Utc::now())),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+
+    pub(in crate::catalog) async fn add_price(
+        cat: &Catalog,
+        product: Uuid,
+        (price_type, currency, amount): (&str, &str, &str),
+        valid_from: Option<DateTime<Utc>>,
+        valid_to: Option<DateTime<Utc>>,
+    ) {
+        // NUMERIC on PostgreSQL, decimal text on SQLite.
+        let amount_sql = match cat.db().backend() {
+            Backend::Postgres => "CAST($5 AS NUMERIC)",
+            Backend::Sqlite => "$5",
+        };
+        exec(
+            cat,
+            &format!(
+                "INSERT INTO product_prices (id, product_id, price_type, currency, amount, valid_from, valid_to, updated_at) \
+                 VALUES ($1, $2, $3, $4, {amount_sql}, $6, $7, $8)"
+            ),
+            vec![
+                uuid(Uuid::now_v7()),
+                uuid(product),
+                txt(price_type),
+                txt(currency),
+                txt(amount),
+                Arg::Time(valid_from),
+                Arg::Time(valid_to),
+                Arg::Time(Some(Utc::now())),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+
+    pub(in crate::catalog) async fn add_stock(cat: &Catalog, product: Uuid, warehouse: &str, quantity: i64) {
+        exec(
+            cat,
+            "INSERT INTO product_stocks (id, product_id, warehouse, quantity, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                uuid(Uuid::now_v7()),
+                uuid(product),
+                txt(warehouse),
+                Arg::BigInt(quantity),
+                Arg::Time(Some(Utc::now())),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+
+    pub(in crate::catalog) fn uuid(u: Uuid) -> Arg {
+        Arg::Uuid(Some(u))
+    }
+
+    pub(in crate::catalog) fn txt(s: &str) -> Arg {
+        Arg::Text(Some(s.to_owned()))
     }
 }
 
@@ -460,6 +1273,1078 @@ mod tests {
                 "{}: {err}",
                 env.label
             );
+            env.cleanup().await;
+        }
+    }
+
+    use super::test_support::{
+        add_category, add_price, add_stock, add_supplier, add_supplier_product, exec, open, uuid,
+    };
+    use chrono::Duration;
+
+    fn attrs(v: serde_json::Value) -> Attributes {
+        match v {
+            serde_json::Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    /// Walks every page of `sort` (`limit` at a time) and returns the ids in order.
+    async fn walk(
+        cat: &Catalog,
+        filter: &ProductFilter,
+        sort: ProductSort,
+        limit: u32,
+        trash: bool,
+    ) -> Vec<Uuid> {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = if trash {
+                cat.list_trash(filter, sort, limit, cursor.as_deref()).await
+            } else {
+                cat.list_products_sorted(filter, sort, limit, cursor.as_deref())
+                    .await
+            }
+            .unwrap();
+            assert!(page.items.len() <= limit as usize);
+            seen.extend(page.items.iter().map(|p| p.id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+            assert!(seen.len() < 1000, "pagination does not end");
+        }
+        seen
+    }
+
+    async fn ids(cat: &Catalog, filter: ProductFilter) -> Vec<Uuid> {
+        let mut v: Vec<Uuid> = cat
+            .list_products(&filter, 100, None)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn sorted(mut v: Vec<Uuid>) -> Vec<Uuid> {
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn extended_fields_round_trip() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let label = env.label;
+            let brand_id = Uuid::now_v7();
+            let category = Uuid::now_v7();
+            let new = NewProduct {
+                ean: Some(gtin("4006381333931")),
+                sku: Some("SKU-X".into()),
+                asin: Some(Asin::parse("B07N4M94X4").unwrap()),
+                title: "Stabilo pen".into(),
+                description: Some("a pen".into()),
+                brand: Some("Stabilo".into()),
+                brand_id: Some(brand_id),
+                primary_category_id: Some(category),
+                status: ProductStatus::Active,
+                weight_grams: Some(12),
+                length_mm: Some(150),
+                width_mm: Some(10),
+                height_mm: Some(0),
+                attributes: attrs(
+                    serde_json::json!({"colour": "blue", "pack": 10, "tags": ["a", "b"], "nested": {"x": null}}),
+                ),
+            };
+            let p = cat.create_product(new.clone()).await.unwrap();
+            assert_eq!(p.brand_id, Some(brand_id), "{label}");
+            assert_eq!(p.primary_category_id, Some(category));
+            assert_eq!(
+                (p.weight_grams, p.length_mm, p.width_mm, p.height_mm),
+                (Some(12), Some(150), Some(10), Some(0))
+            );
+            assert_eq!(p.attributes, new.attributes, "{label}");
+            assert_eq!(p.deleted_at, None);
+            assert_eq!(cat.get_product(p.id).await.unwrap(), p, "{label}");
+
+            // Defaults: no measures, an empty object.
+            let bare = cat
+                .create_product(NewProduct {
+                    title: "bare".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert!(bare.attributes.is_empty());
+            assert_eq!(bare.weight_grams, None);
+
+            // Patch the new fields: set, clear, replace, leave.
+            let q = cat
+                .update_product(
+                    p.id,
+                    ProductPatch {
+                        brand_id: Some(None),
+                        weight_grams: Some(Some(13)),
+                        height_mm: Some(None),
+                        attributes: Some(attrs(serde_json::json!({"colour": "red"}))),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(q.brand_id, None, "{label}");
+            assert_eq!(q.primary_category_id, Some(category));
+            assert_eq!(q.weight_grams, Some(13));
+            assert_eq!(q.length_mm, Some(150));
+            assert_eq!(q.height_mm, None);
+            assert_eq!(q.attributes, attrs(serde_json::json!({"colour": "red"})));
+            assert_eq!(q.title, "Stabilo pen");
+            assert_eq!(q.ean, p.ean);
+            assert_eq!(cat.get_product(p.id).await.unwrap(), q, "{label}");
+
+            // Every field at once, through the one statement.
+            let r = cat
+                .update_product(
+                    p.id,
+                    ProductPatch {
+                        ean: Some(None),
+                        sku: Some(None),
+                        asin: Some(None),
+                        title: Some("t".into()),
+                        description: Some(None),
+                        brand: Some(None),
+                        brand_id: Some(Some(brand_id)),
+                        primary_category_id: Some(None),
+                        status: Some(ProductStatus::Inactive),
+                        weight_grams: Some(None),
+                        length_mm: Some(None),
+                        width_mm: Some(Some(11)),
+                        height_mm: Some(Some(12)),
+                        attributes: Some(Attributes::new()),
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (
+                    r.ean,
+                    r.sku.clone(),
+                    r.asin.clone(),
+                    r.description.clone(),
+                    r.brand.clone()
+                ),
+                (None, None, None, None, None),
+                "{label}"
+            );
+            assert_eq!((r.brand_id, r.primary_category_id), (Some(brand_id), None));
+            assert_eq!(r.status, ProductStatus::Inactive);
+            assert_eq!(
+                (r.weight_grams, r.length_mm, r.width_mm, r.height_mm),
+                (None, None, Some(11), Some(12))
+            );
+            assert!(r.attributes.is_empty());
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn soft_delete_restore_trash_and_purge() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let label = env.label;
+            let ean = gtin("4006381333931");
+            let a = cat
+                .create_product(NewProduct {
+                    ean: Some(ean),
+                    title: "a".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let other = cat
+                .create_product(NewProduct {
+                    title: "other".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            cat.delete_product(a.id).await.unwrap();
+            assert!(matches!(
+                cat.get_product(a.id).await,
+                Err(StoreError::NotFound { .. })
+            ));
+            assert_eq!(
+                ids(&cat, ProductFilter::default()).await,
+                vec![other.id],
+                "{label}"
+            );
+            let trash = cat
+                .list_trash(&ProductFilter::default(), ProductSort::default(), 10, None)
+                .await
+                .unwrap();
+            assert_eq!(trash.items.len(), 1, "{label}");
+            assert_eq!(trash.items[0].id, a.id);
+            assert!(trash.items[0].deleted_at.is_some());
+            // Trashed products cannot be patched or deleted again.
+            assert!(matches!(
+                cat.update_product(a.id, ProductPatch::default()).await,
+                Err(StoreError::NotFound { .. })
+            ));
+            assert!(matches!(
+                cat.delete_product(a.id).await,
+                Err(StoreError::NotFound { .. })
+            ));
+            // Restoring a live product: not found (it is not in the trash).
+            assert!(matches!(
+                cat.restore_product(other.id).await,
+                Err(StoreError::NotFound { .. })
+            ));
+
+            // The trashed product does not hold its EAN…
+            let b = cat
+                .create_product(NewProduct {
+                    ean: Some(ean),
+                    title: "b".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            // …but two live products still cannot share one.
+            let dup = cat
+                .create_product(NewProduct {
+                    ean: Some(ean),
+                    title: "c".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(dup, StoreError::Conflict { field: "ean", .. }),
+                "{label}: {dup:?}"
+            );
+            let dup = cat
+                .update_product(
+                    other.id,
+                    ProductPatch {
+                        ean: Some(Some(ean)),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(dup, StoreError::Conflict { field: "ean", .. }),
+                "{label}: {dup:?}"
+            );
+            // Restoring `a` now would make two live products with one EAN: conflict, named.
+            let err = cat.restore_product(a.id).await.unwrap_err();
+            match &err {
+                StoreError::Conflict { field, value, .. } => {
+                    assert_eq!((*field, value.as_str()), ("ean", "4006381333931"), "{label}");
+                }
+                e => panic!("{label}: {e:?}"),
+            }
+            // Once `b` is gone, `a` comes back.
+            cat.delete_product(b.id).await.unwrap();
+            let back = cat.restore_product(a.id).await.unwrap();
+            assert_eq!(back.deleted_at, None);
+            assert_eq!(back.ean, Some(ean));
+            assert!(back.updated_at >= a.updated_at);
+            assert_eq!(cat.get_product(a.id).await.unwrap(), back, "{label}");
+
+            // Purge: only what has been in the trash longer than asked.
+            assert_eq!(cat.purge_trash(Duration::days(30)).await.unwrap(), 0, "{label}");
+            cat.delete_product(other.id).await.unwrap();
+            let old = Utc::now() - Duration::days(31);
+            exec(
+                &cat,
+                "UPDATE products SET deleted_at = $1 WHERE id = $2",
+                vec![Arg::Time(Some(old)), uuid(other.id)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(cat.purge_trash(Duration::days(30)).await.unwrap(), 1, "{label}");
+            let trash = walk(&cat, &ProductFilter::default(), ProductSort::default(), 1, true).await;
+            assert_eq!(trash, vec![b.id], "{label}");
+            // `b` went to the trash a moment ago: older than zero, so purged now.
+            assert_eq!(cat.purge_trash(Duration::zero()).await.unwrap(), 1, "{label}");
+            assert!(
+                walk(&cat, &ProductFilter::default(), ProductSort::default(), 1, true)
+                    .await
+                    .is_empty()
+            );
+            // An absurd duration does not overflow.
+            assert_eq!(cat.purge_trash(Duration::MAX).await.unwrap(), 0);
+            assert_eq!(ids(&cat, ProductFilter::default()).await, vec![a.id], "{label}");
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn every_filter() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let label = env.label;
+            let (root, child, grandchild, elsewhere) =
+                (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+            for (id, parent, path) in [
+                (root, None, format!("/{root}/")),
+                (child, Some(root), format!("/{root}/{child}/")),
+                (grandchild, Some(child), format!("/{root}/{child}/{grandchild}/")),
+                (elsewhere, None, format!("/{elsewhere}/")),
+            ] {
+                add_category(&cat, id, parent, &path).await;
+            }
+            let brand = Uuid::now_v7();
+            let mk = |title: &str, ean: Option<&str>| NewProduct {
+                title: title.into(),
+                ean: ean.map(gtin),
+                ..Default::default()
+            };
+            let p1 = cat
+                .create_product(NewProduct {
+                    primary_category_id: Some(grandchild),
+                    status: ProductStatus::Active,
+                    sku: Some("S1".into()),
+                    ..mk("p1", Some("4006381333931"))
+                })
+                .await
+                .unwrap()
+                .id;
+            let p2 = cat
+                .create_product(NewProduct {
+                    brand_id: Some(brand),
+                    ..mk("p2", None)
+                })
+                .await
+                .unwrap()
+                .id;
+            let p3 = cat
+                .create_product(NewProduct {
+                    primary_category_id: Some(elsewhere),
+                    asin: Some(Asin::parse("B07N4M94X4").unwrap()),
+                    ..mk("p3", None)
+                })
+                .await
+                .unwrap()
+                .id;
+            let p4 = cat.create_product(mk("p4", None)).await.unwrap().id;
+            // A trashed product matches nothing.
+            let gone = cat
+                .create_product(NewProduct {
+                    primary_category_id: Some(root),
+                    ..mk("gone", None)
+                })
+                .await
+                .unwrap()
+                .id;
+            exec(
+                &cat,
+                "INSERT INTO product_categories (product_id, category_id, taxonomy) VALUES ($1, $2, 'internal')",
+                vec![uuid(p2), uuid(child)],
+            )
+            .await
+            .unwrap();
+            let supplier = add_supplier(&cat).await;
+            let other_supplier = add_supplier(&cat).await;
+            for p in [p1, p3, gone] {
+                add_supplier_product(&cat, supplier, p).await;
+            }
+            add_supplier_product(&cat, other_supplier, p2).await;
+            let now = Utc::now();
+            let days = |n| Some(now - Duration::days(n));
+            add_price(&cat, p1, ("retail", "EUR", "19.99"), days(10), None).await;
+            add_price(&cat, p2, ("retail", "EUR", "5.00"), None, None).await;
+            // expired, and not yet valid: neither counts
+            add_price(&cat, p2, ("retail", "EUR", "50"), days(20), days(1)).await;
+            add_price(
+                &cat,
+                p2,
+                ("retail", "EUR", "60"),
+                Some(now + Duration::days(1)),
+                None,
+            )
+            .await;
+            add_price(&cat, p3, ("cost", "EUR", "10"), days(10), None).await;
+            add_price(&cat, p4, ("retail", "USD", "15"), days(10), None).await;
+            add_price(&cat, gone, ("retail", "EUR", "12"), days(10), None).await;
+            for (p, w, q) in [
+                (p1, "w1", 3),
+                (p1, "w2", 0),
+                (p2, "w1", 0),
+                (p3, "w1", 0),
+                (p3, "w2", 0),
+                (gone, "w1", 5),
+            ] {
+                add_stock(&cat, p, w, q).await;
+            }
+            cat.delete_product(gone).await.unwrap();
+            let since = Utc::now();
+            cat.update_product(
+                p4,
+                ProductPatch {
+                    description: Some(Some("changed".into())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+
+            let f = ProductFilter::default;
+            assert_eq!(ids(&cat, f()).await, sorted(vec![p1, p2, p3, p4]), "{label}");
+            let cases: Vec<(&str, ProductFilter, Vec<Uuid>)> = vec![
+                (
+                    "status",
+                    ProductFilter {
+                        status: Some(ProductStatus::Active),
+                        ..f()
+                    },
+                    vec![p1],
+                ),
+                (
+                    "ean",
+                    ProductFilter {
+                        ean: Some(gtin("4006381333931")),
+                        ..f()
+                    },
+                    vec![p1],
+                ),
+                (
+                    "sku",
+                    ProductFilter {
+                        sku: Some("S1".into()),
+                        ..f()
+                    },
+                    vec![p1],
+                ),
+                (
+                    "sku nul",
+                    ProductFilter {
+                        sku: Some("S\u{0}1".into()),
+                        ..f()
+                    },
+                    vec![],
+                ),
+                (
+                    "asin",
+                    ProductFilter {
+                        asin: Some(Asin::parse("b07n4m94x4").unwrap()),
+                        ..f()
+                    },
+                    vec![p3],
+                ),
+                (
+                    "has asin",
+                    ProductFilter {
+                        has_asin: Some(true),
+                        ..f()
+                    },
+                    vec![p3],
+                ),
+                (
+                    "no asin",
+                    ProductFilter {
+                        has_asin: Some(false),
+                        ..f()
+                    },
+                    vec![p1, p2, p4],
+                ),
+                (
+                    "brand",
+                    ProductFilter {
+                        brand_id: Some(brand),
+                        ..f()
+                    },
+                    vec![p2],
+                ),
+                (
+                    "supplier",
+                    ProductFilter {
+                        supplier_id: Some(supplier),
+                        ..f()
+                    },
+                    vec![p1, p3],
+                ),
+                (
+                    "root subtree",
+                    ProductFilter {
+                        category_id: Some(root),
+                        ..f()
+                    },
+                    vec![p1, p2],
+                ),
+                (
+                    "child subtree",
+                    ProductFilter {
+                        category_id: Some(child),
+                        ..f()
+                    },
+                    vec![p1, p2],
+                ),
+                (
+                    "leaf",
+                    ProductFilter {
+                        category_id: Some(grandchild),
+                        ..f()
+                    },
+                    vec![p1],
+                ),
+                (
+                    "elsewhere",
+                    ProductFilter {
+                        category_id: Some(elsewhere),
+                        ..f()
+                    },
+                    vec![p3],
+                ),
+                (
+                    "unknown category",
+                    ProductFilter {
+                        category_id: Some(Uuid::now_v7()),
+                        ..f()
+                    },
+                    vec![],
+                ),
+                (
+                    "min price",
+                    ProductFilter {
+                        price: Some(PriceRange {
+                            currency: "EUR".into(),
+                            min: Some("10".into()),
+                            ..Default::default()
+                        }),
+                        ..f()
+                    },
+                    vec![p1],
+                ),
+                (
+                    "max price",
+                    ProductFilter {
+                        price: Some(PriceRange {
+                            currency: "EUR".into(),
+                            max: Some("10.0".into()),
+                            ..Default::default()
+                        }),
+                        ..f()
+                    },
+                    vec![p2],
+                ),
+                (
+                    "inclusive range",
+                    ProductFilter {
+                        price: Some(PriceRange {
+                            currency: "EUR".into(),
+                            min: Some("5".into()),
+                            max: Some("19.99".into()),
+                            price_type: None,
+                        }),
+                        ..f()
+                    },
+                    vec![p1, p2],
+                ),
+                (
+                    "price type",
+                    ProductFilter {
+                        price: Some(PriceRange {
+                            currency: "EUR".into(),
+                            price_type: Some("cost".into()),
+                            min: Some("-1".into()),
+                            max: None,
+                        }),
+                        ..f()
+                    },
+                    vec![p3],
+                ),
+                (
+                    "currency",
+                    ProductFilter {
+                        price: Some(PriceRange {
+                            currency: "USD".into(),
+                            ..Default::default()
+                        }),
+                        ..f()
+                    },
+                    vec![p4],
+                ),
+                (
+                    "in stock",
+                    ProductFilter {
+                        in_stock: Some(true),
+                        ..f()
+                    },
+                    vec![p1],
+                ),
+                (
+                    "out of stock",
+                    ProductFilter {
+                        in_stock: Some(false),
+                        ..f()
+                    },
+                    vec![p2, p3, p4],
+                ),
+                (
+                    "updated since",
+                    ProductFilter {
+                        updated_since: Some(since),
+                        ..f()
+                    },
+                    vec![p4],
+                ),
+                (
+                    "combined",
+                    ProductFilter {
+                        supplier_id: Some(supplier),
+                        in_stock: Some(true),
+                        category_id: Some(root),
+                        ..f()
+                    },
+                    vec![p1],
+                ),
+            ];
+            for (what, filter, want) in cases {
+                assert_eq!(ids(&cat, filter.clone()).await, sorted(want), "{label}: {what}");
+                // The trash filters the same way: only `gone` is there.
+                let trash = walk(&cat, &filter, ProductSort::default(), 10, true).await;
+                assert!(trash.is_empty() || trash == vec![gone], "{label}: {what}");
+            }
+            let trash = walk(
+                &cat,
+                &ProductFilter {
+                    supplier_id: Some(supplier),
+                    ..f()
+                },
+                ProductSort::default(),
+                10,
+                true,
+            )
+            .await;
+            assert_eq!(trash, vec![gone], "{label}");
+
+            // Bad price input is refused naming the field, never sent to the database.
+            for (range, field) in [
+                (
+                    PriceRange {
+                        currency: "EUR".into(),
+                        min: Some("abc".into()),
+                        ..Default::default()
+                    },
+                    "min_price",
+                ),
+                (
+                    PriceRange {
+                        currency: "EUR".into(),
+                        max: Some("1e5".into()),
+                        ..Default::default()
+                    },
+                    "max_price",
+                ),
+                (
+                    PriceRange {
+                        currency: "EUR".into(),
+                        min: Some("1.23456".into()),
+                        ..Default::default()
+                    },
+                    "min_price",
+                ),
+                (
+                    PriceRange {
+                        currency: "EUR".into(),
+                        min: Some(".5".into()),
+                        ..Default::default()
+                    },
+                    "min_price",
+                ),
+                (
+                    PriceRange {
+                        currency: "EUR".into(),
+                        price_type: Some("list".into()),
+                        ..Default::default()
+                    },
+                    "price_type",
+                ),
+            ] {
+                let err = cat
+                    .list_products(
+                        &ProductFilter {
+                            price: Some(range),
+                            ..f()
+                        },
+                        10,
+                        None,
+                    )
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(err, StoreError::Invalid { field: got, .. } if got == field),
+                    "{label}: {err:?}"
+                );
+            }
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn every_sort_paginates_everything_once() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let label = env.label;
+            let titles = ["delta", "alpha", "charlie", "alpha", "bravo", "echo", "alpha"];
+            let mut created = Vec::new();
+            for t in titles {
+                created.push(
+                    cat.create_product(NewProduct {
+                        title: t.into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .id,
+                );
+            }
+            // Change the update order against the creation order.
+            for i in [3, 0, 5] {
+                cat.update_product(
+                    created[i],
+                    ProductPatch {
+                        description: Some(Some("x".into())),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            let mut all = Vec::new();
+            for id in &created {
+                all.push(cat.get_product(*id).await.unwrap());
+            }
+            for key in [SortKey::Created, SortKey::UpdatedAt, SortKey::Title] {
+                for descending in [false, true] {
+                    let sort = ProductSort { key, descending };
+                    let mut want = all.clone();
+                    match key {
+                        SortKey::Created => want.sort_by_key(|p| p.id),
+                        SortKey::UpdatedAt => want.sort_by_key(|p| (p.updated_at, p.id)),
+                        SortKey::Title => want.sort_by(|a, b| (&a.title, a.id).cmp(&(&b.title, b.id))),
+                    }
+                    if descending {
+                        want.reverse();
+                    }
+                    let want: Vec<Uuid> = want.iter().map(|p| p.id).collect();
+                    for limit in [1, 2, 3, 7, 50] {
+                        let got = walk(&cat, &ProductFilter::default(), sort, limit, false).await;
+                        assert_eq!(got, want, "{label}: {sort} by {limit}");
+                    }
+                    // A page exactly at the end has no cursor.
+                    let page = cat
+                        .list_products_sorted(&ProductFilter::default(), sort, 7, None)
+                        .await
+                        .unwrap();
+                    assert_eq!(page.next_cursor, None);
+                }
+            }
+            // With a filter too.
+            let alphas = walk(
+                &cat,
+                &ProductFilter {
+                    sku: None,
+                    ..Default::default()
+                },
+                "-title".parse().unwrap(),
+                1,
+                false,
+            )
+            .await;
+            assert_eq!(alphas.len(), 7, "{label}");
+            assert_eq!(
+                "updated_at".parse::<ProductSort>().unwrap().key,
+                SortKey::UpdatedAt
+            );
+            assert!("price".parse::<ProductSort>().is_err());
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn tampered_cursors_are_refused() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let label = env.label;
+            for i in 0..3 {
+                cat.create_product(NewProduct {
+                    title: format!("t{i}"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            }
+            let f = ProductFilter::default();
+            let by = |key, descending| ProductSort { key, descending };
+            let title_cursor = cat
+                .list_products_sorted(&f, by(SortKey::Title, false), 1, None)
+                .await
+                .unwrap()
+                .next_cursor
+                .unwrap();
+            let updated_cursor = cat
+                .list_products_sorted(&f, by(SortKey::UpdatedAt, true), 1, None)
+                .await
+                .unwrap()
+                .next_cursor
+                .unwrap();
+            let enc = |s: &str| URL_SAFE_NO_PAD.encode(s);
+            let id = Uuid::now_v7();
+            let bad: Vec<(String, ProductSort)> = vec![
+                ("zzz".into(), ProductSort::default()),
+                ("".into(), ProductSort::default()),
+                ("!!!".into(), ProductSort::default()),
+                (id.to_string(), ProductSort::default()),
+                (enc("{}"), ProductSort::default()),
+                (enc("not json"), ProductSort::default()),
+                (
+                    enc(&format!(r#"{{"s":"title","id":"{id}"}}"#)),
+                    by(SortKey::Title, false),
+                ),
+                (
+                    enc(&format!(r#"{{"s":"created","v":"x","id":"{id}"}}"#)),
+                    ProductSort::default(),
+                ),
+                (enc(r#"{"s":"created","id":"nope"}"#), ProductSort::default()),
+                (
+                    enc(&format!(r#"{{"s":"-updated_at","v":"yesterday","id":"{id}"}}"#)),
+                    by(SortKey::UpdatedAt, true),
+                ),
+                // A cursor of another sort or direction.
+                (title_cursor.clone(), ProductSort::default()),
+                (title_cursor.clone(), by(SortKey::Title, true)),
+                (updated_cursor.clone(), by(SortKey::UpdatedAt, false)),
+                // Truncated.
+                (
+                    title_cursor[..title_cursor.len() - 3].to_owned(),
+                    by(SortKey::Title, false),
+                ),
+            ];
+            for (cursor, sort) in bad {
+                let got = cat.list_products_sorted(&f, sort, 2, Some(&cursor)).await;
+                assert!(
+                    matches!(got, Err(StoreError::BadCursor)),
+                    "{label}: {cursor:?} {sort}: {got:?}"
+                );
+            }
+            // A well-formed cursor at a position that matches no row is just a position.
+            let c = enc(&format!(r#"{{"s":"title","v":"zzz","id":"{id}"}}"#));
+            let page = cat
+                .list_products_sorted(&f, by(SortKey::Title, false), 2, Some(&c))
+                .await
+                .unwrap();
+            assert!(page.items.is_empty());
+            // Trailing padding is tolerated.
+            let padded = format!("{title_cursor}==");
+            assert!(cat
+                .list_products_sorted(&f, by(SortKey::Title, false), 2, Some(&padded))
+                .await
+                .is_ok());
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn bulk_upsert_by_ean() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let label = env.label;
+            let existing = cat
+                .create_product(NewProduct {
+                    ean: Some(gtin("4006381333931")),
+                    title: "old title".into(),
+                    description: Some("kept".into()),
+                    sku: Some("OLD".into()),
+                    status: ProductStatus::Active,
+                    attributes: attrs(serde_json::json!({"a": 1})),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            // A trashed product with an EAN does not catch upserts of that EAN.
+            let trashed = cat
+                .create_product(NewProduct {
+                    ean: Some(gtin("96385074")),
+                    title: "trashed".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            cat.delete_product(trashed.id).await.unwrap();
+
+            let mut results = cat
+                .upsert_products_by_ean(vec![
+                    // updates `existing`
+                    NewProduct {
+                        ean: Some(gtin("4006381333931")),
+                        title: "new title".into(),
+                        sku: Some("NEW".into()),
+                        weight_grams: Some(5),
+                        ..Default::default()
+                    },
+                    // creates
+                    NewProduct {
+                        ean: Some(gtin("887276302195")),
+                        title: "created".into(),
+                        status: ProductStatus::Active,
+                        attributes: attrs(serde_json::json!({"b": 2})),
+                        ..Default::default()
+                    },
+                    // refused alone
+                    NewProduct {
+                        title: "no ean".into(),
+                        ..Default::default()
+                    },
+                    NewProduct {
+                        ean: Some(gtin("10012345678902")),
+                        title: "  ".into(),
+                        ..Default::default()
+                    },
+                    NewProduct {
+                        ean: Some(gtin("10012345678902")),
+                        title: "heavy".into(),
+                        weight_grams: Some(-1),
+                        ..Default::default()
+                    },
+                    // the same EAN again, spelled as UPC-A: the later item wins
+                    NewProduct {
+                        ean: Some(gtin("0887276302195")),
+                        title: "created, then updated".into(),
+                        ..Default::default()
+                    },
+                    // the trashed product's EAN: a new product
+                    NewProduct {
+                        ean: Some(gtin("96385074")),
+                        title: "reborn".into(),
+                        ..Default::default()
+                    },
+                ])
+                .await
+                .unwrap();
+            assert_eq!(results.len(), 7, "{label}");
+            let negative = results.remove(4);
+            assert!(
+                matches!(
+                    negative,
+                    UpsertResult::Failed {
+                        field: "weight_grams",
+                        ..
+                    }
+                ),
+                "{label}"
+            );
+            assert_eq!(results[0], UpsertResult::Updated { id: existing.id }, "{label}");
+            let UpsertResult::Created { id: created } = results[1] else {
+                panic!("{label}: {:?}", results[1]);
+            };
+            assert!(
+                matches!(results[2], UpsertResult::Failed { field: "ean", .. }),
+                "{label}"
+            );
+            assert!(
+                matches!(results[3], UpsertResult::Failed { field: "title", .. }),
+                "{label}"
+            );
+            assert_eq!(results[4], UpsertResult::Updated { id: created }, "{label}");
+            let UpsertResult::Created { id: reborn } = results[5] else {
+                panic!("{label}: {:?}", results[5]);
+            };
+            assert_ne!(reborn, trashed.id);
+
+            let e = cat.get_product(existing.id).await.unwrap();
+            assert_eq!(e.title, "new title", "{label}");
+            assert_eq!(e.sku.as_deref(), Some("NEW"));
+            assert_eq!(e.description.as_deref(), Some("kept"), "absent fields are kept");
+            assert_eq!(e.weight_grams, Some(5));
+            assert_eq!(
+                e.status,
+                ProductStatus::Active,
+                "status is not changed by upserts"
+            );
+            assert_eq!(e.attributes, existing.attributes, "no attributes: kept");
+            assert_eq!(e.created_at, existing.created_at);
+            assert!(e.updated_at >= existing.updated_at);
+            let c = cat.get_product(created).await.unwrap();
+            assert_eq!(c.title, "created, then updated", "{label}");
+            assert_eq!(c.status, ProductStatus::Active);
+            assert_eq!(c.attributes, attrs(serde_json::json!({"b": 2})));
+            // Serialised for the edge.
+            assert_eq!(
+                serde_json::to_value(&results[2]).unwrap()["result"],
+                serde_json::json!("failed")
+            );
+            assert_eq!(
+                serde_json::to_value(&results[0]).unwrap(),
+                serde_json::json!({"result": "updated", "id": existing.id})
+            );
+
+            // The largest batch in one call, then one more is refused.
+            let batch: Vec<NewProduct> = (0..MAX_UPSERT_BATCH as u64)
+                .map(|i| {
+                    let payload = format!("{:012}", 200_000_000_000 + i);
+                    let check = {
+                        let probe = format!("{payload}0");
+                        match Gtin::parse(&probe) {
+                            Ok(_) => 0,
+                            Err(pm_domain::GtinError::BadCheckDigit { expected, .. }) => expected,
+                            Err(e) => panic!("{e}"),
+                        }
+                    };
+                    NewProduct {
+                        ean: Some(gtin(&format!("{payload}{check}"))),
+                        title: format!("bulk {i}"),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let started = std::time::Instant::now();
+            let results = cat.upsert_products_by_ean(batch.clone()).await.unwrap();
+            eprintln!(
+                "{label}: upsert of {} new products took {:?}",
+                batch.len(),
+                started.elapsed()
+            );
+            assert!(
+                results.iter().all(|r| matches!(r, UpsertResult::Created { .. })),
+                "{label}"
+            );
+            let started = std::time::Instant::now();
+            let again = cat.upsert_products_by_ean(batch.clone()).await.unwrap();
+            eprintln!(
+                "{label}: upsert of {} existing products took {:?}",
+                batch.len(),
+                started.elapsed()
+            );
+            assert!(
+                again.iter().all(|r| matches!(r, UpsertResult::Updated { .. })),
+                "{label}"
+            );
+            let mut too_many = batch;
+            too_many.push(NewProduct {
+                ean: Some(gtin("4006381333931")),
+                title: "x".into(),
+                ..Default::default()
+            });
+            let err = cat.upsert_products_by_ean(too_many).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::Invalid { field: "items", .. }),
+                "{label}: {err:?}"
+            );
+            assert!(cat.upsert_products_by_ean(Vec::new()).await.unwrap().is_empty());
+            dbs.close().await;
             env.cleanup().await;
         }
     }
