@@ -109,6 +109,7 @@ impl IntoResponse for ApiError {
         let errors = match &self {
             Self::Invalid(errors) => errors.clone(),
             Self::Conflict(e) => vec![e.clone()],
+            Self::TooLarge { .. } => vec![FieldError::new("body", &self)],
             _ => Vec::new(),
         };
         let body = Problem {

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     let admin_only = || axum::middleware::from_fn(auth::require_admin);
     let api = Router::new()
         .merge(routes::products::router())
+        .merge(routes::catalog::router())
         .merge(routes::auth::private())
         .merge(routes::notifications::router())
         .merge(routes::access::router().route_layer(admin_only()))

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod binary;
 mod cache;
+mod catalog;
 mod health;
 mod objects;
 mod products;

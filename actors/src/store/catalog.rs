@@ -19,6 +19,10 @@ impl CatalogStore {
     pub fn new(catalog: Catalog) -> Self {
         Self { catalog }
     }
+
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
 }
 
 impl Behaviour for CatalogStore {

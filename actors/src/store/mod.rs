@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod catalog;
+pub mod catalog_entities;
 pub mod core;
 pub mod db;
 

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod admin;
 pub mod auth;
+pub mod catalog;
 pub mod health;
 pub mod metrics;
 pub mod notifications;

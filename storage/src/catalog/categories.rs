@@ -158,7 +158,7 @@ impl Catalog {
                 new_slug_path = format!("{parent_prefix}{slug}");
                 // Only a new slug changes the slug paths below.
                 if new_slug_path != node.slug_path {
-                    rewrite_subtree(&mut *tx, &node, &node.path, &new_slug_path).await?;
+                    rewrite_subtree(&mut tx, &node, &node.path, &new_slug_path).await?;
                 }
                 sqlx::query("UPDATE categories SET name = COALESCE($2, name), slug = $3, updated_at = $4 WHERE id = $1")
                     .bind(id)
@@ -201,7 +201,7 @@ impl Catalog {
                 }
                 let new_path;
                 (new_path, new_slug_path) = paths_under(parent.as_ref(), id, &node.slug);
-                rewrite_subtree(&mut *tx, &node, &new_path, &new_slug_path).await?;
+                rewrite_subtree(&mut tx, &node, &new_path, &new_slug_path).await?;
                 sqlx::query("UPDATE categories SET parent_id = $2, updated_at = $3 WHERE id = $1")
                     .bind(id)
                     .bind(new_parent)
@@ -374,17 +374,18 @@ where
 /// Rewrites `path` and `slug_path` of `node` and every descendant: the old prefixes are
 /// replaced by the new ones in one statement. Lengths are in characters on both backends;
 /// paths and slugs are ASCII, so bytes and characters agree.
-async fn rewrite_subtree<'c, E>(
-    tx: E,
+async fn rewrite_subtree<'c, DB>(
+    tx: &mut sqlx::Transaction<'c, DB>,
     node: &Category,
     new_path: &str,
     new_slug_path: &str,
 ) -> Result<(), sqlx::Error>
 where
-    E: sqlx::Executor<'c>,
-    for<'q> String: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> i32: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
+    DB: sqlx::Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
 {
     let from = |s: &str| i32::try_from(s.len() + 1).unwrap_or(i32::MAX);
     sqlx::query(
@@ -396,7 +397,7 @@ where
     .bind(new_slug_path.to_owned())
     .bind(from(&node.slug_path))
     .bind(format!("{}%", node.path))
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
