@@ -92,7 +92,7 @@ pub async fn run(
 
     spawn_trash_purge(&settings, &actors);
 
-    let state = AppState {
+    let state = AppState::new(pm_api::state::AppInner {
         settings: settings.clone(),
         actors: actors.clone(),
         objects,
@@ -104,7 +104,7 @@ pub async fn run(
         keys,
         login_limits,
         metrics_token: a.metrics_token.clone(),
-    };
+    });
     let app = pm_api::router(state);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");

@@ -10,9 +10,27 @@ use pm_config::{Secret, Settings};
 use pm_storage::redis::Redis;
 use pm_storage::ObjectStore;
 
-/// Shared by every handler; cheap to clone.
+/// Shared by every handler. One `Arc`: axum clones the state for every extractor and
+/// middleware of every request, and one reference count is much cheaper than the forty the
+/// fields hold (contended refcounts bounce between cores).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+impl AppState {
+    pub fn new(inner: AppInner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// What handlers can reach, through [`AppState`].
+pub struct AppInner {
     pub settings: Arc<Settings>,
     pub actors: ActorSystem,
     pub objects: Arc<dyn ObjectStore>,
@@ -29,7 +47,7 @@ pub struct AppState {
     pub metrics_token: Option<Secret>,
 }
 
-impl AppState {
+impl AppInner {
     pub fn is_escalated(&self) -> bool {
         self.escalated.load(Ordering::Acquire)
     }
