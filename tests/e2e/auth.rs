@@ -402,37 +402,39 @@ async fn user_management_refuses_bad_input_and_deactivation_ends_sessions() {
 
 #[tokio::test]
 async fn notifications_list_and_mark_read() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, me) = app.get("/api/v1/auth/me").await;
-    let admin: uuid::Uuid = me["id"].as_str().unwrap().parse().unwrap();
-    let core = pm_storage::core::Core::new(app.db(Database::Core).await);
-    let n1 = core
-        .notify(admin, "import", "import finished", Some("1200 rows"))
-        .await
-        .unwrap();
-    core.notify(admin, "import", "import failed", None).await.unwrap();
-    let (st, list) = app.get("/api/v1/notifications?unread=true").await;
-    assert_eq!(st, 200);
-    assert_eq!(list["items"].as_array().unwrap().len(), 2);
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/notifications/{n1}/read")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let (_, list) = app.get("/api/v1/notifications?unread=true").await;
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
-    let (_, marked) = app.post("/api/v1/notifications/read-all", json!({})).await;
-    assert_eq!(marked["marked"], 1);
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/notifications/{}/read", uuid::Uuid::now_v7())))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    app.stop().await;
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, me) = app.get("/api/v1/auth/me").await;
+        let admin: uuid::Uuid = me["id"].as_str().unwrap().parse().unwrap();
+        let core = pm_storage::core::Core::new(app.db(Database::Core).await);
+        let n1 = core
+            .notify(admin, "import", "import finished", Some("1200 rows"))
+            .await
+            .unwrap();
+        core.notify(admin, "import", "import failed", None).await.unwrap();
+        let (st, list) = app.get("/api/v1/notifications?unread=true").await;
+        assert_eq!(st, 200);
+        assert_eq!(list["items"].as_array().unwrap().len(), 2);
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/notifications/{n1}/read")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let (_, list) = app.get("/api/v1/notifications?unread=true").await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        let (_, marked) = app.post("/api/v1/notifications/read-all", json!({})).await;
+        assert_eq!(marked["marked"], 1);
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/notifications/{}/read", uuid::Uuid::now_v7())))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        app.stop().await;
+    }
 }
 
 #[tokio::test]
