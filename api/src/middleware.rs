@@ -1,7 +1,11 @@
 //! Cross-cutting request handling: tracing spans with the request id, request metrics and the
 //! request deadline.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use axum::http::Method;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -20,19 +24,43 @@ pub fn make_span(req: &Request) -> Span {
     tracing::info_span!("http", method = %req.method(), uri = %req.uri().path(), request_id)
 }
 
+/// Histogram handles of one route, by method and status.
+type RouteHistograms = Vec<(Method, u16, metrics::Histogram)>;
+
+thread_local! {
+    /// Histogram handles per (route, method, status), so that a request neither builds nor
+    /// hashes a label set. Each worker thread keeps its own map, so a lookup takes no lock and
+    /// touches no shared cache line; the handles themselves are shared. Routes are the
+    /// matched patterns, so the maps stay small.
+    static HISTOGRAMS: RefCell<HashMap<String, RouteHistograms>> = RefCell::new(HashMap::new());
+}
+
+fn request_histogram(route: &str, method: &Method, status: u16) -> metrics::Histogram {
+    HISTOGRAMS.with(|map| {
+        let mut map = map.borrow_mut();
+        if !map.contains_key(route) {
+            map.insert(route.to_owned(), Vec::new());
+        }
+        let list = map.get_mut(route).expect("inserted above");
+        if let Some((_, _, h)) = list.iter().find(|(m, s, _)| m == method && *s == status) {
+            return h.clone();
+        }
+        let h = metrics::histogram!("http_request_duration_seconds",
+            "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string());
+        list.push((method.clone(), status, h.clone()));
+        h
+    })
+}
+
 /// Records `http_request_duration_seconds{method, route, status}`. The route is the matched
 /// pattern (`/api/v1/products/{id}`), never the raw path, so labels stay few.
 pub async fn record_metrics(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    request_histogram(route, &method, resp.status().as_u16()).record(started.elapsed().as_secs_f64());
     resp
 }
 

@@ -9,6 +9,16 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Tokens remembered per thread (see [`Keys::verify`]).
+const VERIFIED_MAX: usize = 10_000;
+
+thread_local! {
+    /// Verified access tokens of this worker thread, keyed by the whole token (so a token that
+    /// differs in one byte is verified afresh) and tagged with the key that accepted it.
+    static VERIFIED: std::cell::RefCell<std::collections::HashMap<String, (u64, Claims)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// Prefix of API keys, so that they are told from JWTs at a glance (and by secret scanners).
 pub const API_KEY_PREFIX: &str = "pmk_";
 
@@ -33,6 +43,9 @@ pub struct Keys {
     decoding: DecodingKey,
     validation: Validation,
     pub issuer: String,
+    /// Identifies this key in the per-thread cache of verified tokens: a token verified with
+    /// another key (another secret) is never answered from it.
+    cache_tag: u64,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
@@ -63,6 +76,7 @@ impl Keys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             issuer: issuer.to_owned(),
+            cache_tag: rand::random(),
             access_ttl,
             refresh_ttl,
         }
@@ -87,13 +101,37 @@ impl Keys {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
+    /// Checks signature, algorithm, issuer and expiry. A token already verified on this
+    /// thread is answered from a small per-thread map until it expires: a client sends the same
+    /// token with every request, and the signature and the claims' JSON are the costly part.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let now = jsonwebtoken::get_current_timestamp();
+        let cached = VERIFIED.with(|v| {
+            let v = v.borrow();
+            v.get(token)
+                .filter(|(tag, c)| *tag == self.cache_tag && c.exp + self.validation.leeway > now)
+                .map(|(_, c)| c.clone())
+        });
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            })
+            })?;
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
+            if v.len() >= VERIFIED_MAX {
+                v.retain(|_, (_, c)| c.exp + self.validation.leeway > now);
+                if v.len() >= VERIFIED_MAX {
+                    v.clear();
+                }
+            }
+            v.insert(token.to_owned(), (self.cache_tag, claims.clone()));
+        });
+        Ok(claims)
     }
 }
 
@@ -164,7 +202,8 @@ mod tests {
         let t = k
             .issue(Uuid::now_v7(), "ann", vec![Permission::CatalogRead])
             .unwrap();
-        // Another key.
+        // Another key, even right after this thread verified the token with the right one.
+        assert!(k.verify(&t).is_ok());
         assert_eq!(keys(b"secret-2", 60).verify(&t), Err(TokenError::Invalid));
         // A changed payload (grant admin) with the old signature.
         let parts: Vec<&str> = t.split('.').collect();
