@@ -14,13 +14,13 @@ use pm_storage::core::roles::Role;
 use pm_storage::core::settings::AppSetting;
 use pm_storage::core::token_hash;
 use pm_storage::core::users::{NewUser, User, UserPatch};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::products::parse_id;
 use crate::auth::{password, tokens, Principal};
 use crate::error::ApiError;
-use crate::extract::{Json as Body, Query};
+use crate::extract::{nullable, Json as Body, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -40,10 +40,6 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys/{id}", delete(revoke_key))
         .route("/settings", get(list_settings))
         .route("/settings/{key}", put(put_setting).delete(delete_setting))
-}
-
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn check_username(u: &str) -> Result<(), ApiError> {

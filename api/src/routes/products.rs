@@ -17,12 +17,12 @@ use pm_storage::catalog::{
     Attributes, NewProduct, Page, PriceRange, Product, ProductFilter, ProductPatch, ProductSort, SearchHit,
     UpsertResult, MAX_UPSERT_BATCH,
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
-use crate::extract::{Json as Body, Query};
+use crate::extract::{nullable, Json as Body, Query};
 use crate::AppState;
 
 /// Bodies of bulk upserts may be larger than others: 1,000 products with descriptions.
@@ -66,11 +66,6 @@ struct CreateBody {
     height_mm: Option<i32>,
     #[serde(default)]
     attributes: Attributes,
-}
-
-/// Distinguishes a field that is absent (`None`) from one set to null (`Some(None)`).
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize)]

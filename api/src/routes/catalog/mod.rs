@@ -25,7 +25,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use pm_domain::{Amount, Currency, Money};
 use pm_storage::cache::Kind;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::products::MAX_LIMIT;
@@ -45,14 +45,8 @@ pub fn router() -> Router<AppState> {
         .merge(seo::router())
 }
 
+pub(crate) use crate::extract::nullable;
 pub(crate) use crate::extract::Json as Body;
-
-/// Distinguishes a field that is absent (`None`) from one set to null (`Some(None)`).
-pub(crate) fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// A uuid from the path, refused naming `field` (`id`, `category_id`, ...).
 pub(crate) fn path_id(field: &str, s: &str) -> Result<Uuid, ApiError> {
