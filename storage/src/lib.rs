@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod core;
 pub mod db;
 pub mod error;
+mod keyset;
 pub mod object_store;
 pub mod redis;
 

@@ -39,26 +39,5 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Builds the next-page cursor of a list ordered by UUIDv7 id.
-pub(crate) fn next_cursor<T>(
-    items: &mut Vec<T>,
-    limit: u32,
-    id: impl Fn(&T) -> uuid::Uuid,
-) -> Option<String> {
-    if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|x| id(x).to_string())
-    } else {
-        None
-    }
-}
-
-pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<uuid::Uuid, crate::StoreError> {
-    match cursor {
-        None => Ok(uuid::Uuid::nil()),
-        Some(c) => uuid::Uuid::try_parse(c).map_err(|_| crate::StoreError::BadCursor),
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -5,8 +5,9 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{next_cursor, parse_cursor, Core};
+use super::Core;
 use crate::catalog::Page;
+use crate::keyset::{after, fetch_limit, page};
 use crate::{with_conn, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,10 +54,10 @@ impl Core {
         cursor: Option<&str>,
     ) -> Result<Page<Notification>, StoreError> {
         let before = match cursor {
-            Some(_) => parse_cursor(cursor)?,
+            Some(_) => after(cursor)?,
             None => Uuid::max(),
         };
-        let mut items = with_conn!(self.db, |conn| {
+        let items = with_conn!(self.db, |conn| {
             let rows = sqlx::query(
                 "SELECT id, kind, title, body, created_at, read_at FROM notifications \
                  WHERE user_id = $1 AND id < $2 AND ($3 = FALSE OR read_at IS NULL) ORDER BY id DESC LIMIT $4",
@@ -64,7 +65,7 @@ impl Core {
             .bind(user_id)
             .bind(before)
             .bind(unread_only)
-            .bind(i64::from(limit) + 1)
+            .bind(fetch_limit(limit))
             .fetch_all(&mut *conn)
             .await?;
             rows.iter()
@@ -80,8 +81,7 @@ impl Core {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?
         });
-        let next_cursor = next_cursor(&mut items, limit, |n| n.id);
-        Ok(Page { items, next_cursor })
+        Ok(page(items, limit, |n| n.id))
     }
 
     /// Marks one of the user's notifications read; another user's is "not found".

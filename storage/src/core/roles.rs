@@ -75,7 +75,7 @@ impl Core {
                    COALESCE((SELECT STRING_AGG(permission, ',') FROM role_permissions rp WHERE rp.role_id = r.id), '') AS perms \
                    FROM roles r ORDER BY r.name";
         with_conn!(self.db, |conn| {
-            let sql = sql_for_backend(sql, conn_backend(&self.db));
+            let sql = sql_for_backend(sql, self.db.backend());
             let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
             rows.iter()
                 .map(|r| {
@@ -192,11 +192,6 @@ impl Core {
         });
         Ok(())
     }
-}
-
-/// Which backend a Db is, for the few statements that differ.
-pub(crate) fn conn_backend(db: &crate::Db) -> crate::Backend {
-    db.backend()
 }
 
 /// `STRING_AGG(x, ',')` is PostgreSQL; SQLite spells it `GROUP_CONCAT(x, ',')`.

@@ -7,8 +7,9 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::roles::{sql_for_backend, unique};
-use super::{next_cursor, parse_cursor, Core};
+use super::Core;
 use crate::catalog::Page;
+use crate::keyset::{after, fetch_limit, page};
 use crate::{with_conn, StoreError};
 
 /// A user as the API shows it (never the password hash).
@@ -180,21 +181,20 @@ impl Core {
     }
 
     pub async fn list_users(&self, limit: u32, cursor: Option<&str>) -> Result<Page<User>, StoreError> {
-        let after = parse_cursor(cursor)?;
+        let after = after(cursor)?;
         let sql = sql_for_backend(
             &format!("{USER_SELECT} WHERE u.id > $1 ORDER BY u.id LIMIT $2"),
             self.db.backend(),
         );
-        let mut items = with_conn!(self.db, |conn| {
+        let items = with_conn!(self.db, |conn| {
             let rows = sqlx::query(&sql)
                 .bind(after)
-                .bind(i64::from(limit) + 1)
+                .bind(fetch_limit(limit))
                 .fetch_all(&mut *conn)
                 .await?;
             rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?
         });
-        let next_cursor = next_cursor(&mut items, limit, |u| u.id);
-        Ok(Page { items, next_cursor })
+        Ok(page(items, limit, |u| u.id))
     }
 
     pub async fn update_user(&self, id: Uuid, p: UserPatch) -> Result<User, StoreError> {
