@@ -65,6 +65,26 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The largest page a list returns, and its size when the caller does not say.
+pub const MAX_PAGE: u32 = 500;
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// A list's page size from the `limit` parameter: [`DEFAULT_PAGE`] when absent, 1 to
+/// [`MAX_PAGE`].
+pub fn page_limit(limit: Option<u32>) -> Result<u32, FieldError> {
+    bounded_limit(limit, DEFAULT_PAGE, MAX_PAGE)
+}
+
+/// `limit`, or `default` when absent, refused outside 1 to `max` with an error naming it.
+pub fn bounded_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, FieldError> {
+    let l = limit.unwrap_or(default);
+    if (1..=max).contains(&l) {
+        Ok(l)
+    } else {
+        Err(FieldError::new("limit", format!("must be between 1 and {max}")))
+    }
+}
+
 /// For `#[serde(default, deserialize_with = "nullable")]` on an `Option<Option<T>>` field of a
 /// PATCH body: an absent field stays `None` (leave it), `null` becomes `Some(None)` (clear it).
 pub fn nullable<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::products::parse_id;
 use crate::auth::{password, tokens, Principal};
 use crate::error::ApiError;
-use crate::extract::{nullable, Json as Body, Query};
+use crate::extract::{nullable, page_limit, Json as Body, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -72,21 +72,12 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn limit(l: Option<u32>) -> Result<u32, ApiError> {
-    let l = l.unwrap_or(50);
-    if (1..=500).contains(&l) {
-        Ok(l)
-    } else {
-        Err(ApiError::invalid("limit", "must be between 1 and 500"))
-    }
-}
-
 async fn list_users(
     State(s): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<User>>, ApiError> {
     let msg = ListUsers {
-        limit: limit(q.limit)?,
+        limit: page_limit(q.limit)?,
         cursor: q.cursor,
     };
     Ok(Json(s.actors.stores.core.send(msg).await?))

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::products::parse_id;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{page_limit, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -36,10 +36,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Notification>>, ApiError> {
     let user_id = p.require_user()?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
-    }
+    let limit = page_limit(q.limit)?;
     let msg = ListNotifications {
         user_id,
         unread_only: q.unread.unwrap_or(false),

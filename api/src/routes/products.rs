@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
-use crate::extract::{nullable, Json as Body, Query};
+use crate::extract::{bounded_limit, nullable, page_limit, Json as Body, Query, DEFAULT_PAGE};
 use crate::AppState;
 
 /// Bodies of bulk upserts may be larger than others: 1,000 products with descriptions.
@@ -44,7 +44,6 @@ pub fn router() -> Router<AppState> {
 const MAX_TITLE: usize = 500;
 const MAX_TEXT: usize = 20_000;
 const MAX_SHORT: usize = 200;
-pub const MAX_LIMIT: u32 = 500;
 const MAX_SEARCH_LIMIT: u32 = 100;
 
 #[derive(Debug, Deserialize)]
@@ -410,13 +409,10 @@ struct ListQuery {
 impl ListQuery {
     fn parse(self) -> Result<(ProductFilter, ProductSort, u32, Option<String>), ApiError> {
         let mut errors = Vec::new();
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            errors.push(FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
+        let limit = page_limit(self.limit).unwrap_or_else(|e| {
+            errors.push(e);
+            DEFAULT_PAGE
+        });
         let sort = match self.sort.as_deref().map(str::parse::<ProductSort>) {
             None => ProductSort::default(),
             Some(Ok(s)) => s,
@@ -503,13 +499,10 @@ async fn search(
 ) -> Result<Response, ApiError> {
     who.require(Permission::CatalogRead)?;
     let mut errors = Vec::new();
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=MAX_SEARCH_LIMIT).contains(&limit) {
-        errors.push(FieldError::new(
-            "limit",
-            format!("must be between 1 and {MAX_SEARCH_LIMIT}"),
-        ));
-    }
+    let limit = bounded_limit(q.limit, 20, MAX_SEARCH_LIMIT).unwrap_or_else(|e| {
+        errors.push(e);
+        20
+    });
     if q.q.trim().is_empty() || q.q.chars().count() > 200 {
         errors.push(FieldError::new("q", "1 to 200 characters"));
     }

@@ -11,7 +11,7 @@ use pm_storage::cache::Kind;
 use pm_storage::catalog::{Brand, BrandPatch, NewBrand};
 use serde::Deserialize;
 
-use super::{cached, limit, page_key, path_id, Body, PageQuery};
+use super::{cached, page_key, page_limit, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -103,7 +103,7 @@ async fn list(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     who.require(Permission::CatalogRead)?;
-    let limit = limit(q.limit)?;
+    let limit = page_limit(q.limit)?;
     let key = page_key("list", limit, q.cursor.as_deref());
     cached(&s, Kind::Brands, &key, async {
         let msg = ListBrands {

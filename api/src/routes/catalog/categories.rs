@@ -15,7 +15,7 @@ use pm_storage::catalog::{Category, CategoryPatch, NewCategory, ProductCategory}
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{cached, limit, nullable, page_key, path_id, stale_search, Body, PageQuery};
+use super::{cached, nullable, page_key, page_limit, path_id, stale_search, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -166,7 +166,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     who.require(Permission::CatalogRead)?;
     let parent = q.parent.as_deref().map(|p| path_id("parent", p)).transpose()?;
-    let limit = limit(q.limit)?;
+    let limit = page_limit(q.limit)?;
     let prefix = match parent {
         Some(p) => format!("children:{p}"),
         None => "roots".to_owned(),
@@ -192,7 +192,7 @@ async fn subtree(
 ) -> Result<Response, ApiError> {
     who.require(Permission::CatalogRead)?;
     let id = path_id("id", &id)?;
-    let limit = limit(q.limit)?;
+    let limit = page_limit(q.limit)?;
     let key = page_key(&format!("subtree:{id}"), limit, q.cursor.as_deref());
     cached(&s, Kind::Categories, &key, async {
         let msg = ListSubtree {

@@ -28,7 +28,6 @@ use pm_storage::cache::Kind;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::products::MAX_LIMIT;
 use crate::error::{ApiError, FieldError};
 use crate::AppState;
 
@@ -45,25 +44,12 @@ pub fn router() -> Router<AppState> {
         .merge(seo::router())
 }
 
-pub(crate) use crate::extract::nullable;
 pub(crate) use crate::extract::Json as Body;
+pub(crate) use crate::extract::{nullable, page_limit, DEFAULT_PAGE};
 
 /// A uuid from the path, refused naming `field` (`id`, `category_id`, ...).
 pub(crate) fn path_id(field: &str, s: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(s).map_err(|_| ApiError::invalid(field, "not a uuid"))
-}
-
-/// A page size: 50 when absent, 1 to [`MAX_LIMIT`].
-pub(crate) fn limit(l: Option<u32>) -> Result<u32, ApiError> {
-    let l = l.unwrap_or(50);
-    if (1..=MAX_LIMIT).contains(&l) {
-        Ok(l)
-    } else {
-        Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ))
-    }
 }
 
 /// `limit` and `cursor` of a list.
@@ -115,13 +101,10 @@ impl HistoryQuery {
         if to <= from && errors.is_empty() {
             errors.push(FieldError::new("to", "must be after from"));
         }
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            errors.push(FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
+        let limit = page_limit(self.limit).unwrap_or_else(|e| {
+            errors.push(e);
+            DEFAULT_PAGE
+        });
         if errors.is_empty() {
             Ok(History {
                 from,

@@ -18,7 +18,7 @@ use pm_storage::catalog::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{cached, limit, nullable, page_key, path_id, stale_search, Body, MoneyBody, PageQuery};
+use super::{cached, nullable, page_key, page_limit, path_id, stale_search, Body, MoneyBody, PageQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -147,7 +147,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     who.require(Permission::CatalogRead)?;
-    let limit = limit(q.limit)?;
+    let limit = page_limit(q.limit)?;
     let prefix = format!("list:{:?}", q.active);
     let key = page_key(&prefix, limit, q.cursor.as_deref());
     cached(&s, Kind::Suppliers, &key, async {
@@ -222,7 +222,7 @@ async fn list_products(
     who.require(Permission::CatalogRead)?;
     let msg = ListSupplierProducts {
         supplier_id: path_id("id", &id)?,
-        limit: limit(q.limit)?,
+        limit: page_limit(q.limit)?,
         cursor: q.cursor,
     };
     Ok(Json(s.actors.stores.catalog.send(msg).await?))
