@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::{Actor, Context, Handler, Message};
 use criterion::{criterion_group, criterion_main, Criterion};
 use pm_supervisors::{
-    Behaviour, ChildSpec, Handles, Intensity, Mailbox, Registry, Reply, Strategy, Supervisor,
+    Behaviour, ChildSpec, Ctx, Handles, Intensity, Mailbox, Registry, Reply, Strategy, Supervisor,
 };
 
 struct Echo;
@@ -21,7 +21,7 @@ struct Sync_(u64);
 impl Handles<Sync_> for Echo {
     type Ok = u64;
     type Err = String;
-    fn handle(&mut self, m: Sync_) -> Reply<Result<u64, String>> {
+    fn handle(&mut self, m: Sync_, _ctx: &Ctx<Self>) -> Reply<Result<u64, String>> {
         Reply::ready(Ok(m.0 + 1))
     }
 }
@@ -30,7 +30,7 @@ struct Async_(u64);
 impl Handles<Async_> for Echo {
     type Ok = u64;
     type Err = String;
-    fn handle(&mut self, m: Async_) -> Reply<Result<u64, String>> {
+    fn handle(&mut self, m: Async_, _ctx: &Ctx<Self>) -> Reply<Result<u64, String>> {
         Reply::spawn(async move { Ok(m.0 + 1) })
     }
 }

@@ -13,7 +13,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-use crate::behaviour::{Behaviour, Handles, Reply};
+use crate::behaviour::{Behaviour, Ctx, Handles, Reply};
 use crate::mailbox::CallError;
 use crate::stats::{ActorStatus, Shared, Ticket};
 use crate::supervisor::{RestartType, SupEvent};
@@ -31,13 +31,14 @@ pub(crate) struct Cell<B: Behaviour> {
     /// The multi-thread runtime that async handlers run on (the cell itself lives on its own
     /// arbiter thread, whose runtime is single-threaded).
     pub rt: tokio::runtime::Handle,
+    pub ctx: Ctx<B>,
 }
 
 impl<B: Behaviour> Actor for Cell<B> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        match self.behaviour.started() {
+        match self.behaviour.started(&self.ctx) {
             Ok(()) => self.shared.set_status(ActorStatus::Running),
             Err(reason) => ctx.address().do_send(Crash { reason }),
         }
@@ -71,7 +72,7 @@ where
             permit,
             ticket,
         } = env;
-        self.run(move |b| b.handle(msg), reply, permit, ticket, ctx);
+        self.run(move |b, c| b.handle(msg, c), reply, permit, ticket, ctx);
     }
 }
 
@@ -88,7 +89,7 @@ pub(crate) fn panic_text(p: &(dyn Any + Send)) -> String {
 impl<B: Behaviour> Cell<B> {
     fn run<T, E>(
         &mut self,
-        work: impl FnOnce(&mut B) -> Reply<Result<T, E>>,
+        work: impl FnOnce(&mut B, &Ctx<B>) -> Reply<Result<T, E>>,
         reply: oneshot::Sender<Result<T, CallError<E>>>,
         permit: OwnedSemaphorePermit,
         ticket: Ticket,
@@ -109,7 +110,7 @@ impl<B: Behaviour> Cell<B> {
         }
         let shared = self.shared.clone();
         let started = shared.begin();
-        match catch_unwind(AssertUnwindSafe(|| work(&mut self.behaviour))) {
+        match catch_unwind(AssertUnwindSafe(|| work(&mut self.behaviour, &self.ctx))) {
             Ok(Reply::Ready(result)) => {
                 drop(permit);
                 shared.finish(started, result.as_ref().err().map(ToString::to_string));
@@ -181,7 +182,7 @@ impl<B: Behaviour> Cell<B> {
     fn restart_in_place(&mut self, ctx: &mut Context<Self>) {
         self.behaviour = (self.factory)();
         self.shared.restarted();
-        match self.behaviour.started() {
+        match self.behaviour.started(&self.ctx) {
             Ok(()) => self.shared.set_status(ActorStatus::Running),
             // A start that fails is one more crash; restart intensity bounds the loop.
             Err(reason) => ctx.address().do_send(Crash { reason }),
@@ -265,7 +266,7 @@ impl<B: Behaviour> Handler<InjectPanic> for Cell<B> {
     fn handle(&mut self, msg: InjectPanic, ctx: &mut Context<Self>) {
         let in_task = msg.in_task;
         self.run(
-            move |_| -> Reply<Result<(), String>> {
+            move |_, _| -> Reply<Result<(), String>> {
                 if in_task {
                     Reply::spawn(async { panic!("injected fault in an async handler") })
                 } else {

@@ -17,7 +17,7 @@ pub mod registry;
 pub mod stats;
 pub mod supervisor;
 
-pub use behaviour::{Behaviour, Handles, Reply};
+pub use behaviour::{Behaviour, Ctx, Handles, Reply};
 pub use mailbox::{CallError, Mailbox};
 pub use registry::{ActorEntry, Registry};
 pub use stats::{ActorSnapshot, ActorStatus, HandlingSummary};

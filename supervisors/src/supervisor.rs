@@ -384,6 +384,7 @@ impl Supervisor {
             child,
             events: self.inner.events.clone(),
             rt: self.inner.rt.clone(),
+            ctx: crate::behaviour::Ctx::new(shared.clone()),
         };
         let addr = Cell::start_in_arbiter(&arbiter.handle(), move |_| cell);
         self.inner.arbiters.lock().push(arbiter);

@@ -37,7 +37,7 @@ struct Counter {
 }
 
 impl Behaviour for Counter {
-    fn started(&mut self) -> Result<(), String> {
+    fn started(&mut self, _ctx: &Ctx<Self>) -> Result<(), String> {
         self.starts.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -50,7 +50,7 @@ struct Incr;
 impl Handles<Incr> for Counter {
     type Ok = u64;
     type Err = String;
-    fn handle(&mut self, _: Incr) -> Reply<Result<u64, String>> {
+    fn handle(&mut self, _: Incr, _ctx: &Ctx<Self>) -> Reply<Result<u64, String>> {
         self.n += 1;
         Reply::ready(Ok(self.n))
     }
@@ -60,7 +60,7 @@ struct Fail;
 impl Handles<Fail> for Counter {
     type Ok = u64;
     type Err = String;
-    fn handle(&mut self, _: Fail) -> Reply<Result<u64, String>> {
+    fn handle(&mut self, _: Fail, _ctx: &Ctx<Self>) -> Reply<Result<u64, String>> {
         Reply::ready(Err("refused".into()))
     }
 }
@@ -69,7 +69,7 @@ struct Boom;
 impl Handles<Boom> for Counter {
     type Ok = u64;
     type Err = String;
-    fn handle(&mut self, _: Boom) -> Reply<Result<u64, String>> {
+    fn handle(&mut self, _: Boom, _ctx: &Ctx<Self>) -> Reply<Result<u64, String>> {
         panic!("boom")
     }
 }
@@ -78,7 +78,7 @@ struct AsyncBoom;
 impl Handles<AsyncBoom> for Counter {
     type Ok = u64;
     type Err = String;
-    fn handle(&mut self, _: AsyncBoom) -> Reply<Result<u64, String>> {
+    fn handle(&mut self, _: AsyncBoom, _ctx: &Ctx<Self>) -> Reply<Result<u64, String>> {
         Reply::spawn(async { panic!("async boom") })
     }
 }
@@ -88,7 +88,7 @@ struct Gated;
 impl Handles<Gated> for Counter {
     type Ok = u64;
     type Err = String;
-    fn handle(&mut self, _: Gated) -> Reply<Result<u64, String>> {
+    fn handle(&mut self, _: Gated, _ctx: &Ctx<Self>) -> Reply<Result<u64, String>> {
         let gate = self.gate.clone();
         Reply::spawn(async move {
             gate.acquire().await.map_err(|e| e.to_string())?.forget();

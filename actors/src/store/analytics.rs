@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pm_storage::analytics::{Activity, Analytics};
 use pm_storage::StoreError;
-use pm_supervisors::{Behaviour, Handles, Reply};
+use pm_supervisors::{Behaviour, Ctx, Handles, Reply};
 
 use super::Ping;
 
@@ -27,7 +27,7 @@ impl Behaviour for AnalyticsStore {
 impl Handles<Ping> for AnalyticsStore {
     type Ok = Duration;
     type Err = StoreError;
-    fn handle(&mut self, _: Ping) -> Reply<Result<Duration, StoreError>> {
+    fn handle(&mut self, _: Ping, _ctx: &Ctx<Self>) -> Reply<Result<Duration, StoreError>> {
         super::ping(self.analytics.db())
     }
 }
@@ -39,7 +39,7 @@ pub struct RecordActivity(pub Activity);
 impl Handles<RecordActivity> for AnalyticsStore {
     type Ok = ();
     type Err = StoreError;
-    fn handle(&mut self, m: RecordActivity) -> Reply<Result<(), StoreError>> {
+    fn handle(&mut self, m: RecordActivity, _ctx: &Ctx<Self>) -> Reply<Result<(), StoreError>> {
         let a = self.analytics.clone();
         Reply::spawn(async move { a.record_activity(&m.0).await })
     }
@@ -55,7 +55,7 @@ pub struct RecentActivity {
 impl Handles<RecentActivity> for AnalyticsStore {
     type Ok = Vec<Activity>;
     type Err = StoreError;
-    fn handle(&mut self, m: RecentActivity) -> Reply<Result<Vec<Activity>, StoreError>> {
+    fn handle(&mut self, m: RecentActivity, _ctx: &Ctx<Self>) -> Reply<Result<Vec<Activity>, StoreError>> {
         let a = self.analytics.clone();
         Reply::spawn(async move { a.recent_activity(m.entity_id.as_deref(), m.limit).await })
     }

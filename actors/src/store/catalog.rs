@@ -6,7 +6,7 @@ use pm_storage::catalog::{
     Catalog, NewProduct, Page, Product, ProductFilter, ProductPatch, ProductSort, SearchHit, UpsertResult,
 };
 use pm_storage::StoreError;
-use pm_supervisors::{Behaviour, Handles, Reply};
+use pm_supervisors::{Behaviour, Ctx, Handles, Reply};
 use uuid::Uuid;
 
 use super::Ping;
@@ -34,7 +34,7 @@ impl Behaviour for CatalogStore {
 impl Handles<Ping> for CatalogStore {
     type Ok = Duration;
     type Err = StoreError;
-    fn handle(&mut self, _: Ping) -> Reply<Result<Duration, StoreError>> {
+    fn handle(&mut self, _: Ping, _ctx: &Ctx<Self>) -> Reply<Result<Duration, StoreError>> {
         super::ping(self.catalog.db())
     }
 }
@@ -45,7 +45,7 @@ macro_rules! query {
         impl Handles<$msg> for CatalogStore {
             type Ok = $ok;
             type Err = StoreError;
-            fn handle(&mut self, $m: $msg) -> Reply<Result<$ok, StoreError>> {
+            fn handle(&mut self, $m: $msg, _ctx: &Ctx<Self>) -> Reply<Result<$ok, StoreError>> {
                 let $cat = self.catalog.clone();
                 Reply::spawn(async move { $body.await })
             }

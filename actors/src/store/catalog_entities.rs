@@ -13,7 +13,7 @@ use pm_storage::catalog::{
     SupplierProductPatch, Variant,
 };
 use pm_storage::StoreError;
-use pm_supervisors::{Handles, Reply};
+use pm_supervisors::{Ctx, Handles, Reply};
 use uuid::Uuid;
 
 use super::catalog::CatalogStore;
@@ -28,7 +28,7 @@ macro_rules! query {
         impl Handles<$msg> for CatalogStore {
             type Ok = $ok;
             type Err = StoreError;
-            fn handle(&mut self, $m: $msg) -> Reply<Result<$ok, StoreError>> {
+            fn handle(&mut self, $m: $msg, _ctx: &Ctx<Self>) -> Reply<Result<$ok, StoreError>> {
                 let $c = self.catalog().clone();
                 Reply::spawn(async move { $body })
             }

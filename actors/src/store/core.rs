@@ -13,7 +13,7 @@ use pm_storage::core::tokens::{RefreshRejected, Rotated};
 use pm_storage::core::users::{Grants, LoginRecord, NewUser, User, UserPatch};
 use pm_storage::core::Core;
 use pm_storage::StoreError;
-use pm_supervisors::{Behaviour, Handles, Reply};
+use pm_supervisors::{Behaviour, Ctx, Handles, Reply};
 use uuid::Uuid;
 
 use super::Ping;
@@ -37,7 +37,7 @@ impl Behaviour for CoreStore {
 impl Handles<Ping> for CoreStore {
     type Ok = Duration;
     type Err = StoreError;
-    fn handle(&mut self, _: Ping) -> Reply<Result<Duration, StoreError>> {
+    fn handle(&mut self, _: Ping, _ctx: &Ctx<Self>) -> Reply<Result<Duration, StoreError>> {
         super::ping(self.core.db())
     }
 }
@@ -59,7 +59,7 @@ macro_rules! query {
             type Ok = $ok;
             type Err = StoreError;
             #[allow(unused_variables)]
-            fn handle(&mut self, $m: $msg) -> Reply<Result<$ok, StoreError>> {
+            fn handle(&mut self, $m: $msg, _ctx: &Ctx<Self>) -> Reply<Result<$ok, StoreError>> {
                 let $c = self.core.clone();
                 Reply::spawn(async move { $body })
             }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pm_storage::{Db, StoreError};
-use pm_supervisors::{Behaviour, Handles, Reply};
+use pm_supervisors::{Behaviour, Ctx, Handles, Reply};
 
 use super::Ping;
 
@@ -28,7 +28,7 @@ impl Behaviour for DbStore {
 impl Handles<Ping> for DbStore {
     type Ok = Duration;
     type Err = StoreError;
-    fn handle(&mut self, _: Ping) -> Reply<Result<Duration, StoreError>> {
+    fn handle(&mut self, _: Ping, _ctx: &Ctx<Self>) -> Reply<Result<Duration, StoreError>> {
         super::ping(&self.db)
     }
 }
