@@ -18,7 +18,9 @@ use pm_storage::catalog::Catalog;
 use pm_storage::core::Core;
 use pm_storage::{Databases, PoolStats};
 use pm_supervisors::registry::RegistryError;
-use pm_supervisors::{Behaviour, ChildSpec, Handles, Intensity, Mailbox, Registry, Strategy, Supervisor};
+use pm_supervisors::{
+    Behaviour, ChildSpec, Executor, Handles, Intensity, Mailbox, Registry, Strategy, Supervisor,
+};
 
 use crate::store::analytics::AnalyticsStore;
 use crate::store::catalog::CatalogStore;
@@ -30,7 +32,12 @@ use crate::store::{Ping, StoreCallError};
 #[derive(Clone, Debug)]
 pub struct Stores {
     pub core: Mailbox<CoreStore>,
+    /// The catalog's interactive lane: API reads and single writes.
     pub catalog: Mailbox<CatalogStore>,
+    /// The catalog's bulk lane (`store.catalog.bulk`): bulk upserts and imports, with a
+    /// mailbox and concurrency of their own, so that a long bulk load never takes the slots
+    /// of interactive reads.
+    pub catalog_bulk: Mailbox<CatalogStore>,
     pub imports: Mailbox<DbStore>,
     pub exports: Mailbox<DbStore>,
     pub media: Mailbox<DbStore>,
@@ -75,11 +82,13 @@ impl ActorSystem {
             within: Duration::from_secs(a.restart_window_secs),
         };
         let registry = Registry::new();
-        let root = Supervisor::root(
+        let exec = Executor::new(a.arbiters, a.blocking_threads);
+        let root = Supervisor::root_on(
             "root",
             Strategy::OneForOne,
             intensity,
             registry.clone(),
+            exec,
             on_escalate,
         );
         let stores_sup = root.child_supervisor("stores", Strategy::OneForOne, intensity);
@@ -92,6 +101,12 @@ impl ActorSystem {
         };
         let catalog_db = databases.get(Database::Catalog).clone();
         let catalog = Catalog::new(catalog_db.clone());
+        let bulk_catalog = catalog.clone();
+        // The pool's connections are shared by the two lanes: the bulk lane gets its own
+        // share, the interactive lane the rest (at least one).
+        let catalog_max = catalog_db.max_connections() as usize;
+        let catalog_bulk = a.bulk_concurrency.clamp(1, catalog_max.max(2) - 1);
+        let catalog_interactive = (catalog_max - catalog_bulk).max(1);
         let with = |db: Database| {
             let d = databases.get(db).clone();
             (d.max_connections() as usize, d)
@@ -107,9 +122,19 @@ impl ActorSystem {
             catalog: stores_sup.start(store_spec(
                 settings,
                 Database::Catalog,
-                catalog_db.max_connections() as usize,
+                catalog_interactive,
                 move || CatalogStore::new(catalog.clone()),
             ))?,
+            catalog_bulk: {
+                let spec = store_spec(settings, Database::Catalog, catalog_bulk, move || {
+                    CatalogStore::new(bulk_catalog.clone())
+                });
+                stores_sup.start(ChildSpec {
+                    name: "store.catalog.bulk".into(),
+                    capacity: settings.actors.bulk_mailbox_capacity,
+                    ..spec
+                })?
+            },
             imports: start(Database::Imports)?,
             exports: start(Database::Exports)?,
             media: start(Database::Media)?,
@@ -157,4 +182,6 @@ fn store_spec<B: Behaviour + Handles<Ping>>(
         .concurrency(concurrency)
         .send_timeout(a.send_timeout())
         .stuck_after(Duration::from_secs(a.stuck_after_secs))
+        // Store actors hold no state but their pool: a panicking query fails alone.
+        .stateless()
 }

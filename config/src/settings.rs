@@ -202,6 +202,13 @@ pub struct ActorSettings {
     pub stuck_after_secs: u64,
     pub max_restarts: u32,
     pub restart_window_secs: u64,
+    /// Queries at once of the catalog's bulk lane, out of the catalog pool.
+    pub bulk_concurrency: usize,
+    pub bulk_mailbox_capacity: usize,
+    /// Arbiter threads shared by all actors (0: one per core).
+    pub arbiters: usize,
+    /// CPU-bound tasks at once across all actors (0: one per core).
+    pub blocking_threads: usize,
 }
 
 impl ActorSettings {

@@ -24,6 +24,29 @@ pub(crate) trait ChildControl: Send + Sync {
     }
     fn restart(&self, reason: &str);
     fn stop(&self, status: ActorStatus);
+    /// Restarted even after a normal exit.
+    fn is_permanent(&self) -> bool {
+        true
+    }
+}
+
+/// What health reads of a supervisor, static or dynamic.
+pub(crate) trait SupervisorView: Send + Sync {
+    fn sup_name(&self) -> String;
+    fn sup_status(&self) -> SupervisorStatus;
+    fn sup_escalation(&self) -> Option<String>;
+}
+
+impl SupervisorView for SupInner {
+    fn sup_name(&self) -> String {
+        self.name.clone()
+    }
+    fn sup_status(&self) -> SupervisorStatus {
+        self.status()
+    }
+    fn sup_escalation(&self) -> Option<String> {
+        self.escalation_reason.lock().clone()
+    }
 }
 
 /// What the registry can read or do on one actor, whatever its behaviour type.
@@ -34,6 +57,9 @@ pub trait ActorEntry: Send + Sync {
     fn observe(&self, timeout: Duration) -> BoxFuture<'static, Option<serde_json::Value>>;
     /// Restarts the actor in place (operator's order).
     fn restart(&self, reason: &str);
+    /// Test-only: a crash that loses the actor's state (restarts even a stateless gate).
+    #[cfg(feature = "fault-injection")]
+    fn inject_crash(&self);
     /// Test-only: panics in the handler (`in_task`: inside an async handler).
     #[cfg(feature = "fault-injection")]
     fn inject_panic(&self, in_task: bool) -> BoxFuture<'static, ()>;
@@ -45,6 +71,18 @@ pub trait ActorEntry: Send + Sync {
 pub(crate) struct Entry<B: Behaviour> {
     pub shared: Arc<Shared>,
     pub addr: Addr<Cell<B>>,
+    pub restart: crate::supervisor::RestartType,
+}
+
+impl<B: Behaviour> Entry<B> {
+    /// Ends the actix actor for good (a dynamic child being removed).
+    pub fn terminate(&self) {
+        self.shared.set_status(ActorStatus::Stopped);
+        self.addr.do_send(Stop {
+            status: ActorStatus::Stopped,
+            terminate: true,
+        });
+    }
 }
 
 impl<B: Behaviour> ChildControl for Entry<B> {
@@ -61,7 +99,14 @@ impl<B: Behaviour> ChildControl for Entry<B> {
     fn stop(&self, status: ActorStatus) {
         // Set now so that senders fail fast; the cell confirms it in order.
         self.shared.set_status(status);
-        self.addr.do_send(Stop { status });
+        self.addr.do_send(Stop {
+            status,
+            terminate: false,
+        });
+    }
+
+    fn is_permanent(&self) -> bool {
+        self.restart == crate::supervisor::RestartType::Permanent
     }
 }
 
@@ -71,7 +116,12 @@ impl<B: Behaviour> ActorEntry for Entry<B> {
     }
 
     fn snapshot(&self) -> ActorSnapshot {
-        self.shared.snapshot()
+        let mut s = self.shared.snapshot();
+        if !self.addr.connected() && s.status.is_up() {
+            // The actix actor is gone although nobody stopped it: never report it green.
+            s.status = ActorStatus::Failed;
+        }
+        s
     }
 
     fn observe(&self, timeout: Duration) -> BoxFuture<'static, Option<serde_json::Value>> {
@@ -81,6 +131,14 @@ impl<B: Behaviour> ActorEntry for Entry<B> {
 
     fn restart(&self, reason: &str) {
         ChildControl::restart(self, reason);
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn inject_crash(&self) {
+        self.addr.do_send(crate::cell::Crash {
+            generation: 0,
+            reason: "injected crash".into(),
+        });
     }
 
     #[cfg(feature = "fault-injection")]
@@ -127,7 +185,7 @@ pub struct SupervisorSnapshot {
 struct Inner {
     names: HashSet<String>,
     actors: Vec<Arc<dyn ActorEntry>>,
-    supervisors: Vec<Arc<SupInner>>,
+    supervisors: Vec<Arc<dyn SupervisorView>>,
 }
 
 /// The registry of one application. Cheap to clone; reads take a read lock for the length of
@@ -154,8 +212,15 @@ impl Registry {
         self.inner.write().actors.push(entry);
     }
 
-    pub(crate) fn add_supervisor(&self, sup: Arc<SupInner>) {
+    pub(crate) fn add_supervisor(&self, sup: Arc<dyn SupervisorView>) {
         self.inner.write().supervisors.push(sup);
+    }
+
+    /// Removes an actor that ended for good and frees its name.
+    pub(crate) fn remove(&self, name: &str) {
+        let mut inner = self.inner.write();
+        inner.names.remove(name);
+        inner.actors.retain(|a| a.name() != name);
     }
 
     pub fn actors(&self) -> Vec<Arc<dyn ActorEntry>> {
@@ -181,9 +246,9 @@ impl Registry {
             .supervisors
             .iter()
             .map(|s| SupervisorSnapshot {
-                name: s.name.clone(),
-                status: s.status(),
-                escalation_reason: s.escalation_reason.lock().clone(),
+                name: s.sup_name(),
+                status: s.sup_status(),
+                escalation_reason: s.sup_escalation(),
             })
             .collect()
     }

@@ -27,6 +27,8 @@ pub enum ActorStatus {
     Stopped,
     /// Stopped because its supervisor gave up (restart intensity exceeded).
     Escalated,
+    /// Crashed and not restarted (a temporary child), or its runtime is gone.
+    Failed,
 }
 
 impl ActorStatus {
@@ -35,7 +37,8 @@ impl ActorStatus {
             0 => Self::Starting,
             1 => Self::Running,
             3 => Self::Stopped,
-            _ => Self::Escalated,
+            4 => Self::Escalated,
+            _ => Self::Failed,
         }
     }
 
@@ -45,6 +48,7 @@ impl ActorStatus {
             Self::Running | Self::Stuck => 1,
             Self::Stopped => 3,
             Self::Escalated => 4,
+            Self::Failed => 5,
         }
     }
 
@@ -294,6 +298,25 @@ impl Shared {
         self.panics.fetch_add(1, Ordering::Relaxed);
         self.failed.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock() = Some(format!("panic: {reason}"));
+    }
+
+    /// A crash noticed outside a request (a failed start, a piped future's panic).
+    pub fn note_panic(&self, reason: &str) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some(reason.to_owned());
+    }
+
+    pub fn note_error(&self, reason: &str) {
+        *self.last_error.lock() = Some(reason.to_owned());
+    }
+
+    /// How long the actor has had nothing queued nor running; `None` while it has work.
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 || !self.pending.lock().is_empty() {
+            return None;
+        }
+        let last = Duration::from_nanos(self.last_finished.load(Ordering::Acquire));
+        Some(self.epoch.elapsed().saturating_sub(last))
     }
 
     pub fn restarted(&self) {

@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Arbiter};
+use actix::Actor;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::behaviour::Behaviour;
 use crate::cell::{Cell, Factory};
+use crate::exec::Executor;
 use crate::mailbox::Mailbox;
 use crate::registry::{ChildControl, Entry, Registry, RegistryError};
 use crate::stats::{ActorConfig, ActorStatus, Shared};
@@ -60,6 +61,11 @@ pub struct ChildSpec<B: Behaviour> {
     pub restart: RestartType,
     pub send_timeout: Duration,
     pub stuck_after: Duration,
+    /// A stateless gate (a store actor): a panicking request fails alone, restarts nothing
+    /// and does not count toward intensity, since there is no state it could have corrupted.
+    pub stateless: bool,
+    /// Stop normally after this long without work (dynamic children).
+    pub idle_after: Option<Duration>,
     pub factory: Factory<B>,
 }
 
@@ -77,6 +83,8 @@ impl<B: Behaviour> ChildSpec<B> {
             restart: RestartType::Permanent,
             send_timeout: Duration::from_secs(2),
             stuck_after: Duration::from_secs(30),
+            stateless: false,
+            idle_after: None,
             factory: Arc::new(factory),
         }
     }
@@ -105,6 +113,16 @@ impl<B: Behaviour> ChildSpec<B> {
         self.stuck_after = d;
         self
     }
+
+    pub fn stateless(mut self) -> Self {
+        self.stateless = true;
+        self
+    }
+
+    pub fn idle_after(mut self, d: Duration) -> Self {
+        self.idle_after = Some(d);
+        self
+    }
 }
 
 /// What children tell their supervisor.
@@ -118,6 +136,8 @@ pub(crate) enum SupEvent {
         reason: String,
         restarted: bool,
     },
+    /// The child stopped normally (its own `Ctx::stop`, or idle).
+    Exited { child: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -147,14 +167,14 @@ pub(crate) struct SupInner {
     status: AtomicU8,
     pub escalation_reason: Mutex<Option<String>>,
     /// Held briefly to add a child or walk the list; never across an await.
-    children: Mutex<Vec<Arc<dyn ChildControl>>>,
+    pub(crate) children: Mutex<Vec<Arc<dyn ChildControl>>>,
     history: Mutex<VecDeque<Instant>>,
-    events: mpsc::UnboundedSender<SupEvent>,
+    pub(crate) events: mpsc::UnboundedSender<SupEvent>,
     parent: Option<(mpsc::UnboundedSender<SupEvent>, usize)>,
     on_escalate: Mutex<Option<OnEscalate>>,
-    /// One thread per actor, so that a handler that blocks stalls only its own actor.
-    arbiters: Mutex<Vec<Arbiter>>,
-    registry: Registry,
+    /// Where the children run: arbiters shared by the whole tree.
+    pub(crate) exec: Executor,
+    pub(crate) registry: Registry,
     rt: tokio::runtime::Handle,
 }
 
@@ -163,7 +183,7 @@ impl SupInner {
         SupervisorStatus::from_u8(self.status.load(Ordering::Acquire))
     }
 
-    fn set_status(&self, s: SupervisorStatus) {
+    pub(crate) fn set_status(&self, s: SupervisorStatus) {
         let v = match s {
             SupervisorStatus::Running => 0,
             SupervisorStatus::Escalated => 1,
@@ -173,11 +193,24 @@ impl SupInner {
     }
 
     fn on_event(&self, ev: SupEvent) {
-        let SupEvent::Crashed {
-            child,
-            reason,
-            restarted,
-        } = ev;
+        let (child, reason, restarted) = match ev {
+            SupEvent::Crashed {
+                child,
+                reason,
+                restarted,
+            } => (child, reason, restarted),
+            SupEvent::Exited { child } => {
+                // OTP: a permanent child comes back even after a normal exit; the others
+                // stay stopped. Not a crash, so intensity does not count it.
+                let children = self.children.lock().clone();
+                if let Some(c) = children.get(child) {
+                    if c.is_permanent() {
+                        c.restart("exited normally; permanent children are restarted");
+                    }
+                }
+                return;
+            }
+        };
         if self.status() != SupervisorStatus::Running || !restarted {
             return;
         }
@@ -294,7 +327,32 @@ impl Supervisor {
             registry,
             None,
             Some(Box::new(on_escalate)),
+            Executor::new(0, 0),
         )
+    }
+
+    /// A root on a given executor (arbiter count and blocking pool size from the settings).
+    pub fn root_on(
+        name: impl Into<String>,
+        strategy: Strategy,
+        intensity: Intensity,
+        registry: Registry,
+        exec: Executor,
+        on_escalate: impl FnOnce(String) + Send + 'static,
+    ) -> Self {
+        Self::build(
+            name.into(),
+            strategy,
+            intensity,
+            registry,
+            None,
+            Some(Box::new(on_escalate)),
+            exec,
+        )
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.inner.exec
     }
 
     /// A supervisor under this one.
@@ -312,6 +370,7 @@ impl Supervisor {
             self.inner.registry.clone(),
             Some((self.inner.events.clone(), idx)),
             None,
+            self.inner.exec.clone(),
         );
         self.inner.children.lock().push(child.inner.clone());
         child
@@ -324,6 +383,7 @@ impl Supervisor {
         registry: Registry,
         parent: Option<(mpsc::UnboundedSender<SupEvent>, usize)>,
         on_escalate: Option<OnEscalate>,
+        exec: Executor,
     ) -> Self {
         let (events, mut rx) = mpsc::unbounded_channel();
         let inner = Arc::new(SupInner {
@@ -337,9 +397,9 @@ impl Supervisor {
             events,
             parent,
             on_escalate: Mutex::new(on_escalate),
-            arbiters: Mutex::new(Vec::new()),
             registry: registry.clone(),
-            rt: tokio::runtime::Handle::current(),
+            rt: exec.rt.clone(),
+            exec,
         });
         registry.add_supervisor(inner.clone());
         let weak = Arc::downgrade(&inner);
@@ -362,46 +422,83 @@ impl Supervisor {
         self.inner.status()
     }
 
-    /// Starts a supervised actor on its own arbiter thread and returns its mailbox handle.
+    /// Starts a supervised actor on one of the shared arbiters and returns its mailbox handle.
+    /// The behaviour is built on the arbiter, under the panic boundary: a factory that panics
+    /// is a crash like any other.
     pub fn start<B: Behaviour>(&self, spec: ChildSpec<B>) -> Result<Mailbox<B>, RegistryError> {
-        let shared = Arc::new(Shared::new(ActorConfig {
-            name: spec.name,
-            kind: spec.kind,
-            supervisor: self.inner.name.clone(),
-            capacity: spec.capacity,
-            concurrency: spec.concurrency,
-            send_timeout: spec.send_timeout,
-            stuck_after: spec.stuck_after,
-        }));
-        self.inner.registry.reserve(&shared.name)?;
-        let arbiter = Arbiter::new();
         let child = self.inner.children.lock().len();
-        let cell = Cell {
-            behaviour: (spec.factory)(),
-            factory: spec.factory,
-            shared: shared.clone(),
-            restart: spec.restart,
+        let (entry, mailbox) = start_cell(
+            &self.inner.name,
+            &self.inner.registry,
+            &self.inner.exec,
+            spec,
             child,
-            events: self.inner.events.clone(),
-            rt: self.inner.rt.clone(),
-            ctx: crate::behaviour::Ctx::new(shared.clone()),
-        };
-        let addr = Cell::start_in_arbiter(&arbiter.handle(), move |_| cell);
-        self.inner.arbiters.lock().push(arbiter);
-        let entry = Arc::new(Entry {
-            shared: shared.clone(),
-            addr: addr.clone(),
-        });
+            self.inner.events.clone(),
+        )?;
         self.inner.children.lock().push(entry.clone());
         self.inner.registry.add_actor(entry);
-        Ok(Mailbox { shared, addr })
+        Ok(mailbox)
+    }
+
+    /// A dynamic supervisor under this one: children started by key at run time.
+    pub fn dynamic<B: Behaviour>(&self, spec: crate::dynamic::DynamicSpec<B>) -> crate::DynamicSupervisor<B> {
+        let idx = self.inner.children.lock().len();
+        let d = crate::dynamic::DynamicSupervisor::build(
+            spec,
+            self.inner.registry.clone(),
+            self.inner.exec.clone(),
+            (self.inner.events.clone(), idx),
+        );
+        self.inner.children.lock().push(d.control());
+        d
     }
 
     /// Stops every child (they refuse new messages) and their arbiter threads, depth first.
     pub fn shutdown(&self) {
         self.inner.stop(ActorStatus::Stopped);
-        for a in self.inner.arbiters.lock().drain(..) {
-            a.stop();
+        if self.inner.parent.is_none() {
+            self.inner.exec.shutdown();
         }
     }
+}
+
+/// Builds a cell for `spec` on the next shared arbiter; the caller records the entry.
+pub(crate) fn start_cell<B: Behaviour>(
+    supervisor: &str,
+    registry: &Registry,
+    exec: &Executor,
+    spec: ChildSpec<B>,
+    child: usize,
+    events: mpsc::UnboundedSender<SupEvent>,
+) -> Result<(Arc<Entry<B>>, Mailbox<B>), RegistryError> {
+    let shared = Arc::new(Shared::new(ActorConfig {
+        name: spec.name,
+        kind: spec.kind,
+        supervisor: supervisor.to_owned(),
+        capacity: spec.capacity,
+        concurrency: spec.concurrency,
+        send_timeout: spec.send_timeout,
+        stuck_after: spec.stuck_after,
+    }));
+    registry.reserve(&shared.name)?;
+    let cell = Cell {
+        behaviour: None,
+        factory: spec.factory,
+        shared: shared.clone(),
+        restart: spec.restart,
+        stateless: spec.stateless,
+        idle_after: spec.idle_after,
+        child,
+        events,
+        exec: exec.clone(),
+        ctx: None,
+        generation: 0,
+    };
+    let addr = Cell::start_in_arbiter(&exec.pick(), move |_| cell);
+    let entry = Arc::new(Entry {
+        shared: shared.clone(),
+        addr: addr.clone(),
+        restart: spec.restart,
+    });
+    Ok((entry, Mailbox { shared, addr }))
 }

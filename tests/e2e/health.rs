@@ -24,7 +24,7 @@ async fn health_reports_every_database_and_the_actors() {
         }
         let (st, a) = app.get("/health/actors").await;
         assert_eq!(st, 200);
-        assert_eq!(a["actors"], 7);
+        assert_eq!(a["actors"], 8);
         app.stop().await;
     }
 }

@@ -66,7 +66,9 @@ struct Fault {
     action: String,
 }
 
-/// Test-only: `{"action": "panic" | "panic_async" | "pause" | "resume"}`.
+/// Test-only: `{"action": "panic" | "panic_async" | "crash" | "pause" | "resume"}`: a
+/// panicking request (sync or async handler), a crash that loses the actor's state (restarts
+/// even a stateless gate), or holding the handlers so that the mailbox fills.
 #[cfg(feature = "fault-injection")]
 async fn fault(
     State(s): State<AppState>,
@@ -77,6 +79,7 @@ async fn fault(
     match f.action.as_str() {
         "panic" => e.inject_panic(false).await,
         "panic_async" => e.inject_panic(true).await,
+        "crash" => e.inject_crash(),
         "pause" => e.pause(true),
         "resume" => e.pause(false),
         other => return Err(ApiError::invalid("action", format!("unknown action {other:?}"))),

@@ -604,7 +604,7 @@ async fn bulk(
     let stored = if valid.is_empty() {
         Vec::new()
     } else {
-        s.actors.stores.catalog.send(UpsertProducts(valid)).await?
+        s.actors.stores.catalog_bulk.send(UpsertProducts(valid)).await?
     };
     let mut stored = stored.into_iter();
     let mut results = Vec::with_capacity(outcomes.len());
