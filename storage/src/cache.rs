@@ -973,10 +973,7 @@ mod tests {
     /// Settings on the test Redis with keys and channel of their own, or `None` when
     /// `PM_TEST_REDIS_URL` is unset.
     fn redis_settings(test: &str) -> Option<CacheSettings> {
-        let Ok(url) = std::env::var("PM_TEST_REDIS_URL") else {
-            eprintln!("PM_TEST_REDIS_URL unset: live redis cache test {test} skipped");
-            return None;
-        };
+        let url = pm_config::testenv::test_server("PM_TEST_REDIS_URL")?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut s = settings();
         s.redis_url = Some(pm_config::Secret::new(url));
@@ -1185,35 +1182,40 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cache_waiters_of_a_failed_load_run_their_own_loader() {
         let cache = started(&settings()).await;
+        let loading = Arc::new(Notify::new());
         let release = Arc::new(Notify::new());
         let first = {
             let cache = cache.clone();
-            let release = release.clone();
+            let (loading, release) = (loading.clone(), release.clone());
             tokio::spawn(async move {
                 cache
                     .get_or_load(Kind::Products, "k", async move {
+                        loading.notify_one();
                         release.notified().await;
                         Err::<Bytes, _>("first failed")
                     })
                     .await
             })
         };
-        // Let the first load start, then queue a second behind it.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let second = {
-            let cache = cache.clone();
-            tokio::spawn(async move {
-                cache
-                    .get_or_load(Kind::Products, "k", async {
-                        Ok::<_, &str>(Bytes::from_static(b"second"))
-                    })
-                    .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The first load is running; a second caller of the same key now waits on it (polled
+        // once, it is pending behind the first's load), and its loader has not run.
+        loading.notified().await;
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        let mut second = Box::pin(cache.get_or_load(Kind::Products, "k", async move {
+            r.store(true, Ordering::SeqCst);
+            Ok::<_, &str>(Bytes::from_static(b"second"))
+        }));
+        assert!(futures::poll!(&mut second).is_pending());
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "the waiter must not load while the first does"
+        );
         release.notify_one();
         assert_eq!(first.await.unwrap().unwrap_err(), "first failed");
-        assert_eq!(second.await.unwrap().unwrap(), "second");
+        // The first load failed: the waiter runs its own loader.
+        assert_eq!(second.await.unwrap(), "second");
+        assert!(ran.load(Ordering::SeqCst));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1496,8 +1498,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cache_survives_redis_stalls_and_restarts_without_serving_stale_data() {
-        if std::env::var("PM_TEST_REDIS_URL").is_err() {
-            eprintln!("PM_TEST_REDIS_URL unset: redis outage test skipped");
+        if pm_config::testenv::test_server("PM_TEST_REDIS_URL").is_none() {
             return;
         }
         let Some(mut server) = PrivateRedis::start(None) else {

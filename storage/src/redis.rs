@@ -66,12 +66,9 @@ mod tests {
 
     #[tokio::test]
     async fn pings_a_real_redis_and_fails_fast_on_a_dead_one() {
-        match std::env::var("PM_TEST_REDIS_URL") {
-            Ok(url) => {
-                let r = Redis::connect(&url, Duration::from_secs(2)).await.unwrap();
-                assert!(r.ping(Duration::from_secs(2)).await.is_ok());
-            }
-            Err(_) => eprintln!("PM_TEST_REDIS_URL unset: live redis test skipped"),
+        if let Some(url) = pm_config::testenv::test_server("PM_TEST_REDIS_URL") {
+            let r = Redis::connect(&url, Duration::from_secs(2)).await.unwrap();
+            assert!(r.ping(Duration::from_secs(2)).await.is_ok());
         }
         // Nothing listens on port 1.
         let started = Instant::now();

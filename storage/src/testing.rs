@@ -31,19 +31,16 @@ pub fn backends() -> Vec<TestEnv> {
         label: "sqlite",
         pg: None,
     }];
-    match std::env::var("PM_TEST_DATABASE_URL") {
-        Ok(url) => {
-            let (mut pg, _) = base();
-            let prefix = format!("pmt_{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-            pg.database.url = Some(Secret::new(url.clone()));
-            pg.database.name_prefix = prefix.clone();
-            out.push(TestEnv {
-                settings: pg,
-                label: "postgres",
-                pg: Some((url, prefix)),
-            });
-        }
-        Err(_) => eprintln!("PM_TEST_DATABASE_URL unset: postgres store tests skipped"),
+    if let Some(url) = pm_config::testenv::test_server("PM_TEST_DATABASE_URL") {
+        let (mut pg, _) = base();
+        let prefix = format!("pmt_{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        pg.database.url = Some(Secret::new(url.clone()));
+        pg.database.name_prefix = prefix.clone();
+        out.push(TestEnv {
+            settings: pg,
+            label: "postgres",
+            pg: Some((url, prefix)),
+        });
     }
     out
 }

@@ -79,8 +79,7 @@ async fn with_redis_down_reads_still_succeed_and_health_says_so() {
 
 #[tokio::test]
 async fn an_invalidation_on_one_instance_reaches_the_other_through_redis() {
-    let Ok(url) = std::env::var("PM_TEST_REDIS_URL") else {
-        eprintln!("PM_TEST_REDIS_URL unset: cross-instance cache test skipped");
+    let Some(url) = pm_config::testenv::test_server("PM_TEST_REDIS_URL") else {
         return;
     };
     let prefix = format!("pmtest:{}:", uuid::Uuid::new_v4().simple());

@@ -45,17 +45,14 @@ async fn redis_health_is_ok_failing_or_not_configured() {
     assert_eq!((st, r["status"].as_str()), (503, Some("error")), "{r}");
     app.stop().await;
 
-    match std::env::var("PM_TEST_REDIS_URL") {
-        Ok(url) => {
-            let app = spawn_app_with(Backend::Sqlite, |s| {
-                s.cache.redis_url = Some(pm_config::Secret::new(url))
-            })
-            .await;
-            let (st, r) = app.get("/health/redis").await;
-            assert_eq!((st, r["status"].as_str()), (200, Some("ok")), "{r}");
-            app.stop().await;
-        }
-        Err(_) => eprintln!("PM_TEST_REDIS_URL unset: live redis health skipped"),
+    if let Some(url) = pm_config::testenv::test_server("PM_TEST_REDIS_URL") {
+        let app = spawn_app_with(Backend::Sqlite, |s| {
+            s.cache.redis_url = Some(pm_config::Secret::new(url))
+        })
+        .await;
+        let (st, r) = app.get("/health/redis").await;
+        assert_eq!((st, r["status"].as_str()), (200, Some("ok")), "{r}");
+        app.stop().await;
     }
 }
 

@@ -16,10 +16,8 @@ pub enum Backend {
 /// SQLite always; PostgreSQL when `PM_TEST_DATABASE_URL` is set.
 pub fn backends() -> Vec<Backend> {
     let mut out = vec![Backend::Sqlite];
-    if std::env::var("PM_TEST_DATABASE_URL").is_ok() {
+    if pm_config::testenv::test_server("PM_TEST_DATABASE_URL").is_some() {
         out.push(Backend::Postgres);
-    } else {
-        eprintln!("PM_TEST_DATABASE_URL unset: postgres end-to-end runs skipped");
     }
     out
 }

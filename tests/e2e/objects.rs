@@ -55,8 +55,7 @@ async fn signed_links_download_and_tampered_or_expired_ones_do_not() {
 
 #[tokio::test]
 async fn the_app_starts_on_s3_and_creates_its_buckets() {
-    let Ok(endpoint) = std::env::var("PM_TEST_S3_ENDPOINT") else {
-        eprintln!("PM_TEST_S3_ENDPOINT unset: s3 start-up test skipped");
+    let Some(endpoint) = pm_config::testenv::test_server("PM_TEST_S3_ENDPOINT") else {
         return;
     };
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();

@@ -217,26 +217,21 @@ mod store_tests {
             Arc::new(fs::FsStore::new(dir, Some(b"k".to_vec()), max_bytes)),
             format!("fs-{run}"),
         )];
-        match std::env::var("PM_TEST_S3_ENDPOINT") {
-            Ok(endpoint) => {
-                let s = pm_config::S3Settings {
-                    endpoint: Some(endpoint),
-                    region: std::env::var("PM_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
-                    path_style: true,
-                    access_key_id: Some(
-                        std::env::var("PM_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
-                    ),
-                    secret_access_key: Some(pm_config::Secret::new(
-                        std::env::var("PM_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "test".into()),
-                    )),
-                    create_buckets: true,
-                };
-                out.push((
-                    Arc::new(s3::S3Store::new(&s, max_bytes).unwrap()),
-                    format!("s3-{run}"),
-                ));
-            }
-            Err(_) => eprintln!("PM_TEST_S3_ENDPOINT unset: s3 object store tests skipped"),
+        if let Some(endpoint) = pm_config::testenv::test_server("PM_TEST_S3_ENDPOINT") {
+            let s = pm_config::S3Settings {
+                endpoint: Some(endpoint),
+                region: std::env::var("PM_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+                path_style: true,
+                access_key_id: Some(std::env::var("PM_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into())),
+                secret_access_key: Some(pm_config::Secret::new(
+                    std::env::var("PM_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "test".into()),
+                )),
+                create_buckets: true,
+            };
+            out.push((
+                Arc::new(s3::S3Store::new(&s, max_bytes).unwrap()),
+                format!("s3-{run}"),
+            ));
         }
         out
     }
