@@ -33,6 +33,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the error is the caller's (not found, a conflict, invalid input, a bad cursor)
+    /// rather than the store's: a caller's error is not counted as the actor failing.
+    pub fn is_callers(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NotFound { .. }
+                | StoreError::Conflict { .. }
+                | StoreError::BadCursor
+                | StoreError::Invalid { .. }
+        )
+    }
+
     /// Whether the failure is the database being unreachable or overloaded (worth a retry).
     pub fn is_unavailable(&self) -> bool {
         matches!(

@@ -45,6 +45,9 @@ macro_rules! query {
         impl Handles<$msg> for CatalogStore {
             type Ok = $ok;
             type Err = StoreError;
+            fn is_failure(e: &StoreError) -> bool {
+                !e.is_callers()
+            }
             fn handle(&mut self, $m: $msg, _ctx: &Ctx<Self>) -> Reply<Result<$ok, StoreError>> {
                 let $cat = self.catalog.clone();
                 Reply::spawn(async move { $body.await })

@@ -58,6 +58,9 @@ macro_rules! query {
         impl Handles<$msg> for CoreStore {
             type Ok = $ok;
             type Err = StoreError;
+            fn is_failure(e: &StoreError) -> bool {
+                !e.is_callers()
+            }
             #[allow(unused_variables)]
             fn handle(&mut self, $m: $msg, _ctx: &Ctx<Self>) -> Reply<Result<$ok, StoreError>> {
                 let $c = self.core.clone();
