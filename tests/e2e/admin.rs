@@ -274,12 +274,17 @@ async fn beyond_restart_intensity_health_turns_red_and_the_app_exits_escalated()
 async fn a_callers_error_is_not_counted_as_the_actors_failure() {
     let app = spawn_app(Backend::Sqlite).await;
     let before = app.actor("store.catalog").await;
-    let (st, _) = app.get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7())).await;
+    let (st, _) = app
+        .get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()))
+        .await;
     assert_eq!(st, 404);
     let (st, _) = app.get("/api/v1/products?cursor=not-a-cursor").await;
     assert_eq!(st, 422);
     let after = app.actor("store.catalog").await;
     assert_eq!(after["failed"], before["failed"], "{after}");
-    assert!(after["processed"].as_u64() > before["processed"].as_u64(), "{after}");
+    assert!(
+        after["processed"].as_u64() > before["processed"].as_u64(),
+        "{after}"
+    );
     app.stop().await;
 }
