@@ -4,13 +4,19 @@
 //!   state) used by the six databases that have no queries yet; [`store::catalog`] serves the
 //!   catalog's queries. Each runs up to its pool size of queries at once; beyond that messages
 //!   wait in its bounded mailbox.
+//! - [`jobs`]: the job layer: per queue a gate (`jobs.<queue>.queue`) and a pool of workers
+//!   (`jobs.<queue>.worker.<n>`) on the durable queues of `pm_storage::jobs`.
+//! - [`events`]: [`Hub`], live events by topic with a bounded buffer per subscriber.
 //! - [`system`]: builds the tree (root → `stores`) from the settings and hands out the
 //!   mailboxes; see `ARCHITECTURE.md` for the whole picture.
 //!
 //! Callers hold [`pm_supervisors::Mailbox`] handles; nothing outside this crate sees a pool.
 
+pub mod events;
+pub mod jobs;
 pub mod store;
 pub mod system;
 
+pub use events::Hub;
 pub use store::{Ping, StoreCallError};
-pub use system::{ActorSystem, Stores};
+pub use system::{ActorSystem, Jobs, Stores};

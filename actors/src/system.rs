@@ -2,9 +2,15 @@
 //!
 //! ```text
 //! root (one_for_one)
-//! └── stores (one_for_one): store.core, store.catalog, store.imports, store.exports,
-//!                           store.media, store.code2asin, store.analytics
+//! ├── stores (one_for_one): store.core, store.catalog, store.catalog.bulk, store.imports,
+//! │                         store.exports, store.media, store.code2asin, store.analytics
+//! └── jobs (one_for_one)
+//!     └── jobs.<queue> (one_for_one), for imports, exports, code2asin, media, catalog:
+//!         jobs.<queue>.queue (the gate), jobs.<queue>.worker.1 … .<n>
 //! ```
+//!
+//! A worker that crashes restarts alone (one_for_one): its job's lease expires and the job is
+//! claimed again.
 //!
 //! Store actors are independent of each other, hence one_for_one. Both supervisors use the
 //! restart intensity of the settings; when the root gives up, the callback given to
@@ -22,11 +28,15 @@ use pm_supervisors::{
     Behaviour, ChildSpec, Executor, Handles, Intensity, Mailbox, Registry, Strategy, Supervisor,
 };
 
+use crate::events::Hub;
+use crate::jobs::worker::WorkerDeps;
+use crate::jobs::{JobGate, JobKinds, JobWorker, Wakeup};
 use crate::store::analytics::AnalyticsStore;
 use crate::store::catalog::CatalogStore;
 use crate::store::core::CoreStore;
 use crate::store::db::DbStore;
 use crate::store::{Ping, StoreCallError};
+use pm_storage::jobs::{JobQueue, Queue, RetryPolicy, SystemClock};
 
 /// Mailboxes of the store actors.
 #[derive(Clone, Debug)]
@@ -60,12 +70,41 @@ impl Stores {
     }
 }
 
+/// The gates of the five job queues.
+#[derive(Clone)]
+pub struct Jobs {
+    gates: Vec<(Queue, Mailbox<JobGate>)>,
+    /// Workers per queue on this instance.
+    pub workers: Vec<(Queue, usize)>,
+    pub kinds: JobKinds,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").field("workers", &self.workers).finish()
+    }
+}
+
+impl Jobs {
+    pub fn gate(&self, queue: Queue) -> &Mailbox<JobGate> {
+        &self
+            .gates
+            .iter()
+            .find(|(q, _)| *q == queue)
+            .expect("every queue has a gate")
+            .1
+    }
+}
+
 /// The running actors of one application.
 #[derive(Clone)]
 pub struct ActorSystem {
     pub registry: Registry,
     pub root: Supervisor,
     pub stores: Stores,
+    pub jobs: Jobs,
+    /// Live events by topic (jobs, catalog changes, notifications).
+    pub hub: Hub,
     databases: Databases,
 }
 
@@ -146,10 +185,14 @@ impl ActorSystem {
                 move || AnalyticsStore::new(analytics.clone()),
             ))?,
         };
+        let hub = Hub::new();
+        let jobs = start_jobs(settings, &root, intensity, &databases, &stores, &hub)?;
         Ok(Self {
             registry,
             root,
             stores,
+            jobs,
+            hub,
             databases,
         })
     }
@@ -168,6 +211,93 @@ impl ActorSystem {
         self.databases.close().await;
         drained
     }
+}
+
+/// The job kinds this build runs, by queue. Features register theirs here.
+fn job_kinds(settings: &Settings) -> JobKinds {
+    let mut kinds = JobKinds::default();
+    if settings.jobs.debug_kinds {
+        for q in Queue::ALL {
+            kinds.register(q, crate::jobs::debug::KIND, crate::jobs::debug::DebugSleep);
+        }
+    }
+    kinds
+}
+
+fn start_jobs(
+    settings: &Settings,
+    root: &Supervisor,
+    intensity: Intensity,
+    databases: &Databases,
+    stores: &Stores,
+    hub: &Hub,
+) -> Result<Jobs, RegistryError> {
+    let j = &settings.jobs;
+    let a = &settings.actors;
+    let policy = RetryPolicy {
+        base: Duration::from_secs(j.retry_base_secs),
+        factor: j.retry_factor,
+        max_delay: Duration::from_secs(j.retry_max_delay_secs),
+        max_attempts: j.max_attempts.max(1),
+    };
+    let kinds = job_kinds(settings);
+    let sup = root.child_supervisor("jobs", Strategy::OneForOne, intensity);
+    let mut gates = Vec::new();
+    let mut workers = Vec::new();
+    for q in Queue::ALL {
+        let db = databases.get(q.database()).clone();
+        let conc = (db.max_connections() as usize / 2).max(1);
+        let queue = JobQueue::new(db, q, std::sync::Arc::new(SystemClock), policy);
+        let wakeup = Wakeup::default();
+        let qsup = sup.child_supervisor(format!("jobs.{q}"), Strategy::OneForOne, intensity);
+        let gate = {
+            let (queue, kinds, hub, wakeup) = (queue.clone(), kinds.clone(), hub.clone(), wakeup.clone());
+            qsup.start(
+                ChildSpec::new(format!("jobs.{q}.queue"), "job_queue", move || {
+                    JobGate::new(queue.clone(), kinds.clone(), hub.clone(), wakeup.clone())
+                })
+                .capacity(a.store_mailbox_capacity)
+                .concurrency(conc)
+                .send_timeout(a.send_timeout())
+                .stuck_after(Duration::from_secs(a.stuck_after_secs))
+                .stateless(),
+            )?
+        };
+        let n = match q {
+            Queue::Imports => j.workers.imports,
+            Queue::Exports => j.workers.exports,
+            Queue::Code2asin => j.workers.code2asin,
+            Queue::Media => j.workers.media,
+            Queue::Catalog => j.workers.catalog,
+        };
+        let deps = WorkerDeps {
+            queue,
+            kinds: kinds.clone(),
+            hub: hub.clone(),
+            wakeup,
+            lease: j.lease(),
+            poll: j.poll_interval(),
+            core: Some(stores.core.clone()),
+        };
+        for i in 1..=n {
+            let deps = deps.clone();
+            qsup.start(
+                ChildSpec::new(format!("jobs.{q}.worker.{i}"), "job_worker", move || {
+                    JobWorker::new(deps.clone())
+                })
+                .capacity(16)
+                // A job runs for minutes: the worker's handlers are short, its job is not.
+                .stuck_after(Duration::from_secs(a.stuck_after_secs)),
+            )?;
+        }
+        gates.push((q, gate));
+        workers.push((q, n));
+    }
+    Ok(Jobs {
+        gates,
+        workers,
+        kinds,
+    })
 }
 
 fn store_spec<B: Behaviour + Handles<Ping>>(

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::catalog::router())
         .merge(routes::auth::private())
         .merge(routes::notifications::router())
+        .merge(routes::jobs::router())
         .merge(routes::access::router().route_layer(admin_only()))
         .route_layer(authenticated.clone())
         .merge(routes::auth::public());

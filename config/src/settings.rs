@@ -19,6 +19,7 @@ pub struct Settings {
     pub object_store: ObjectStoreSettings,
     pub catalog: CatalogSettings,
     pub actors: ActorSettings,
+    pub jobs: JobSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
 }
@@ -209,6 +210,41 @@ pub struct ActorSettings {
     pub arbiters: usize,
     /// CPU-bound tasks at once across all actors (0: one per core).
     pub blocking_threads: usize,
+}
+
+/// The durable job queues and their worker pools (`[jobs]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub lease_secs: u64,
+    pub poll_interval_ms: u64,
+    pub retry_base_secs: u64,
+    pub retry_factor: u32,
+    pub retry_max_delay_secs: u64,
+    pub max_attempts: u32,
+    pub debug_kinds: bool,
+    pub workers: JobWorkers,
+}
+
+/// Workers per queue: jobs of one queue that run at once on this instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobWorkers {
+    pub imports: usize,
+    pub exports: usize,
+    pub code2asin: usize,
+    pub media: usize,
+    pub catalog: usize,
+}
+
+impl JobSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs.max(1))
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(10))
+    }
 }
 
 impl ActorSettings {

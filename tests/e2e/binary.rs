@@ -111,3 +111,118 @@ fn migrate_creates_and_migrates_every_database_then_exits() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Starts the binary on `dir` with the debug job kind and a 1 s lease; waits for `/health`.
+async fn start_with_jobs(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PM__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("PM__STORAGE__DATA_DIR", dir)
+        .env("PM__AUTH__BOOTSTRAP_ADMIN_PASSWORD", "admin-password-for-tests")
+        .env("PM__AUTH__JWT_SECRET", "jwt-secret-for-the-sigkill-test")
+        .env("PM__JOBS__DEBUG_KINDS", "true")
+        .env("PM__JOBS__LEASE_SECS", "1")
+        .env("PM__JOBS__POLL_INTERVAL_MS", "50")
+        .env("PM__JOBS__WORKERS__IMPORTS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        let up = client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if up {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no /health within 30s");
+}
+
+/// Polls the job until `cond` holds (20 s deadline); returns it.
+async fn wait_job(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut last = serde_json::Value::Null;
+    while Instant::now() < until {
+        if let Ok(r) = client.get(url).bearer_auth(token).send().await {
+            last = r.json().await.unwrap_or_default();
+            if cond(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("job never reached the state: {last}");
+}
+
+async fn admin_token(client: &reqwest::Client, port: u16) -> String {
+    let r: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "admin-password-for-tests"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_job_of_a_process_killed_with_sigkill_is_taken_over_at_the_next_start_and_finishes_once() {
+    let dir = std::env::temp_dir().join(format!("pm-bin-{}", uuid::Uuid::new_v4().simple()));
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let mut first = start_with_jobs(&dir, port).await;
+    let token = admin_token(&client, port).await;
+    let job: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/jobs/imports"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"kind": "debug.sleep", "payload": {"ms": 2000, "steps": 20}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "http://127.0.0.1:{port}/api/v1/jobs/imports/{}",
+        job["id"].as_str().unwrap()
+    );
+    // running, with its progress stored at a lease renewal
+    wait_job(&client, &url, &token, |j| {
+        j["status"] == "running" && j["progress"]["done"].as_u64().is_some()
+    })
+    .await;
+    let status = Command::new("kill")
+        .arg("-KILL")
+        .arg(first.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = tokio::task::spawn_blocking(move || first.wait()).await;
+    let mut second = start_with_jobs(&dir, port).await;
+    let token = admin_token(&client, port).await;
+    let done = wait_job(&client, &url, &token, |j| j["status"] == "succeeded").await;
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert_eq!(done["result"]["attempt"], 2, "{done}");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(second.id().to_string())
+        .status();
+    let _ = tokio::task::spawn_blocking(move || second.wait()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,5 +9,6 @@ mod binary;
 mod cache;
 mod catalog;
 mod health;
+mod jobs;
 mod objects;
 mod products;

@@ -199,5 +199,79 @@ async fn metrics(
         "gauge",
         &pool(&|p| f64::from(p.configured)),
     );
+    job_queues(&s, &mut out).await;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+/// Depth of the five job queues (the seeds' "longueurs queues Celery"), asked of their gates at
+/// once, each within a second; a queue that does not answer is left out of this scrape.
+async fn job_queues(s: &AppState, out: &mut String) {
+    use pm_storage::jobs::Queue;
+    let asks = Queue::ALL.map(|q| {
+        let gate = s.actors.jobs.gate(q).clone();
+        async move {
+            let d = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                gate.send(pm_actors::jobs::QueueDepthOf),
+            )
+            .await;
+            (q, d)
+        }
+    });
+    let depths: Vec<_> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .filter_map(|(q, d)| match d {
+            Ok(Ok(d)) => Some((q, d)),
+            _ => None,
+        })
+        .collect();
+    let rows = |f: &dyn Fn(&pm_storage::jobs::QueueDepth) -> f64| -> Vec<(String, f64)> {
+        depths
+            .iter()
+            .map(|(q, d)| (format!("queue=\"{q}\""), f(d)))
+            .collect()
+    };
+    gauge(
+        out,
+        "pm_job_queue_ready",
+        "Jobs queued and due, waiting for a worker.",
+        "gauge",
+        &rows(&|d| d.ready as f64),
+    );
+    gauge(
+        out,
+        "pm_job_queue_scheduled",
+        "Jobs queued for later (retry backoff, delay).",
+        "gauge",
+        &rows(&|d| d.scheduled as f64),
+    );
+    gauge(
+        out,
+        "pm_job_queue_running",
+        "Jobs running, on any instance.",
+        "gauge",
+        &rows(&|d| d.running as f64),
+    );
+    gauge(
+        out,
+        "pm_job_queue_oldest_ready_seconds",
+        "How long the oldest ready job has waited.",
+        "gauge",
+        &rows(&|d| d.oldest_ready_ms as f64 / 1000.0),
+    );
+    let workers: Vec<(String, f64)> = s
+        .actors
+        .jobs
+        .workers
+        .iter()
+        .map(|(q, n)| (format!("queue=\"{q}\""), *n as f64))
+        .collect();
+    gauge(
+        out,
+        "pm_job_workers",
+        "Workers of each queue on this instance.",
+        "gauge",
+        &workers,
+    );
 }

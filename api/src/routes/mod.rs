@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod health;
+pub mod jobs;
 pub mod metrics;
 pub mod notifications;
 pub mod objects;

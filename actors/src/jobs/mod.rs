@@ -1,0 +1,199 @@
+//! The job layer on the durable queues of [`pm_storage::jobs`]: for every queue, a gate actor
+//! that enqueues, lists and cancels (`jobs.<queue>.queue`), and a supervised pool of workers
+//! that claim and run jobs (`jobs.<queue>.worker.<n>`, the seeds' counts: imports 4, exports
+//! 2, code2asin 3, media 2, catalog 2).
+//!
+//! - [`gate`]: [`JobGate`] and its messages.
+//! - [`worker`]: [`JobWorker`], one job at a time: claim, run, renew the lease, record.
+//! - [`debug`]: the `debug.sleep` kind (when `jobs.debug_kinds` is on) for trying the layer.
+//!
+//! A job kind is a [`JobHandler`] registered for a queue in [`JobKinds`]. Its run can be cut off
+//! (the process dies, the worker crashes, the lease is lost) and is then run again: handlers
+//! must be idempotent. Events of every job go to the [`Hub`] topics `jobs.<queue>` and
+//! `jobs.<queue>.<id>`.
+
+pub mod debug;
+pub mod gate;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use pm_storage::jobs::{Job, Queue};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Hub;
+
+pub use gate::{CancelJob, EnqueueJob, GetJob, JobGate, ListJobs, QueueDepthOf};
+pub use worker::JobWorker;
+
+/// Why a run did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// Worth another attempt after the backoff (a supplier's server down, a timeout).
+    Retryable(String),
+    /// Trying again would fail the same way (a corrupt file, a bad payload).
+    Fatal(String),
+    /// The run stopped because its cancellation was asked for.
+    Cancelled,
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Retryable(e) | JobError::Fatal(e) => f.write_str(e),
+            JobError::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// Runs one kind of job.
+pub trait JobHandler: Send + Sync + 'static {
+    fn run(&self, run: JobRun) -> BoxFuture<'static, Result<Value, JobError>>;
+}
+
+/// What a running job gets: the job as claimed, a way to report progress and to learn that
+/// its cancellation was asked for.
+#[derive(Clone)]
+pub struct JobRun {
+    pub job: Arc<Job>,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+}
+
+/// The latest progress of a run: written by the run, read by the worker at each lease renewal
+/// (stored) and published live at most every [`PROGRESS_EVERY`]. Locked for a field update only.
+pub(crate) struct Progress {
+    latest: Mutex<(Option<Value>, Option<Instant>)>,
+    hub: Hub,
+    queue: Queue,
+}
+
+/// The most often a job's progress is published live.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+impl Progress {
+    pub(crate) fn take(&self) -> Option<Value> {
+        self.latest.lock().0.clone()
+    }
+}
+
+impl JobRun {
+    pub(crate) fn new(job: Job, hub: Hub) -> Self {
+        let queue = job.queue;
+        Self {
+            job: Arc::new(job),
+            progress: Arc::new(Progress {
+                latest: Mutex::new((None, None)),
+                hub,
+                queue,
+            }),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Reports progress (`{"done": 10, "total": 100}`, say): kept with the job at the next
+    /// lease renewal and pushed to the job's subscribers at most every 250 ms.
+    pub fn progress(&self, value: Value) {
+        let publish = {
+            let mut latest = self.progress.latest.lock();
+            latest.0 = Some(value.clone());
+            let due = latest.1.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+            if due {
+                latest.1 = Some(Instant::now());
+            }
+            due
+        };
+        if publish {
+            let p = &self.progress;
+            let data = serde_json::json!({
+                "id": self.job.id, "queue": p.queue, "kind": self.job.kind,
+                "status": "running", "progress": value,
+            });
+            p.hub
+                .publish(format!("jobs.{}.{}", p.queue, self.job.id), "job", data);
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when cancellation is asked for: `select!` on it in long waits.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    pub(crate) fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    pub(crate) fn progress_cell(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+}
+
+/// The handlers of every queue, by kind.
+#[derive(Clone, Default)]
+pub struct JobKinds {
+    by_queue: HashMap<Queue, HashMap<String, Arc<dyn JobHandler>>>,
+}
+
+impl JobKinds {
+    pub fn register(&mut self, queue: Queue, kind: &str, handler: impl JobHandler) {
+        self.by_queue
+            .entry(queue)
+            .or_default()
+            .insert(kind.to_owned(), Arc::new(handler));
+    }
+
+    pub fn get(&self, queue: Queue, kind: &str) -> Option<Arc<dyn JobHandler>> {
+        self.by_queue.get(&queue)?.get(kind).cloned()
+    }
+
+    pub fn kinds(&self, queue: Queue) -> Vec<String> {
+        let mut k: Vec<String> = self
+            .by_queue
+            .get(&queue)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    }
+}
+
+/// Wakes an idle worker of a queue when a job is enqueued on this instance, so that it does
+/// not wait for its next poll. Jobs enqueued by another instance are found at the next poll.
+#[derive(Clone, Default)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    pub(crate) async fn wait(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.0.notified()).await;
+    }
+}
+
+/// The JSON a job event carries (`jobs.<queue>` and `jobs.<queue>.<id>`).
+pub fn job_event(job: &Job) -> Value {
+    serde_json::json!({
+        "id": job.id, "queue": job.queue, "kind": job.kind, "status": job.status,
+        "attempts": job.attempts, "progress": job.progress, "result": job.result,
+        "last_error": job.last_error, "created_by": job.created_by,
+    })
+}
+
+pub(crate) fn publish_job(hub: &Hub, job: &Job) {
+    let data = job_event(job);
+    hub.publish(format!("jobs.{}.{}", job.queue, job.id), "job", data.clone());
+    hub.publish(format!("jobs.{}", job.queue), "job", data);
+}

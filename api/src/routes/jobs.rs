@@ -1,0 +1,155 @@
+//! `/api/v1/jobs/{queue}`: the durable job queues (imports, exports, code2asin, media,
+//! catalog). Callers with `jobs:run` enqueue jobs and see and cancel their own; admins see and
+//! cancel every job.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pm_actors::jobs::{CancelJob, EnqueueJob, GetJob, ListJobs};
+use pm_domain::Permission;
+use pm_storage::catalog::Page;
+use pm_storage::jobs::{CancelOutcome, Job, JobFilter, JobStatus, NewJob, Queue};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::products::parse_id;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::{page_limit, Query};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/jobs/{queue}", get(list).post(enqueue))
+        .route("/jobs/{queue}/{id}", get(one))
+        .route("/jobs/{queue}/{id}/cancel", post(cancel))
+}
+
+pub(crate) fn parse_queue(s: &str) -> Result<Queue, ApiError> {
+    s.parse()
+        .map_err(|e: String| ApiError::NotFound(format!("no job queue: {e}")))
+}
+
+/// Whether `p` may see (and cancel) `job`: its creator, or an admin.
+pub(crate) fn may_see(p: &Principal, job: &Job) -> bool {
+    p.can(Permission::Admin) || (job.created_by.is_some() && job.created_by == p.user_id())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewJobBody {
+    kind: String,
+    #[serde(default)]
+    payload: serde_json::Value,
+    group_key: Option<String>,
+    #[serde(default)]
+    priority: i32,
+    max_attempts: Option<u32>,
+    delay_secs: Option<u64>,
+}
+
+async fn enqueue(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(queue): Path<String>,
+    Json(b): Json<NewJobBody>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    p.require(Permission::JobsRun)?;
+    let queue = parse_queue(&queue)?;
+    if b.max_attempts == Some(0) || b.max_attempts.is_some_and(|m| m > 100) {
+        return Err(ApiError::invalid("max_attempts", "must be 1 to 100"));
+    }
+    let new = NewJob {
+        kind: b.kind,
+        payload: b.payload,
+        group_key: b.group_key,
+        priority: b.priority.clamp(-1000, 1000),
+        max_attempts: b.max_attempts,
+        delay: b.delay_secs.map(std::time::Duration::from_secs),
+        created_by: p.user_id(),
+    };
+    let job = s.actors.jobs.gate(queue).send(EnqueueJob(new)).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    kind: Option<String>,
+    group_key: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(queue): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Job>>, ApiError> {
+    p.require(Permission::JobsRun)
+        .or_else(|_| p.require(Permission::Admin))?;
+    let queue = parse_queue(&queue)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|st| st.parse::<JobStatus>())
+        .transpose()
+        .map_err(|e| ApiError::invalid("status", e))?;
+    let filter = JobFilter {
+        status,
+        kind: q.kind,
+        group_key: q.group_key,
+        // Only admins list other people's jobs.
+        created_by: if p.can(Permission::Admin) {
+            None
+        } else {
+            Some(p.require_user()?)
+        },
+        cursor: q.cursor,
+        limit: page_limit(q.limit)?,
+    };
+    Ok(Json(s.actors.jobs.gate(queue).send(ListJobs(filter)).await?))
+}
+
+async fn fetch(s: &AppState, p: &Principal, queue: &str, id: &str) -> Result<(Queue, Job), ApiError> {
+    let queue = parse_queue(queue)?;
+    let id: Uuid = parse_id(id)?;
+    let job = s.actors.jobs.gate(queue).send(GetJob(id)).await?;
+    if !may_see(p, &job) {
+        // Not a 403: whether someone else's job exists is not the caller's business.
+        return Err(ApiError::NotFound(format!("job {id} not found")));
+    }
+    Ok((queue, job))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((queue, id)): Path<(String, String)>,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(fetch(&s, &p, &queue, &id).await?.1))
+}
+
+#[derive(Serialize)]
+struct Cancelled {
+    outcome: CancelOutcome,
+    job: Job,
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((queue, id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Cancelled>), ApiError> {
+    let (queue, job) = fetch(&s, &p, &queue, &id).await?;
+    let (outcome, job) = s.actors.jobs.gate(queue).send(CancelJob(job.id)).await?;
+    let status = match outcome {
+        CancelOutcome::Cancelled => StatusCode::OK,
+        CancelOutcome::Requested => StatusCode::ACCEPTED,
+        CancelOutcome::AlreadyFinished => StatusCode::CONFLICT,
+    };
+    Ok((status, Json(Cancelled { outcome, job })))
+}
