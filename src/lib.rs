@@ -76,6 +76,12 @@ pub async fn run(
         })?
     };
 
+    // Before any write: every committed write empties what it made stale.
+    let api_keys = pm_api::sinks::ApiKeyCache::default();
+    actors.changes.add_sink(pm_api::sinks::EdgeCaches {
+        cache: cache.clone(),
+        api_keys: api_keys.clone(),
+    });
     bootstrap_access(&settings, &actors).await?;
     let a = &settings.auth;
     let keys = pm_api::auth::Keys::new(
@@ -104,6 +110,7 @@ pub async fn run(
         keys,
         login_limits,
         metrics_token: a.metrics_token.clone(),
+        api_keys,
     });
     let app = pm_api::router(state);
     let addr = listener.local_addr()?;
@@ -170,7 +177,10 @@ fn spawn_trash_purge(settings: &Settings, actors: &ActorSystem) {
         loop {
             tick.tick().await;
             match catalog
-                .send(pm_actors::store::catalog::PurgeTrash(retention))
+                .send(pm_actors::changes::By::by(
+                    pm_actors::store::catalog::PurgeTrash(retention),
+                    pm_actors::changes::Origin::system("trash purge"),
+                ))
                 .await
             {
                 Ok(0) => {}
@@ -206,7 +216,11 @@ async fn bootstrap_access(settings: &Settings, actors: &ActorSystem) -> anyhow::
         roles: vec!["admin".into()],
         ..Default::default()
     };
-    match core.send(CreateUser { user }).await {
+    let origin = pm_actors::changes::Origin::system("bootstrap");
+    match core
+        .send(pm_actors::changes::By::by(CreateUser { user }, origin))
+        .await
+    {
         Ok(_) => {}
         // Another instance starting at the same moment created it.
         Err(pm_supervisors::CallError::Handler(pm_storage::StoreError::Conflict { .. })) => return Ok(()),

@@ -6,12 +6,17 @@
 //!   wait in its bounded mailbox.
 //! - [`jobs`]: the job layer: per queue a gate (`jobs.<queue>.queue`) and a pool of workers
 //!   (`jobs.<queue>.worker.<n>`) on the durable queues of `pm_storage::jobs`.
+//! - [`changes`]: write-side change events: [`changes::Write`] (a write and its origin), the
+//!   [`changes::ChangeBus`] every store write publishes on after its commit.
+//! - [`activity`]: the batched activity-log writer (`activity.writer`).
 //! - [`events`]: [`Hub`], live events by topic with a bounded buffer per subscriber.
 //! - [`system`]: builds the tree (root → `stores`) from the settings and hands out the
 //!   mailboxes; see `ARCHITECTURE.md` for the whole picture.
 //!
 //! Callers hold [`pm_supervisors::Mailbox`] handles; nothing outside this crate sees a pool.
 
+pub mod activity;
+pub mod changes;
 pub mod events;
 pub mod jobs;
 pub mod store;

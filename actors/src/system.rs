@@ -4,6 +4,7 @@
 //! root (one_for_one)
 //! ├── stores (one_for_one): store.core, store.catalog, store.catalog.bulk, store.imports,
 //! │                         store.exports, store.media, store.code2asin, store.analytics
+//! ├── changes (one_for_one): activity.writer
 //! └── jobs (one_for_one)
 //!     └── jobs.<queue> (one_for_one), for imports, exports, code2asin, media, catalog:
 //!         jobs.<queue>.queue (the gate), jobs.<queue>.worker.1 … .<n>
@@ -28,6 +29,8 @@ use pm_supervisors::{
     Behaviour, ChildSpec, Executor, Handles, Intensity, Mailbox, Registry, Strategy, Supervisor,
 };
 
+use crate::activity::ActivityWriter;
+use crate::changes::{ActivityQueue, ChangeBus};
 use crate::events::Hub;
 use crate::jobs::worker::WorkerDeps;
 use crate::jobs::{JobGate, JobKinds, JobWorker, Wakeup};
@@ -105,6 +108,8 @@ pub struct ActorSystem {
     pub jobs: Jobs,
     /// Live events by topic (jobs, catalog changes, notifications).
     pub hub: Hub,
+    /// Where committed writes announce themselves (cache invalidation, activity log, events).
+    pub changes: ChangeBus,
     databases: Databases,
 }
 
@@ -130,6 +135,8 @@ impl ActorSystem {
             exec,
             on_escalate,
         );
+        let hub = Hub::new();
+        let bus = ChangeBus::new(ActivityQueue::new(a.activity_queue_capacity), hub.clone());
         let stores_sup = root.child_supervisor("stores", Strategy::OneForOne, intensity);
         let start = |db: Database| -> Result<Mailbox<DbStore>, RegistryError> {
             let pool = databases.get(db).clone();
@@ -152,21 +159,22 @@ impl ActorSystem {
         };
         let (core_conc, core_db) = with(Database::Core);
         let core = Core::new(core_db);
+        let (core_bus, catalog_bus, bulk_bus) = (bus.clone(), bus.clone(), bus.clone());
         let (analytics_conc, analytics_db) = with(Database::Analytics);
         let analytics = Analytics::new(analytics_db);
         let stores = Stores {
             core: stores_sup.start(store_spec(settings, Database::Core, core_conc, move || {
-                CoreStore::new(core.clone())
+                CoreStore::new(core.clone(), core_bus.clone())
             }))?,
             catalog: stores_sup.start(store_spec(
                 settings,
                 Database::Catalog,
                 catalog_interactive,
-                move || CatalogStore::new(catalog.clone()),
+                move || CatalogStore::new(catalog.clone(), catalog_bus.clone()),
             ))?,
             catalog_bulk: {
                 let spec = store_spec(settings, Database::Catalog, catalog_bulk, move || {
-                    CatalogStore::new(bulk_catalog.clone())
+                    CatalogStore::new(bulk_catalog.clone(), bulk_bus.clone())
                 });
                 stores_sup.start(ChildSpec {
                     name: "store.catalog.bulk".into(),
@@ -185,7 +193,16 @@ impl ActorSystem {
                 move || AnalyticsStore::new(analytics.clone()),
             ))?,
         };
-        let hub = Hub::new();
+        let activity_sup = root.child_supervisor("changes", Strategy::OneForOne, intensity);
+        {
+            let (queue, analytics) = (bus.activity().clone(), stores.analytics.clone());
+            activity_sup.start(
+                ChildSpec::new("activity.writer", "activity_writer", move || {
+                    ActivityWriter::new(queue.clone(), analytics.clone())
+                })
+                .capacity(16),
+            )?;
+        }
         let jobs = start_jobs(settings, &root, intensity, &databases, &stores, &hub)?;
         Ok(Self {
             registry,
@@ -193,6 +210,7 @@ impl ActorSystem {
             stores,
             jobs,
             hub,
+            changes: bus,
             databases,
         })
     }
@@ -207,6 +225,11 @@ impl ActorSystem {
     /// the pools. Returns whether every mailbox drained in time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         let drained = self.registry.drain(grace).await;
+        // Every write has answered: what they queued for the activity log is written now.
+        let left = crate::activity::drain(self.changes.activity(), &self.stores.analytics).await;
+        if left > 0 {
+            tracing::info!(entries = left, "activity log drained at shutdown");
+        }
         self.root.shutdown();
         self.databases.close().await;
         drained

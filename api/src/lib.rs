@@ -5,6 +5,7 @@
 //! - [`error`]: [`ApiError`] and the one mapping of errors to HTTP statuses (problem+json).
 //! - [`extract`]: a JSON body extractor whose errors name the failing field.
 //! - [`middleware`]: request ids, request metrics, timeouts.
+//! - [`sinks`]: the caches writes make stale (responses, API keys), emptied by the change bus.
 //! - [`routes`]: the handlers, one module per route group.
 //! - [`router`]: puts them together.
 
@@ -13,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod routes;
+pub mod sinks;
 pub mod state;
 
 use std::time::Duration;

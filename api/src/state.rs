@@ -45,33 +45,12 @@ pub struct AppInner {
     pub login_limits: Arc<crate::auth::limits::LoginLimits>,
     /// When set, `/metrics` wants `Authorization: Bearer <token>`.
     pub metrics_token: Option<Secret>,
+    /// API keys by prefix, emptied by the change bus when a key changes.
+    pub api_keys: crate::sinks::ApiKeyCache,
 }
 
 impl AppInner {
     pub fn is_escalated(&self) -> bool {
         self.escalated.load(Ordering::Acquire)
-    }
-
-    /// Records a write in the activity log without making the request wait for it. A failure
-    /// is logged; the write itself has happened.
-    pub fn audit(&self, who: &crate::auth::Principal, action: &str, entity: &str, entity_id: Option<String>) {
-        let activity = pm_storage::analytics::Activity {
-            id: uuid::Uuid::now_v7(),
-            user_id: who.user_id(),
-            api_key_id: who.api_key_id(),
-            actor_name: who.name.clone(),
-            action: action.to_owned(),
-            entity: entity.to_owned(),
-            entity_id,
-            request_id: who.request_id.clone(),
-            at: chrono::Utc::now(),
-        };
-        let store = self.actors.stores.analytics.clone();
-        tokio::spawn(async move {
-            let msg = pm_actors::store::analytics::RecordActivity(activity);
-            if let Err(e) = store.send(msg).await {
-                tracing::error!(error = %e, "activity not recorded");
-            }
-        });
     }
 }

@@ -198,6 +198,7 @@ pub struct S3Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActorSettings {
+    pub activity_queue_capacity: usize,
     pub store_mailbox_capacity: usize,
     pub send_timeout_ms: u64,
     pub stuck_after_secs: u64,

@@ -38,6 +38,35 @@ impl Analytics {
         &self.db
     }
 
+    /// Records a batch of writes in one transaction.
+    pub async fn record_activities(&self, batch: &[Activity]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        with_conn!(self.db, |conn| {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            for a in batch {
+                sqlx::query(
+                    "INSERT INTO user_activity (id, user_id, api_key_id, actor_name, action, entity, entity_id, request_id, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(a.id)
+                .bind(a.user_id)
+                .bind(a.api_key_id)
+                .bind(&a.actor_name)
+                .bind(&a.action)
+                .bind(&a.entity)
+                .bind(&a.entity_id)
+                .bind(&a.request_id)
+                .bind(a.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     pub async fn record_activity(&self, a: &Activity) -> Result<(), StoreError> {
         with_conn!(self.db, |conn| {
             sqlx::query(

@@ -18,8 +18,21 @@ async fn admin_lists_every_actor_with_its_state() {
     let app = spawn_app(Backend::Sqlite).await;
     let (st, actors) = app.get("/admin/actors").await;
     assert_eq!(st, 200);
-    // Seven stores, the catalog with its bulk lane.
-    assert_eq!(actors.as_array().unwrap().len(), 8);
+    let kinds = |k: &str| {
+        actors
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == k)
+            .count()
+    };
+    // Seven stores, the catalog with its bulk lane; a gate per job queue and the seeds' worker
+    // counts (4 + 2 + 3 + 2 + 2); the activity-log writer.
+    assert_eq!(kinds("store"), 8);
+    assert_eq!(kinds("job_queue"), 5);
+    assert_eq!(kinds("job_worker"), 13);
+    assert_eq!(kinds("activity_writer"), 1);
+    assert_eq!(actors.as_array().unwrap().len(), 27);
     assert_eq!(find(&actors, "store.catalog.bulk")["kind"], "store");
     let c = find(&actors, "store.catalog");
     for field in [

@@ -24,7 +24,8 @@ async fn health_reports_every_database_and_the_actors() {
         }
         let (st, a) = app.get("/health/actors").await;
         assert_eq!(st, 200);
-        assert_eq!(a["actors"], 8);
+        // 8 stores, 5 job gates, 13 job workers, the activity writer
+        assert_eq!(a["actors"], 27);
         app.stop().await;
     }
 }

@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod cache;
 mod catalog;
+mod changes;
 mod health;
 mod jobs;
 mod objects;

@@ -293,12 +293,10 @@ impl Handles<Ran> for JobWorker {
         ctx.pipe(async move {
             let id = lease.job.id;
             let outcome = match &msg.0 {
-                Ok(result) => {
-                    queue
-                        .complete(&lease, result)
-                        .await
-                        .map(|ok| if ok { "succeeded" } else { "lost" })
-                }
+                Ok(result) => queue
+                    .complete(&lease, result)
+                    .await
+                    .map(|ok| if ok { "succeeded" } else { "lost" }),
                 Err(JobError::Cancelled) => {
                     queue
                         .finish_cancelled(&lease)
@@ -324,7 +322,7 @@ impl Handles<Ran> for JobWorker {
                     publish_job(&hub, job);
                 }
                 if job.status == JobStatus::Failed && matches!(outcome, Ok("failed")) {
-                    notify_failure(core, &hub, job).await;
+                    notify_failure(core, job).await;
                 }
             }
             Recorded {
@@ -338,28 +336,21 @@ impl Handles<Ran> for JobWorker {
     }
 }
 
-async fn notify_failure(core: Option<Mailbox<CoreStore>>, hub: &Hub, job: &Job) {
+async fn notify_failure(core: Option<Mailbox<CoreStore>>, job: &Job) {
     let (Some(core), Some(user)) = (core, job.created_by) else {
         return;
     };
-    let title = format!("{} job failed", job.kind);
-    let body = job.last_error.clone();
+    // The core store pushes it to the user live.
     let sent = core
         .send(Notify {
             user_id: user,
             kind: "job_failed".into(),
-            title: title.clone(),
-            body: body.clone(),
+            title: format!("{} job failed", job.kind),
+            body: job.last_error.clone(),
         })
         .await;
-    match sent {
-        Ok(id) => hub.publish(
-            format!("notifications.{user}"),
-            "notification",
-            json!({ "id": id, "kind": "job_failed", "title": title, "body": body,
-                    "job": { "id": job.id, "queue": job.queue } }),
-        ),
-        Err(e) => tracing::warn!(job = %job.id, error = %e, "could not notify a job failure"),
+    if let Err(e) = sent {
+        tracing::warn!(job = %job.id, error = %e, "could not notify a job failure");
     }
 }
 

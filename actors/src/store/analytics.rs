@@ -32,16 +32,16 @@ impl Handles<Ping> for AnalyticsStore {
     }
 }
 
-/// Records one write.
+/// Records a batch of writes (from [`crate::activity::ActivityWriter`]).
 #[derive(Debug)]
-pub struct RecordActivity(pub Activity);
+pub struct RecordActivities(pub Vec<Activity>);
 
-impl Handles<RecordActivity> for AnalyticsStore {
+impl Handles<RecordActivities> for AnalyticsStore {
     type Ok = ();
     type Err = StoreError;
-    fn handle(&mut self, m: RecordActivity, _ctx: &Ctx<Self>) -> Reply<Result<(), StoreError>> {
+    fn handle(&mut self, m: RecordActivities, _ctx: &Ctx<Self>) -> Reply<Result<(), StoreError>> {
         let a = self.analytics.clone();
-        Reply::spawn(async move { a.record_activity(&m.0).await })
+        Reply::spawn(async move { a.record_activities(&m.0).await })
     }
 }
 

@@ -9,15 +9,18 @@ use pm_storage::StoreError;
 use pm_supervisors::{Behaviour, Ctx, Handles, Reply};
 use uuid::Uuid;
 
-use super::Ping;
+use super::{write_handler, Ping};
+use crate::changes::{Change, ChangeBus, Entity};
 
 pub struct CatalogStore {
-    catalog: Catalog,
+    pub(crate) catalog: Catalog,
+    /// Every write's changes go here after its commit.
+    pub(crate) bus: ChangeBus,
 }
 
 impl CatalogStore {
-    pub fn new(catalog: Catalog) -> Self {
-        Self { catalog }
+    pub fn new(catalog: Catalog, bus: ChangeBus) -> Self {
+        Self { catalog, bus }
     }
 
     pub(crate) fn catalog(&self) -> &Catalog {
@@ -58,7 +61,11 @@ macro_rules! query {
 
 #[derive(Debug)]
 pub struct CreateProduct(pub NewProduct);
-query!(CreateProduct => Product, |c, m| c.create_product(m.0));
+write_handler!(CatalogStore, catalog, CreateProduct => Product, |c, m| {
+    let p = c.create_product(m.0).await?;
+    let change = Change::one(Entity::Product, "create", p.id);
+    Ok((p, vec![change]))
+});
 
 #[derive(Debug)]
 pub struct GetProduct(pub Uuid);
@@ -66,11 +73,17 @@ query!(GetProduct => Product, |c, m| c.get_product(m.0));
 
 #[derive(Debug)]
 pub struct UpdateProduct(pub Uuid, pub ProductPatch);
-query!(UpdateProduct => Product, |c, m| c.update_product(m.0, m.1));
+write_handler!(CatalogStore, catalog, UpdateProduct => Product, |c, m| {
+    let p = c.update_product(m.0, m.1).await?;
+    Ok((p, vec![Change::one(Entity::Product, "update", m.0)]))
+});
 
 #[derive(Debug)]
 pub struct DeleteProduct(pub Uuid);
-query!(DeleteProduct => (), |c, m| c.delete_product(m.0));
+write_handler!(CatalogStore, catalog, DeleteProduct => (), |c, m| {
+    c.delete_product(m.0).await?;
+    Ok(((), vec![Change::one(Entity::Product, "delete", m.0)]))
+});
 
 #[derive(Debug)]
 pub struct ListProducts {
@@ -97,17 +110,53 @@ query!(ListTrash => Page<Product>, |c, m| async move {
 
 #[derive(Debug)]
 pub struct RestoreProduct(pub Uuid);
-query!(RestoreProduct => Product, |c, m| c.restore_product(m.0));
+write_handler!(CatalogStore, catalog, RestoreProduct => Product, |c, m| {
+    let p = c.restore_product(m.0).await?;
+    Ok((p, vec![Change::one(Entity::Product, "restore", m.0)]))
+});
 
 /// Deletes for good the products in the trash for longer than the given age.
 #[derive(Debug)]
 pub struct PurgeTrash(pub chrono::Duration);
-query!(PurgeTrash => u64, |c, m| c.purge_trash(m.0));
+write_handler!(CatalogStore, catalog, PurgeTrash => u64, |c, m| {
+    let n = c.purge_trash(m.0).await?;
+    let changes = if n > 0 {
+        vec![Change::many(Entity::Product, "purge", Vec::new(), format!("{n} purged from the trash"))]
+    } else {
+        Vec::new()
+    };
+    Ok((n, changes))
+});
 
 /// Creates or updates up to 1,000 products by EAN in one transaction.
 #[derive(Debug)]
 pub struct UpsertProducts(pub Vec<NewProduct>);
-query!(UpsertProducts => Vec<UpsertResult>, |c, m| c.upsert_products_by_ean(m.0));
+write_handler!(CatalogStore, catalog, UpsertProducts => Vec<UpsertResult>, |c, m| {
+    let results = c.upsert_products_by_ean(m.0).await?;
+    // One change for the whole batch: the cache drops every id at once and the activity log
+    // gets one entry.
+    let (mut created, mut updated, mut ids) = (0, 0, Vec::with_capacity(results.len()));
+    for r in &results {
+        match r {
+            UpsertResult::Created { id } => {
+                created += 1;
+                ids.push(id.to_string());
+            }
+            UpsertResult::Updated { id } => {
+                updated += 1;
+                ids.push(id.to_string());
+            }
+            UpsertResult::Failed { .. } => {}
+        }
+    }
+    let changes = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let summary = format!("{created} created, {updated} updated");
+        vec![Change::many(Entity::Product, "bulk_upsert", ids, summary)]
+    };
+    Ok((results, changes))
+});
 
 #[derive(Debug)]
 pub struct SearchProducts {

@@ -17,6 +17,7 @@ use pm_supervisors::{Ctx, Handles, Reply};
 use uuid::Uuid;
 
 use super::catalog::CatalogStore;
+use crate::changes::{Change, Entity};
 
 /// Declares a message struct and implements `Handles` for it by running `$body` (a future
 /// over the `Catalog` handle `$c` and the message `$m`) on the worker pool.
@@ -36,6 +37,32 @@ macro_rules! query {
                 Reply::spawn(async move { $body })
             }
         }
+    };
+}
+
+/// Like `query!` for a write: declares the message, handled only as `Write<$msg>`, and
+/// publishes one change of `$entity` keyed by a field of the message (`key(..)`) or of the
+/// answer (`result(|r| ..)`), after the commit.
+macro_rules! write_msg {
+    ($msg:ident { $($field:ident : $ty:ty),* $(,)? } => $ok:ty, $entity:ident $action:literal key($key:expr), |$c:ident, $m:ident| $body:expr) => {
+        #[derive(Debug)]
+        pub struct $msg { $(pub $field: $ty),* }
+
+        super::write_handler!(CatalogStore, catalog, $msg => $ok, |$c, $m| {
+            let key = { let $m = &$m; ($key).to_string() };
+            let ok: $ok = { $body }?;
+            Ok((ok, vec![Change::one(Entity::$entity, $action, key)]))
+        });
+    };
+    ($msg:ident { $($field:ident : $ty:ty),* $(,)? } => $ok:ty, $entity:ident $action:literal result(|$r:ident| $rkey:expr), |$c:ident, $m:ident| $body:expr) => {
+        #[derive(Debug)]
+        pub struct $msg { $(pub $field: $ty),* }
+
+        super::write_handler!(CatalogStore, catalog, $msg => $ok, |$c, $m| {
+            let ok: $ok = { $body }?;
+            let key = { let $r = &ok; ($rkey).to_string() };
+            Ok((ok, vec![Change::one(Entity::$entity, $action, key)]))
+        });
     };
 }
 
@@ -61,22 +88,22 @@ async fn referenced_product(c: &Catalog, field: &'static str, id: Uuid) -> Resul
 
 // ---- suppliers and their offers ---------------------------------------------------------
 
-query!(CreateSupplier { supplier: NewSupplier } => Supplier, |c, m| c.create_supplier(m.supplier).await);
+write_msg!(CreateSupplier { supplier: NewSupplier } => Supplier, Supplier "create" result(|r| r.id), |c, m| c.create_supplier(m.supplier).await);
 query!(GetSupplier { id: Uuid } => Supplier, |c, m| c.get_supplier(m.id).await);
-query!(UpdateSupplier { id: Uuid, patch: SupplierPatch } => Supplier, |c, m| c.update_supplier(m.id, m.patch).await);
-query!(DeleteSupplier { id: Uuid } => (), |c, m| c.delete_supplier(m.id).await);
+write_msg!(UpdateSupplier { id: Uuid, patch: SupplierPatch } => Supplier, Supplier "update" key(m.id), |c, m| c.update_supplier(m.id, m.patch).await);
+write_msg!(DeleteSupplier { id: Uuid } => (), Supplier "delete" key(m.id), |c, m| c.delete_supplier(m.id).await);
 query!(ListSuppliers { active: Option<bool>, limit: u32, cursor: Option<String> } => Page<Supplier>,
     |c, m| c.list_suppliers(m.active, m.limit, m.cursor.as_deref()).await);
 
-query!(CreateSupplierProduct { offer: NewSupplierProduct } => SupplierProduct, |c, m| {
+write_msg!(CreateSupplierProduct { offer: NewSupplierProduct } => SupplierProduct, SupplierProduct "create" result(|r| r.id), |c, m| {
     c.get_supplier(m.offer.supplier_id).await?;
     referenced_product(&c, "product_id", m.offer.product_id).await?;
     c.create_supplier_product(m.offer).await
 });
 query!(GetSupplierProduct { id: Uuid } => SupplierProduct, |c, m| c.get_supplier_product(m.id).await);
-query!(UpdateSupplierProduct { id: Uuid, patch: SupplierProductPatch } => SupplierProduct,
+write_msg!(UpdateSupplierProduct { id: Uuid, patch: SupplierProductPatch } => SupplierProduct, SupplierProduct "update" key(m.id),
     |c, m| c.update_supplier_product(m.id, m.patch).await);
-query!(DeleteSupplierProduct { id: Uuid } => (), |c, m| c.delete_supplier_product(m.id).await);
+write_msg!(DeleteSupplierProduct { id: Uuid } => (), SupplierProduct "delete" key(m.id), |c, m| c.delete_supplier_product(m.id).await);
 query!(ListSupplierProducts { supplier_id: Uuid, limit: u32, cursor: Option<String> } => Page<SupplierProduct>, |c, m| {
     c.get_supplier(m.supplier_id).await?;
     c.list_supplier_products(m.supplier_id, m.limit, m.cursor.as_deref()).await
@@ -88,22 +115,22 @@ query!(SupplierOffers { product_id: Uuid } => Vec<SupplierProduct>, |c, m| {
 
 // ---- brands -----------------------------------------------------------------------------
 
-query!(CreateBrand { brand: NewBrand } => Brand, |c, m| c.create_brand(m.brand).await);
+write_msg!(CreateBrand { brand: NewBrand } => Brand, Brand "create" result(|r| r.id), |c, m| c.create_brand(m.brand).await);
 query!(GetBrand { id: Uuid } => Brand, |c, m| c.get_brand(m.id).await);
-query!(UpdateBrand { id: Uuid, patch: BrandPatch } => Brand, |c, m| c.update_brand(m.id, m.patch).await);
-query!(DeleteBrand { id: Uuid } => (), |c, m| c.delete_brand(m.id).await);
+write_msg!(UpdateBrand { id: Uuid, patch: BrandPatch } => Brand, Brand "update" key(m.id), |c, m| c.update_brand(m.id, m.patch).await);
+write_msg!(DeleteBrand { id: Uuid } => (), Brand "delete" key(m.id), |c, m| c.delete_brand(m.id).await);
 query!(ListBrands { limit: u32, cursor: Option<String> } => Page<Brand>,
     |c, m| c.list_brands(m.limit, m.cursor.as_deref()).await);
 
 // ---- categories -------------------------------------------------------------------------
 
-query!(CreateCategory { category: NewCategory } => Category, |c, m| c.create_category(m.category).await);
+write_msg!(CreateCategory { category: NewCategory } => Category, Category "create" result(|r| r.id), |c, m| c.create_category(m.category).await);
 query!(GetCategory { id: Uuid } => Category, |c, m| c.get_category(m.id).await);
-query!(UpdateCategory { id: Uuid, patch: CategoryPatch } => Category,
+write_msg!(UpdateCategory { id: Uuid, patch: CategoryPatch } => Category, Category "update" key(m.id),
     |c, m| c.update_category(m.id, m.patch).await);
-query!(MoveCategory { id: Uuid, parent_id: Option<Uuid> } => Category,
+write_msg!(MoveCategory { id: Uuid, parent_id: Option<Uuid> } => Category, Category "move" key(m.id),
     |c, m| c.move_category(m.id, m.parent_id).await);
-query!(DeleteCategory { id: Uuid } => (), |c, m| c.delete_category(m.id).await);
+write_msg!(DeleteCategory { id: Uuid } => (), Category "delete" key(m.id), |c, m| c.delete_category(m.id).await);
 query!(ListCategories { parent: Option<Uuid>, limit: u32, cursor: Option<String> } => Page<Category>, |c, m| {
     if let Some(p) = m.parent {
         c.get_category(p).await?;
@@ -117,18 +144,18 @@ query!(ProductCategories { product_id: Uuid } => Vec<ProductCategory>, |c, m| {
     product_exists(&c, m.product_id).await?;
     c.product_categories(m.product_id).await
 });
-query!(AssignCategory { product_id: Uuid, category_id: Uuid, taxonomy: String } => (), |c, m| {
+write_msg!(AssignCategory { product_id: Uuid, category_id: Uuid, taxonomy: String } => (), Product "assign_category" key(m.product_id), |c, m| {
     product_exists(&c, m.product_id).await?;
     c.assign_category(m.product_id, m.category_id, &m.taxonomy).await
 });
-query!(UnassignCategory { product_id: Uuid, category_id: Uuid, taxonomy: String } => (), |c, m| {
+write_msg!(UnassignCategory { product_id: Uuid, category_id: Uuid, taxonomy: String } => (), Product "unassign_category" key(m.product_id), |c, m| {
     product_exists(&c, m.product_id).await?;
     c.unassign_category(m.product_id, m.category_id, &m.taxonomy).await
 });
 
 // ---- prices and stocks ------------------------------------------------------------------
 
-query!(SetPrice { product_id: Uuid, price: NewPrice, source: ChangeSource } => Changed<Price>, |c, m| {
+write_msg!(SetPrice { product_id: Uuid, price: NewPrice, source: ChangeSource } => Changed<Price>, Price "set" result(|r| r.value.id), |c, m| {
     product_exists(&c, m.product_id).await?;
     c.set_price(m.product_id, m.price, m.source).await
 });
@@ -136,13 +163,13 @@ query!(ListPrices { product_id: Uuid } => Vec<Price>, |c, m| {
     product_exists(&c, m.product_id).await?;
     c.prices(m.product_id).await
 });
-query!(DeletePrice { id: Uuid, source: ChangeSource } => (), |c, m| c.delete_price(m.id, m.source).await);
+write_msg!(DeletePrice { id: Uuid, source: ChangeSource } => (), Price "delete" key(m.id), |c, m| c.delete_price(m.id, m.source).await);
 query!(PriceHistory { product_id: Uuid, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32, cursor: Option<String> } => Page<PriceChange>, |c, m| {
     product_exists(&c, m.product_id).await?;
     c.price_history(m.product_id, m.from, m.to, m.limit, m.cursor.as_deref()).await
 });
 
-query!(SetStock { product_id: Uuid, warehouse: String, quantity: i64, source: ChangeSource } => Changed<Stock>, |c, m| {
+write_msg!(SetStock { product_id: Uuid, warehouse: String, quantity: i64, source: ChangeSource } => Changed<Stock>, Stock "set" result(|r| r.value.id), |c, m| {
     product_exists(&c, m.product_id).await?;
     c.set_stock(m.product_id, &m.warehouse, m.quantity, m.source).await
 });
@@ -150,7 +177,7 @@ query!(ListStocks { product_id: Uuid } => Vec<Stock>, |c, m| {
     product_exists(&c, m.product_id).await?;
     c.stocks(m.product_id).await
 });
-query!(DeleteStock { product_id: Uuid, warehouse: String, source: ChangeSource } => (), |c, m| {
+write_msg!(DeleteStock { product_id: Uuid, warehouse: String, source: ChangeSource } => (), Stock "delete" key(format!("{}/{}", m.product_id, m.warehouse)), |c, m| {
     product_exists(&c, m.product_id).await?;
     c.delete_stock(m.product_id, &m.warehouse, m.source).await
 });
@@ -161,7 +188,7 @@ query!(StockHistory { product_id: Uuid, from: DateTime<Utc>, to: DateTime<Utc>, 
 
 // ---- attributes -------------------------------------------------------------------------
 
-query!(SetAttribute { product_id: Uuid, key: String, value: AttributeValue } => Attribute, |c, m| {
+write_msg!(SetAttribute { product_id: Uuid, key: String, value: AttributeValue } => Attribute, Attribute "set" key(format!("{}/{}", m.product_id, m.key)), |c, m| {
     product_exists(&c, m.product_id).await?;
     c.set_attribute(m.product_id, &m.key, m.value).await
 });
@@ -169,14 +196,14 @@ query!(ListAttributes { product_id: Uuid } => Vec<Attribute>, |c, m| {
     product_exists(&c, m.product_id).await?;
     c.attributes(m.product_id).await
 });
-query!(DeleteAttribute { product_id: Uuid, key: String } => (), |c, m| {
+write_msg!(DeleteAttribute { product_id: Uuid, key: String } => (), Attribute "delete" key(format!("{}/{}", m.product_id, m.key)), |c, m| {
     product_exists(&c, m.product_id).await?;
     c.delete_attribute(m.product_id, &m.key).await
 });
 
 // ---- variants ---------------------------------------------------------------------------
 
-query!(SetVariant { product_id: Uuid, parent_id: Uuid, axes: BTreeMap<String, String> } => Variant, |c, m| {
+write_msg!(SetVariant { product_id: Uuid, parent_id: Uuid, axes: BTreeMap<String, String> } => Variant, Variant "set" key(m.product_id), |c, m| {
     product_exists(&c, m.product_id).await?;
     referenced_product(&c, "parent_id", m.parent_id).await?;
     c.set_variant(m.parent_id, m.product_id, m.axes).await
@@ -186,11 +213,11 @@ query!(ListVariants { parent_id: Uuid } => Vec<Variant>, |c, m| {
     product_exists(&c, m.parent_id).await?;
     c.variants(m.parent_id).await
 });
-query!(RemoveVariant { product_id: Uuid } => (), |c, m| c.remove_variant(m.product_id).await);
+write_msg!(RemoveVariant { product_id: Uuid } => (), Variant "delete" key(m.product_id), |c, m| c.remove_variant(m.product_id).await);
 
 // ---- bundles ----------------------------------------------------------------------------
 
-query!(CreateBundle { product_id: Uuid, items: Vec<BundleItem> } => Bundle, |c, m| {
+write_msg!(CreateBundle { product_id: Uuid, items: Vec<BundleItem> } => Bundle, Bundle "create" key(m.product_id), |c, m| {
     product_exists(&c, m.product_id).await?;
     for item in &m.items {
         referenced_product(&c, "items", item.product_id).await?;
@@ -198,23 +225,23 @@ query!(CreateBundle { product_id: Uuid, items: Vec<BundleItem> } => Bundle, |c, 
     c.create_bundle(m.product_id, &m.items).await
 });
 query!(GetBundle { product_id: Uuid } => Bundle, |c, m| c.get_bundle(m.product_id).await);
-query!(SetBundleItem { bundle_id: Uuid, item: BundleItem } => Bundle, |c, m| {
+write_msg!(SetBundleItem { bundle_id: Uuid, item: BundleItem } => Bundle, Bundle "update" key(m.bundle_id), |c, m| {
     c.get_bundle(m.bundle_id).await?;
     referenced_product(&c, "product_id", m.item.product_id).await?;
     c.set_bundle_item(m.bundle_id, m.item).await
 });
-query!(RemoveBundleItem { bundle_id: Uuid, product_id: Uuid } => Bundle, |c, m| {
+write_msg!(RemoveBundleItem { bundle_id: Uuid, product_id: Uuid } => Bundle, Bundle "update" key(m.bundle_id), |c, m| {
     c.get_bundle(m.bundle_id).await?;
     c.remove_bundle_item(m.bundle_id, m.product_id).await
 });
-query!(DeleteBundle { product_id: Uuid } => (), |c, m| c.delete_bundle(m.product_id).await);
+write_msg!(DeleteBundle { product_id: Uuid } => (), Bundle "delete" key(m.product_id), |c, m| c.delete_bundle(m.product_id).await);
 
 // ---- SEO --------------------------------------------------------------------------------
 
-query!(SetSeo { product_id: Uuid, seo: NewSeo } => Seo, |c, m| {
+write_msg!(SetSeo { product_id: Uuid, seo: NewSeo } => Seo, Seo "set" key(m.product_id), |c, m| {
     product_exists(&c, m.product_id).await?;
     c.set_seo(m.product_id, m.seo).await
 });
 query!(GetSeo { product_id: Uuid } => Seo, |c, m| c.get_seo(m.product_id).await);
 query!(SeoBySlug { slug: String } => Seo, |c, m| c.seo_by_slug(&m.slug).await);
-query!(DeleteSeo { product_id: Uuid } => (), |c, m| c.delete_seo(m.product_id).await);
+write_msg!(DeleteSeo { product_id: Uuid } => (), Seo "delete" key(m.product_id), |c, m| c.delete_seo(m.product_id).await);

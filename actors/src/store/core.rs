@@ -17,14 +17,17 @@ use pm_supervisors::{Behaviour, Ctx, Handles, Reply};
 use uuid::Uuid;
 
 use super::Ping;
+use crate::changes::{Change, ChangeBus, Entity};
 
 pub struct CoreStore {
     core: Core,
+    /// Every write's changes go here after its commit.
+    bus: ChangeBus,
 }
 
 impl CoreStore {
-    pub fn new(core: Core) -> Self {
-        Self { core }
+    pub fn new(core: Core, bus: ChangeBus) -> Self {
+        Self { core, bus }
     }
 }
 
@@ -70,23 +73,48 @@ macro_rules! query {
     };
 }
 
+/// Like `query!` for a write: declares the message, handled only as `Write<$msg>`, and
+/// publishes one change of `$entity` after the commit (see `super::catalog_entities`).
+macro_rules! write_msg {
+    ($msg:ident { $($field:ident : $ty:ty),* $(,)? } => $ok:ty, $entity:ident $action:literal key($key:expr), |$c:ident, $m:ident| $body:expr) => {
+        #[derive(Debug)]
+        pub struct $msg { $(pub $field: $ty),* }
+
+        super::write_handler!(CoreStore, core, $msg => $ok, |$c, $m| {
+            let key = { let $m = &$m; ($key).to_string() };
+            let ok: $ok = { $body }?;
+            Ok((ok, vec![Change::one(Entity::$entity, $action, key)]))
+        });
+    };
+    ($msg:ident { $($field:ident : $ty:ty),* $(,)? } => $ok:ty, $entity:ident $action:literal result(|$r:ident| $rkey:expr), |$c:ident, $m:ident| $body:expr) => {
+        #[derive(Debug)]
+        pub struct $msg { $(pub $field: $ty),* }
+
+        super::write_handler!(CoreStore, core, $msg => $ok, |$c, $m| {
+            let ok: $ok = { $body }?;
+            let key = { let $r = &ok; ($rkey).to_string() };
+            Ok((ok, vec![Change::one(Entity::$entity, $action, key)]))
+        });
+    };
+}
+
 query!(EnsureBuiltinRoles => (), |c, m| c.ensure_builtin_roles().await);
 query!(CountUsers => i64, |c, m| c.count_users().await);
-query!(CreateUser { user: NewUser } => User, |c, m| c.create_user(m.user).await);
+write_msg!(CreateUser { user: NewUser } => User, User "create" result(|r| r.id), |c, m| c.create_user(m.user).await);
 query!(GetUser { id: Uuid } => User, |c, m| c.get_user(m.id).await);
 query!(ListUsers { limit: u32, cursor: Option<String> } => Page<User>, |c, m| c.list_users(m.limit, m.cursor.as_deref()).await);
-query!(UpdateUser { id: Uuid, patch: UserPatch } => User, |c, m| c.update_user(m.id, m.patch).await);
-query!(DeleteUser { id: Uuid } => (), |c, m| c.delete_user(m.id).await);
+write_msg!(UpdateUser { id: Uuid, patch: UserPatch } => User, User "update" key(m.id), |c, m| c.update_user(m.id, m.patch).await);
+write_msg!(DeleteUser { id: Uuid } => (), User "delete" key(m.id), |c, m| c.delete_user(m.id).await);
 query!(FindLogin { username: String } => Option<LoginRecord>, |c, m| c.find_login(&m.username).await);
 query!(GetGrants { id: Uuid } => Grants, |c, m| c.grants(m.id).await);
 query!(TouchLogin { id: Uuid } => (), |c, m| c.touch_login(m.id).await);
 
 query!(ListRoles => Vec<Role>, |c, m| c.list_roles().await);
-query!(CreateRole { name: String, description: Option<String>, permissions: Vec<Permission> } => Role,
+write_msg!(CreateRole { name: String, description: Option<String>, permissions: Vec<Permission> } => Role, Role "create" result(|r| r.id),
     |c, m| c.create_role(&m.name, m.description.as_deref(), &m.permissions).await);
-query!(UpdateRole { id: Uuid, description: Option<Option<String>>, permissions: Option<Vec<Permission>> } => Role,
+write_msg!(UpdateRole { id: Uuid, description: Option<Option<String>>, permissions: Option<Vec<Permission>> } => Role, Role "update" key(m.id),
     |c, m| c.update_role(m.id, m.description.as_ref().map(|d| d.as_deref()), m.permissions.as_deref()).await);
-query!(DeleteRole { id: Uuid } => (), |c, m| c.delete_role(m.id).await);
+write_msg!(DeleteRole { id: Uuid } => (), Role "delete" key(m.id), |c, m| c.delete_role(m.id).await);
 
 query!(InsertRefreshToken { user_id: Uuid, family_id: Uuid, token_hash: String, expires_at: DateTime<Utc> } => (),
     |c, m| c.insert_refresh_token(m.user_id, m.family_id, &m.token_hash, m.expires_at).await);
@@ -95,20 +123,43 @@ query!(RotateRefreshToken { old_hash: String, new_hash: String, expires_at: Date
 query!(RevokeRefreshFamily { token_hash: String } => bool, |c, m| c.revoke_refresh_family(&m.token_hash).await);
 query!(RevokeUserTokens { user_id: Uuid } => (), |c, m| c.revoke_user_tokens(m.user_id).await);
 
-query!(CreateApiKey { name: String, prefix: String, key_hash: String, scopes: Vec<Permission>, created_by: Option<Uuid>, expires_at: Option<DateTime<Utc>> } => ApiKey,
+write_msg!(CreateApiKey { name: String, prefix: String, key_hash: String, scopes: Vec<Permission>, created_by: Option<Uuid>, expires_at: Option<DateTime<Utc>> } => ApiKey, ApiKey "create" result(|r| r.id),
     |c, m| c.create_api_key(&m.name, &m.prefix, &m.key_hash, &m.scopes, m.created_by, m.expires_at).await);
 query!(ApiKeyByPrefix { prefix: String } => Option<ApiKey>, |c, m| c.api_key_by_prefix(&m.prefix).await);
 query!(ListApiKeys => Vec<ApiKey>, |c, m| c.list_api_keys().await);
-query!(RevokeApiKey { id: Uuid } => (), |c, m| c.revoke_api_key(m.id).await);
+write_msg!(RevokeApiKey { id: Uuid } => (), ApiKey "revoke" key(m.id), |c, m| c.revoke_api_key(m.id).await);
 query!(TouchApiKey { id: Uuid } => (), |c, m| c.touch_api_key(m.id).await);
 
 query!(ListSettings => Vec<AppSetting>, |c, m| c.list_settings().await);
-query!(PutSetting { key: String, value: serde_json::Value, by: Option<Uuid> } => AppSetting,
+write_msg!(PutSetting { key: String, value: serde_json::Value, by: Option<Uuid> } => AppSetting, Setting "update" key(m.key),
     |c, m| c.put_setting(&m.key, &m.value, m.by).await);
-query!(DeleteSetting { key: String } => (), |c, m| c.delete_setting(&m.key).await);
+write_msg!(DeleteSetting { key: String } => (), Setting "delete" key(m.key), |c, m| c.delete_setting(&m.key).await);
 
-query!(Notify { user_id: Uuid, kind: String, title: String, body: Option<String> } => Uuid,
-    |c, m| c.notify(m.user_id, &m.kind, &m.title, m.body.as_deref()).await);
+/// Creates a notification for a user and pushes it to them live (`notifications.<user id>`).
+#[derive(Debug)]
+pub struct Notify {
+    pub user_id: Uuid,
+    pub kind: String,
+    pub title: String,
+    pub body: Option<String>,
+}
+
+impl Handles<Notify> for CoreStore {
+    type Ok = Uuid;
+    type Err = StoreError;
+    fn handle(&mut self, m: Notify, _ctx: &Ctx<Self>) -> Reply<Result<Uuid, StoreError>> {
+        let (c, hub) = (self.core.clone(), self.bus.hub().clone());
+        Reply::spawn(async move {
+            let id = c.notify(m.user_id, &m.kind, &m.title, m.body.as_deref()).await?;
+            hub.publish(
+                format!("notifications.{}", m.user_id),
+                "notification",
+                serde_json::json!({ "id": id, "kind": m.kind, "title": m.title, "body": m.body }),
+            );
+            Ok(id)
+        })
+    }
+}
 query!(ListNotifications { user_id: Uuid, unread_only: bool, limit: u32, cursor: Option<String> } => Page<Notification>,
     |c, m| c.list_notifications(m.user_id, m.unread_only, m.limit, m.cursor.as_deref()).await);
 query!(MarkNotificationRead { user_id: Uuid, id: Uuid } => (), |c, m| c.mark_notification_read(m.user_id, m.id).await);

@@ -11,6 +11,40 @@ use std::time::Duration;
 use pm_storage::{Db, StoreError};
 use pm_supervisors::Reply;
 
+/// Implements `Handles<Write<$msg>>` for `$store`: runs `$body` on the worker pool (a block
+/// over the store's handle `$c` and the message `$m` that returns `(answer, changes)`), then
+/// publishes the changes on the store's change bus before answering. The future runs to its
+/// end even if the caller has gone, so a committed write always invalidates and is audited.
+macro_rules! write_handler {
+    ($store:ty, $handle:ident, $msg:ty => $ok:ty, |$c:ident, $m:ident| $body:expr) => {
+        impl pm_supervisors::Handles<$crate::changes::Write<$msg>> for $store {
+            type Ok = $ok;
+            type Err = pm_storage::StoreError;
+            fn is_failure(e: &pm_storage::StoreError) -> bool {
+                !e.is_callers()
+            }
+            #[allow(unused_variables)]
+            fn handle(
+                &mut self,
+                w: $crate::changes::Write<$msg>,
+                _ctx: &pm_supervisors::Ctx<Self>,
+            ) -> pm_supervisors::Reply<Result<$ok, pm_storage::StoreError>> {
+                let $c = self.$handle.clone();
+                let bus = self.bus.clone();
+                pm_supervisors::Reply::spawn(async move {
+                    let $crate::changes::Write { origin, msg: $m } = w;
+                    let r: Result<($ok, Vec<$crate::changes::Change>), pm_storage::StoreError> =
+                        async { $body }.await;
+                    let (ok, changes) = r?;
+                    bus.publish(&origin, changes).await;
+                    Ok(ok)
+                })
+            }
+        }
+    };
+}
+pub(crate) use write_handler;
+
 /// What a caller of a store actor can get back instead of an answer.
 pub type StoreCallError = pm_supervisors::CallError<StoreError>;
 

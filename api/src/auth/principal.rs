@@ -48,6 +48,16 @@ impl Principal {
         }
     }
 
+    /// Who this is, as a write's origin (activity log).
+    pub fn origin(&self) -> pm_actors::changes::Origin {
+        pm_actors::changes::Origin {
+            user_id: self.user_id(),
+            api_key_id: self.api_key_id(),
+            name: self.name.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+
     pub fn can(&self, p: Permission) -> bool {
         self.permissions.contains(&p)
     }
@@ -95,14 +105,22 @@ pub async fn authenticate(
         .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
     let mut principal = match api_key_prefix(token) {
         Some(prefix) => {
-            let key = s
-                .actors
-                .stores
-                .core
-                .send(ApiKeyByPrefix {
-                    prefix: prefix.to_owned(),
-                })
-                .await?
+            let key = match s.api_keys.get(prefix).await {
+                Some(cached) => cached,
+                None => {
+                    let found = s
+                        .actors
+                        .stores
+                        .core
+                        .send(ApiKeyByPrefix {
+                            prefix: prefix.to_owned(),
+                        })
+                        .await?;
+                    s.api_keys.insert(prefix.to_owned(), found.clone()).await;
+                    found
+                }
+            };
+            let key = key
                 .filter(|k| constant_time_eq(&k.key_hash, &token_hash(token)))
                 .ok_or_else(|| ApiError::Unauthorized("invalid api key".into()))?;
             if !key.is_live(chrono::Utc::now()) {

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
+use pm_actors::changes::By;
 use pm_actors::store::core::*;
 use pm_domain::Permission;
 use pm_storage::catalog::Page;
@@ -98,8 +99,12 @@ async fn create_user(
         password_hash,
         roles: b.roles,
     };
-    let user = s.actors.stores.core.send(CreateUser { user }).await?;
-    s.audit(&p, "create", "user", Some(user.id.to_string()));
+    let user = s
+        .actors
+        .stores
+        .core
+        .send(CreateUser { user }.by(p.origin()))
+        .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -144,7 +149,12 @@ async fn update_user(
         is_active: b.is_active,
         roles: b.roles,
     };
-    let user = s.actors.stores.core.send(UpdateUser { id, patch }).await?;
+    let user = s
+        .actors
+        .stores
+        .core
+        .send(UpdateUser { id, patch }.by(p.origin()))
+        .await?;
     if end_sessions {
         s.actors
             .stores
@@ -152,7 +162,6 @@ async fn update_user(
             .send(RevokeUserTokens { user_id: id })
             .await?;
     }
-    s.audit(&p, "update", "user", Some(id.to_string()));
     Ok(Json(user))
 }
 
@@ -165,8 +174,11 @@ async fn delete_user(
     if p.user_id() == Some(id) {
         return Err(ApiError::invalid("id", "you cannot delete yourself"));
     }
-    s.actors.stores.core.send(DeleteUser { id }).await?;
-    s.audit(&p, "delete", "user", Some(id.to_string()));
+    s.actors
+        .stores
+        .core
+        .send(DeleteUser { id }.by(p.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -193,8 +205,7 @@ async fn create_role(
         description: b.description,
         permissions: b.permissions,
     };
-    let role = s.actors.stores.core.send(msg).await?;
-    s.audit(&p, "create", "role", Some(role.id.to_string()));
+    let role = s.actors.stores.core.send(msg.by(p.origin())).await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -217,13 +228,15 @@ async fn update_role(
         .actors
         .stores
         .core
-        .send(UpdateRole {
-            id,
-            description: b.description,
-            permissions: b.permissions,
-        })
+        .send(
+            UpdateRole {
+                id,
+                description: b.description,
+                permissions: b.permissions,
+            }
+            .by(p.origin()),
+        )
         .await?;
-    s.audit(&p, "update", "role", Some(id.to_string()));
     Ok(Json(role))
 }
 
@@ -233,8 +246,11 @@ async fn delete_role(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    s.actors.stores.core.send(DeleteRole { id }).await?;
-    s.audit(&p, "delete", "role", Some(id.to_string()));
+    s.actors
+        .stores
+        .core
+        .send(DeleteRole { id }.by(p.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -294,8 +310,7 @@ async fn create_key(
             .expires_in_days
             .map(|d| Utc::now() + Duration::days(i64::from(d))),
     };
-    let api_key = s.actors.stores.core.send(msg).await?;
-    s.audit(&p, "create", "api_key", Some(api_key.id.to_string()));
+    let api_key = s.actors.stores.core.send(msg.by(p.origin())).await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { api_key, key })))
 }
 
@@ -305,8 +320,11 @@ async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: Uuid = parse_id(&id)?;
-    s.actors.stores.core.send(RevokeApiKey { id }).await?;
-    s.audit(&p, "revoke", "api_key", Some(id.to_string()));
+    s.actors
+        .stores
+        .core
+        .send(RevokeApiKey { id }.by(p.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -337,13 +355,15 @@ async fn put_setting(
         .actors
         .stores
         .core
-        .send(PutSetting {
-            key: key.clone(),
-            value: b.value,
-            by: p.user_id(),
-        })
+        .send(
+            PutSetting {
+                key: key.clone(),
+                value: b.value,
+                by: p.user_id(),
+            }
+            .by(p.origin()),
+        )
         .await?;
-    s.audit(&p, "update", "setting", Some(key));
     Ok(Json(setting))
 }
 
@@ -355,8 +375,7 @@ async fn delete_setting(
     s.actors
         .stores
         .core
-        .send(DeleteSetting { key: key.clone() })
+        .send(DeleteSetting { key: key.clone() }.by(p.origin()))
         .await?;
-    s.audit(&p, "delete", "setting", Some(key));
     Ok(StatusCode::NO_CONTENT)
 }

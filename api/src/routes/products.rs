@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use pm_actors::changes::By;
 use pm_actors::store::catalog::{
     CreateProduct, DeleteProduct, GetProduct, ListProducts, ListTrash, RestoreProduct, SearchProducts,
     UpdateProduct, UpsertProducts,
@@ -175,14 +176,6 @@ impl CreateBody {
     }
 }
 
-/// Drops what a write to product `id` made stale: the product itself and every search result.
-async fn invalidate(s: &AppState, id: Option<Uuid>) {
-    if let Some(id) = id {
-        s.cache.invalidate(Kind::Products, &id.to_string()).await;
-    }
-    s.cache.invalidate_kind(Kind::SearchResults).await;
-}
-
 async fn create(
     State(s): State<AppState>,
     who: Principal,
@@ -190,9 +183,12 @@ async fn create(
 ) -> Result<(StatusCode, Json<Product>), ApiError> {
     who.require(Permission::CatalogWrite)?;
     b.check()?;
-    let product = s.actors.stores.catalog.send(CreateProduct(b.into_new())).await?;
-    invalidate(&s, None).await;
-    s.audit(&who, "create", "product", Some(product.id.to_string()));
+    let product = s
+        .actors
+        .stores
+        .catalog
+        .send(CreateProduct(b.into_new()).by(who.origin()))
+        .await?;
     Ok((StatusCode::CREATED, Json(product)))
 }
 
@@ -273,9 +269,12 @@ async fn update(
         height_mm: b.height_mm,
         attributes: b.attributes,
     };
-    let product = s.actors.stores.catalog.send(UpdateProduct(id, patch)).await?;
-    invalidate(&s, Some(id)).await;
-    s.audit(&who, "update", "product", Some(id.to_string()));
+    let product = s
+        .actors
+        .stores
+        .catalog
+        .send(UpdateProduct(id, patch).by(who.origin()))
+        .await?;
     Ok(Json(product))
 }
 
@@ -287,9 +286,11 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = parse_id(&id)?;
-    s.actors.stores.catalog.send(DeleteProduct(id)).await?;
-    invalidate(&s, Some(id)).await;
-    s.audit(&who, "delete", "product", Some(id.to_string()));
+    s.actors
+        .stores
+        .catalog
+        .send(DeleteProduct(id).by(who.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -300,9 +301,12 @@ async fn restore(
 ) -> Result<Json<Product>, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = parse_id(&id)?;
-    let product = s.actors.stores.catalog.send(RestoreProduct(id)).await?;
-    invalidate(&s, Some(id)).await;
-    s.audit(&who, "restore", "product", Some(id.to_string()));
+    let product = s
+        .actors
+        .stores
+        .catalog
+        .send(RestoreProduct(id).by(who.origin()))
+        .await?;
     Ok(Json(product))
 }
 
@@ -604,7 +608,11 @@ async fn bulk(
     let stored = if valid.is_empty() {
         Vec::new()
     } else {
-        s.actors.stores.catalog_bulk.send(UpsertProducts(valid)).await?
+        s.actors
+            .stores
+            .catalog_bulk
+            .send(UpsertProducts(valid).by(who.origin()))
+            .await?
     };
     let mut stored = stored.into_iter();
     let mut results = Vec::with_capacity(outcomes.len());
@@ -626,26 +634,11 @@ async fn bulk(
             },
         };
         match &outcome {
-            ItemOutcome::Created { id } => {
-                created += 1;
-                s.cache.invalidate(Kind::Products, &id.to_string()).await;
-            }
-            ItemOutcome::Updated { id } => {
-                updated += 1;
-                s.cache.invalidate(Kind::Products, &id.to_string()).await;
-            }
+            ItemOutcome::Created { .. } => created += 1,
+            ItemOutcome::Updated { .. } => updated += 1,
             ItemOutcome::Failed { .. } => failed += 1,
         }
         results.push(ItemResult { index, outcome });
-    }
-    if created + updated > 0 {
-        s.cache.invalidate_kind(Kind::SearchResults).await;
-        s.audit(
-            &who,
-            "bulk_upsert",
-            "product",
-            Some(format!("{created} created, {updated} updated")),
-        );
     }
     Ok(Json(BulkAnswer {
         created,

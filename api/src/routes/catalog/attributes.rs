@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{DeleteAttribute, ListAttributes, SetAttribute};
 use pm_domain::{Decimal, Permission};
 use pm_storage::catalog::{Attribute, AttributeValue};
@@ -86,8 +87,7 @@ async fn set(
         key: key.clone(),
         value: b.value()?,
     };
-    let attribute = s.actors.stores.catalog.send(msg).await?;
-    s.audit(&who, "set", "attribute", Some(format!("{product_id}/{key}")));
+    let attribute = s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(Json(attribute))
 }
 
@@ -102,7 +102,6 @@ async fn remove(
         product_id,
         key: key.clone(),
     };
-    s.actors.stores.catalog.send(msg).await?;
-    s.audit(&who, "delete", "attribute", Some(format!("{product_id}/{key}")));
+    s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(StatusCode::NO_CONTENT)
 }

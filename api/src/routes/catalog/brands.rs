@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{CreateBrand, DeleteBrand, GetBrand, ListBrands, UpdateBrand};
 use pm_domain::Permission;
 use pm_storage::cache::Kind;
@@ -47,9 +48,12 @@ async fn create(
         name: b.name,
         slug: b.slug,
     };
-    let brand = s.actors.stores.catalog.send(CreateBrand { brand }).await?;
-    s.cache.invalidate_kind(Kind::Brands).await;
-    s.audit(&who, "create", "brand", Some(brand.id.to_string()));
+    let brand = s
+        .actors
+        .stores
+        .catalog
+        .send(CreateBrand { brand }.by(who.origin()))
+        .await?;
     Ok((StatusCode::CREATED, Json(brand)))
 }
 
@@ -78,9 +82,12 @@ async fn update(
         name: b.name,
         slug: b.slug,
     };
-    let brand = s.actors.stores.catalog.send(UpdateBrand { id, patch }).await?;
-    s.cache.invalidate_kind(Kind::Brands).await;
-    s.audit(&who, "update", "brand", Some(id.to_string()));
+    let brand = s
+        .actors
+        .stores
+        .catalog
+        .send(UpdateBrand { id, patch }.by(who.origin()))
+        .await?;
     Ok(Json(brand))
 }
 
@@ -91,9 +98,11 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = path_id("id", &id)?;
-    s.actors.stores.catalog.send(DeleteBrand { id }).await?;
-    s.cache.invalidate_kind(Kind::Brands).await;
-    s.audit(&who, "delete", "brand", Some(id.to_string()));
+    s.actors
+        .stores
+        .catalog
+        .send(DeleteBrand { id }.by(who.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

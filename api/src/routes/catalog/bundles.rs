@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{
     CreateBundle, DeleteBundle, GetBundle, RemoveBundleItem, SetBundleItem,
 };
@@ -81,9 +82,8 @@ async fn create(
         .actors
         .stores
         .catalog
-        .send(CreateBundle { product_id, items })
+        .send(CreateBundle { product_id, items }.by(who.origin()))
         .await?;
-    s.audit(&who, "create", "bundle", Some(product_id.to_string()));
     Ok((StatusCode::CREATED, Json(bundle)))
 }
 
@@ -95,8 +95,11 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let product_id = path_id("id", &id)?;
-    s.actors.stores.catalog.send(DeleteBundle { product_id }).await?;
-    s.audit(&who, "delete", "bundle", Some(product_id.to_string()));
+    s.actors
+        .stores
+        .catalog
+        .send(DeleteBundle { product_id }.by(who.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -117,9 +120,8 @@ async fn set_item(
         .actors
         .stores
         .catalog
-        .send(SetBundleItem { bundle_id, item })
+        .send(SetBundleItem { bundle_id, item }.by(who.origin()))
         .await?;
-    s.audit(&who, "update", "bundle", Some(bundle_id.to_string()));
     Ok(Json(bundle))
 }
 
@@ -136,11 +138,13 @@ async fn remove_item(
         .actors
         .stores
         .catalog
-        .send(RemoveBundleItem {
-            bundle_id,
-            product_id,
-        })
+        .send(
+            RemoveBundleItem {
+                bundle_id,
+                product_id,
+            }
+            .by(who.origin()),
+        )
         .await?;
-    s.audit(&who, "update", "bundle", Some(bundle_id.to_string()));
     Ok(Json(bundle))
 }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{
     AssignCategory, CreateCategory, DeleteCategory, GetCategory, ListCategories, ListSubtree, MoveCategory,
     ProductCategories, UnassignCategory, UpdateCategory,
@@ -15,7 +16,7 @@ use pm_storage::catalog::{Category, CategoryPatch, NewCategory, ProductCategory}
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{cached, nullable, page_key, page_limit, path_id, stale_search, Body, PageQuery};
+use super::{cached, nullable, page_key, page_limit, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -65,12 +66,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-/// Category writes drop the cached tree and search results (search filters on subtrees).
-async fn stale(s: &AppState) {
-    s.cache.invalidate_kind(Kind::Categories).await;
-    stale_search(s).await;
-}
-
 async fn create(
     State(s): State<AppState>,
     who: Principal,
@@ -82,9 +77,12 @@ async fn create(
         name: b.name,
         slug: b.slug,
     };
-    let category = s.actors.stores.catalog.send(CreateCategory { category }).await?;
-    stale(&s).await;
-    s.audit(&who, "create", "category", Some(category.id.to_string()));
+    let category = s
+        .actors
+        .stores
+        .catalog
+        .send(CreateCategory { category }.by(who.origin()))
+        .await?;
     Ok((StatusCode::CREATED, Json(category)))
 }
 
@@ -113,9 +111,12 @@ async fn update(
         name: b.name,
         slug: b.slug,
     };
-    let category = s.actors.stores.catalog.send(UpdateCategory { id, patch }).await?;
-    stale(&s).await;
-    s.audit(&who, "update", "category", Some(id.to_string()));
+    let category = s
+        .actors
+        .stores
+        .catalog
+        .send(UpdateCategory { id, patch }.by(who.origin()))
+        .await?;
     Ok(Json(category))
 }
 
@@ -138,10 +139,8 @@ async fn move_to(
         .actors
         .stores
         .catalog
-        .send(MoveCategory { id, parent_id })
+        .send(MoveCategory { id, parent_id }.by(who.origin()))
         .await?;
-    stale(&s).await;
-    s.audit(&who, "move", "category", Some(id.to_string()));
     Ok(Json(category))
 }
 
@@ -152,9 +151,11 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = path_id("id", &id)?;
-    s.actors.stores.catalog.send(DeleteCategory { id }).await?;
-    stale(&s).await;
-    s.audit(&who, "delete", "category", Some(id.to_string()));
+    s.actors
+        .stores
+        .catalog
+        .send(DeleteCategory { id }.by(who.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -251,9 +252,7 @@ async fn assign(
         category_id: b.category_id,
         taxonomy: b.taxonomy.unwrap_or_else(|| INTERNAL.to_owned()),
     };
-    s.actors.stores.catalog.send(msg).await?;
-    stale_search(&s).await;
-    s.audit(&who, "assign_category", "product", Some(product_id.to_string()));
+    s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(Json(
         s.actors
             .stores
@@ -277,8 +276,6 @@ async fn unassign(
         category_id,
         taxonomy: q.taxonomy.unwrap_or_else(|| INTERNAL.to_owned()),
     };
-    s.actors.stores.catalog.send(msg).await?;
-    stale_search(&s).await;
-    s.audit(&who, "unassign_category", "product", Some(product_id.to_string()));
+    s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(StatusCode::NO_CONTENT)
 }

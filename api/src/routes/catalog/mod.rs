@@ -156,8 +156,3 @@ where
 pub(crate) fn page_key(prefix: &str, limit: u32, cursor: Option<&str>) -> String {
     format!("{prefix}:{limit}:{}", cursor.unwrap_or(""))
 }
-
-/// Drops every cached search result: call after a write that search filters on.
-pub(crate) async fn stale_search(s: &AppState) {
-    s.cache.invalidate_kind(Kind::SearchResults).await;
-}

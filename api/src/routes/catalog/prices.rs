@@ -5,12 +5,13 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{DeletePrice, ListPrices, PriceHistory, SetPrice};
 use pm_domain::{Amount, Currency, Money, Permission};
 use pm_storage::catalog::{ChangeSource, Changed, NewPrice, Page, Price, PriceChange, PriceType};
 use serde::Deserialize;
 
-use super::{path_id, stale_search, Body, HistoryQuery};
+use super::{path_id, Body, HistoryQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -68,11 +69,7 @@ async fn set(
         price,
         source: ChangeSource::Api,
     };
-    let set = s.actors.stores.catalog.send(msg).await?;
-    if set.changed {
-        stale_search(&s).await;
-    }
-    s.audit(&who, "set", "price", Some(set.value.id.to_string()));
+    let set = s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(Json(set))
 }
 
@@ -87,9 +84,7 @@ async fn remove(
         id,
         source: ChangeSource::Api,
     };
-    s.actors.stores.catalog.send(msg).await?;
-    stale_search(&s).await;
-    s.audit(&who, "delete", "price", Some(id.to_string()));
+    s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{DeleteSeo, GetSeo, SeoBySlug, SetSeo};
 use pm_domain::Permission;
 use pm_storage::catalog::{NewSeo, Seo};
@@ -52,8 +53,12 @@ async fn set(
         meta_title: b.meta_title,
         meta_description: b.meta_description,
     };
-    let seo = s.actors.stores.catalog.send(SetSeo { product_id, seo }).await?;
-    s.audit(&who, "set", "seo", Some(product_id.to_string()));
+    let seo = s
+        .actors
+        .stores
+        .catalog
+        .send(SetSeo { product_id, seo }.by(who.origin()))
+        .await?;
     Ok(Json(seo))
 }
 
@@ -64,8 +69,11 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let product_id = path_id("id", &id)?;
-    s.actors.stores.catalog.send(DeleteSeo { product_id }).await?;
-    s.audit(&who, "delete", "seo", Some(product_id.to_string()));
+    s.actors
+        .stores
+        .catalog
+        .send(DeleteSeo { product_id }.by(who.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

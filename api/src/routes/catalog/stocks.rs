@@ -4,12 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{DeleteStock, ListStocks, SetStock, StockHistory};
 use pm_domain::Permission;
 use pm_storage::catalog::{ChangeSource, Changed, Page, Stock, StockChange};
 use serde::Deserialize;
 
-use super::{path_id, stale_search, Body, HistoryQuery};
+use super::{path_id, Body, HistoryQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -55,11 +56,7 @@ async fn set(
         quantity: b.quantity,
         source: ChangeSource::Api,
     };
-    let set = s.actors.stores.catalog.send(msg).await?;
-    if set.changed {
-        stale_search(&s).await;
-    }
-    s.audit(&who, "set", "stock", Some(set.value.id.to_string()));
+    let set = s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(Json(set))
 }
 
@@ -75,9 +72,7 @@ async fn remove(
         warehouse: warehouse.clone(),
         source: ChangeSource::Api,
     };
-    s.actors.stores.catalog.send(msg).await?;
-    stale_search(&s).await;
-    s.audit(&who, "delete", "stock", Some(format!("{product_id}/{warehouse}")));
+    s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

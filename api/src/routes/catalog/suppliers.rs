@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{
     CreateSupplier, CreateSupplierProduct, DeleteSupplier, DeleteSupplierProduct, GetSupplier,
     GetSupplierProduct, ListSupplierProducts, ListSuppliers, SupplierOffers, UpdateSupplier,
@@ -18,7 +19,7 @@ use pm_storage::catalog::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{cached, nullable, page_key, page_limit, path_id, stale_search, Body, MoneyBody, PageQuery};
+use super::{cached, nullable, page_key, page_limit, path_id, Body, MoneyBody, PageQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -86,9 +87,12 @@ async fn create(
         default_currency: b.default_currency,
         active: b.active,
     };
-    let supplier = s.actors.stores.catalog.send(CreateSupplier { supplier }).await?;
-    s.cache.invalidate_kind(Kind::Suppliers).await;
-    s.audit(&who, "create", "supplier", Some(supplier.id.to_string()));
+    let supplier = s
+        .actors
+        .stores
+        .catalog
+        .send(CreateSupplier { supplier }.by(who.origin()))
+        .await?;
     Ok((StatusCode::CREATED, Json(supplier)))
 }
 
@@ -120,9 +124,12 @@ async fn update(
         default_currency: b.default_currency,
         active: b.active,
     };
-    let supplier = s.actors.stores.catalog.send(UpdateSupplier { id, patch }).await?;
-    s.cache.invalidate_kind(Kind::Suppliers).await;
-    s.audit(&who, "update", "supplier", Some(id.to_string()));
+    let supplier = s
+        .actors
+        .stores
+        .catalog
+        .send(UpdateSupplier { id, patch }.by(who.origin()))
+        .await?;
     Ok(Json(supplier))
 }
 
@@ -133,11 +140,12 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = path_id("id", &id)?;
-    s.actors.stores.catalog.send(DeleteSupplier { id }).await?;
-    s.cache.invalidate_kind(Kind::Suppliers).await;
+    s.actors
+        .stores
+        .catalog
+        .send(DeleteSupplier { id }.by(who.origin()))
+        .await?;
     // Its offers went with it, and search filters on them.
-    stale_search(&s).await;
-    s.audit(&who, "delete", "supplier", Some(id.to_string()));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,10 +214,8 @@ async fn create_product(
         .actors
         .stores
         .catalog
-        .send(CreateSupplierProduct { offer })
+        .send(CreateSupplierProduct { offer }.by(who.origin()))
         .await?;
-    stale_search(&s).await;
-    s.audit(&who, "create", "supplier_product", Some(offer.id.to_string()));
     Ok((StatusCode::CREATED, Json(offer)))
 }
 
@@ -259,9 +265,8 @@ async fn update_product(
         .actors
         .stores
         .catalog
-        .send(UpdateSupplierProduct { id, patch })
+        .send(UpdateSupplierProduct { id, patch }.by(who.origin()))
         .await?;
-    s.audit(&who, "update", "supplier_product", Some(id.to_string()));
     Ok(Json(offer))
 }
 
@@ -272,9 +277,11 @@ async fn remove_product(
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = path_id("id", &id)?;
-    s.actors.stores.catalog.send(DeleteSupplierProduct { id }).await?;
-    stale_search(&s).await;
-    s.audit(&who, "delete", "supplier_product", Some(id.to_string()));
+    s.actors
+        .stores
+        .catalog
+        .send(DeleteSupplierProduct { id }.by(who.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

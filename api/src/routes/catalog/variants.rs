@@ -1,5 +1,6 @@
 //! Variants: a product as one combination of axis values of a parent product.
 
+use pm_actors::changes::By;
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
@@ -71,8 +72,7 @@ async fn set(
         parent_id: b.parent_id,
         axes: b.axes,
     };
-    let variant = s.actors.stores.catalog.send(msg).await?;
-    s.audit(&who, "set", "variant", Some(product_id.to_string()));
+    let variant = s.actors.stores.catalog.send(msg.by(who.origin())).await?;
     Ok(Json(variant))
 }
 
@@ -84,7 +84,10 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let product_id = path_id("id", &id)?;
-    s.actors.stores.catalog.send(RemoveVariant { product_id }).await?;
-    s.audit(&who, "delete", "variant", Some(product_id.to_string()));
+    s.actors
+        .stores
+        .catalog
+        .send(RemoveVariant { product_id }.by(who.origin()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,108 @@
+//! What the edge keeps that writes make stale, and the [`ChangeSink`] that drops it: the
+//! response cache (by entity) and the API key cache. Registered on the change bus at start,
+//! so every committed write, from any route, job or import, invalidates before it answers.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use pm_actors::changes::{Change, ChangeSink, Entity};
+use pm_storage::cache::{Cache, Kind};
+use pm_storage::core::api_keys::ApiKey;
+
+/// Beyond this many product ids in one batch, the whole product kind is dropped (O(1)) rather
+/// than id by id: a bulk batch invalidates once, not per item.
+const PER_ID: usize = 50;
+
+/// API keys by prefix, so that a request with a key costs no database round trip. Entries
+/// live a minute at most; any change to an API key (created, revoked) empties it.
+#[derive(Clone)]
+pub struct ApiKeyCache(moka::future::Cache<String, Option<ApiKey>>);
+
+impl Default for ApiKeyCache {
+    fn default() -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        )
+    }
+}
+
+impl ApiKeyCache {
+    pub async fn get(&self, prefix: &str) -> Option<Option<ApiKey>> {
+        self.0.get(prefix).await
+    }
+
+    pub async fn insert(&self, prefix: String, key: Option<ApiKey>) {
+        self.0.insert(prefix, key).await;
+    }
+
+    pub fn clear(&self) {
+        self.0.invalidate_all();
+    }
+}
+
+/// Drops what a batch of changes made stale.
+pub struct EdgeCaches {
+    pub cache: Cache,
+    pub api_keys: ApiKeyCache,
+}
+
+/// The product a sub-resource change is about: its id is the product's, or starts the key
+/// (`<product>/<attribute>`).
+fn product_of(id: &str) -> &str {
+    id.split('/').next().unwrap_or(id)
+}
+
+impl ChangeSink for EdgeCaches {
+    fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut kinds = BTreeSet::new();
+            let mut products: BTreeSet<&str> = BTreeSet::new();
+            for c in changes {
+                match c.entity {
+                    Entity::Product => {
+                        products.extend(c.ids.iter().map(String::as_str));
+                        kinds.insert(Kind::SearchResults);
+                    }
+                    Entity::Attribute | Entity::Variant | Entity::Bundle | Entity::Seo => {
+                        products.extend(c.ids.iter().map(|i| product_of(i)));
+                        kinds.insert(Kind::SearchResults);
+                    }
+                    Entity::Category => {
+                        kinds.insert(Kind::Categories);
+                        kinds.insert(Kind::SearchResults);
+                    }
+                    Entity::Brand => {
+                        kinds.insert(Kind::Brands);
+                    }
+                    Entity::Supplier => {
+                        kinds.insert(Kind::Suppliers);
+                        kinds.insert(Kind::SearchResults);
+                    }
+                    Entity::SupplierProduct | Entity::Price | Entity::Stock => {
+                        kinds.insert(Kind::SearchResults);
+                    }
+                    Entity::ApiKey => self.api_keys.clear(),
+                    Entity::User | Entity::Role | Entity::Setting => {}
+                }
+            }
+            if products.len() > PER_ID
+                || changes
+                    .iter()
+                    .any(|c| c.entity == Entity::Product && c.action == "purge")
+            {
+                kinds.insert(Kind::Products);
+            } else {
+                for id in products {
+                    self.cache.invalidate(Kind::Products, id).await;
+                }
+            }
+            for kind in kinds {
+                self.cache.invalidate_kind(kind).await;
+            }
+        })
+    }
+}
