@@ -62,6 +62,24 @@ impl ApiError {
         Self::Invalid(vec![FieldError::new(field, reason)])
     }
 
+    /// A short machine-readable name of the error, for WebSocket error messages.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_)
+            | Self::TooLarge { .. }
+            | Self::UnsupportedMediaType
+            | Self::MethodNotAllowed(_) => "bad_request",
+            Self::Invalid(_) => "invalid",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Overloaded { .. } | Self::Unavailable(_) | Self::Timeout(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -45,7 +45,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::jobs::router())
         .merge(routes::access::router().route_layer(admin_only()))
         .route_layer(authenticated.clone())
-        .merge(routes::auth::public());
+        .merge(routes::auth::public())
+        // Authenticates itself: by header, or by a first message (browsers).
+        .merge(routes::ws::router());
     let admin = routes::admin::router()
         .route_layer(admin_only())
         .route_layer(authenticated);

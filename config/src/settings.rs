@@ -32,6 +32,10 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
     pub escalation_linger_ms: u64,
+    pub ws_buffer_events: usize,
+    pub ws_ping_secs: u64,
+    pub ws_auth_timeout_secs: u64,
+    pub ws_max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,3 +13,4 @@ mod health;
 mod jobs;
 mod objects;
 mod products;
+mod ws;

@@ -103,7 +103,20 @@ pub async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-    let mut principal = match api_key_prefix(token) {
+    let (mut principal, _) = resolve(&s, token).await?;
+    principal.request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+/// The principal a bearer token (access token or API key) stands for, and when it stops being
+/// valid (seconds since the epoch; `None`: until revoked). API keys come from the key cache.
+pub async fn resolve(s: &AppState, token: &str) -> Result<(Principal, Option<u64>), ApiError> {
+    let principal = match api_key_prefix(token) {
         Some(prefix) => {
             let key = match s.api_keys.get(prefix).await {
                 Some(cached) => cached,
@@ -131,33 +144,34 @@ pub async fn authenticate(
             tokio::spawn(async move {
                 let _ = core.try_send(TouchApiKey { id: key.id }).await;
             });
-            Principal {
-                kind: PrincipalKind::ApiKey { id: key.id },
-                name: key.name,
-                permissions: key.scopes,
-                request_id: None,
-            }
+            let expires = key.expires_at.map(|t| t.timestamp().max(0) as u64);
+            (
+                Principal {
+                    kind: PrincipalKind::ApiKey { id: key.id },
+                    name: key.name,
+                    permissions: key.scopes,
+                    request_id: None,
+                },
+                expires,
+            )
         }
         None => {
             let claims = s
                 .keys
                 .verify(token)
                 .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-            Principal {
-                kind: PrincipalKind::User { id: claims.sub },
-                name: claims.name,
-                permissions: claims.perms,
-                request_id: None,
-            }
+            (
+                Principal {
+                    kind: PrincipalKind::User { id: claims.sub },
+                    name: claims.name,
+                    permissions: claims.perms,
+                    request_id: None,
+                },
+                Some(claims.exp),
+            )
         }
     };
-    principal.request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
+    Ok(principal)
 }
 
 /// 403 unless the caller is an admin. Runs after [`authenticate`].

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod objects;
 pub mod products;
+pub mod ws;
 
 use axum::http::{Method, Uri};
 
