@@ -8,6 +8,9 @@
 #   cached_read   GET /api/v1/products/{id} served from the cache, then the same bytes from a
 #                 bare axum handler (examples/plain_axum.rs) with the same oha settings: the
 #                 ratio of the two is the figure
+#   lanes         examples/lanes.rs: p50/p95/p99 of cached and uncached product reads alone and
+#                 while a bulk load of 100,000 products runs (the store.catalog.bulk lane);
+#                 LANES_* knobs in the example
 #   search        GET /api/v1/products/search?q=... with varied queries; needs
 #                 PM_LOADTEST_DATABASE_URL (PostgreSQL) and a seeded catalog (see seed_catalog.sh,
 #                 PM_LOADTEST_SEED=1000000 seeds it here)
@@ -19,7 +22,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-command -v oha >/dev/null || { echo "loadtests: oha not found; cargo install oha" >&2; exit 1; }
+needs_oha=0
+for s in "${@:-health}"; do [ "$s" = lanes ] || needs_oha=1; done
+[ "$needs_oha" = 0 ] || command -v oha >/dev/null || { echo "loadtests: oha not found; cargo install oha" >&2; exit 1; }
 requests="${PM_LOADTEST_REQUESTS:-50000}"
 concurrency="${PM_LOADTEST_CONCURRENCY:-32}"
 port="${PM_LOADTEST_PORT:-18080}"
@@ -28,7 +33,7 @@ base="http://127.0.0.1:$port"
 scenarios=("$@")
 [ "${#scenarios[@]}" -gt 0 ] || scenarios=(health cached_read)
 
-cargo build --release --quiet --bin products-manager --example plain_axum
+cargo build --release --quiet --bin products-manager --example plain_axum --example lanes
 target="${CARGO_TARGET_DIR:-target}/release"
 data="$(mktemp -d)"
 password="load-test-admin-password"
@@ -79,6 +84,10 @@ for s in "${scenarios[@]}"; do
             run cached_read "${auth[@]}" "$base/api/v1/products/$id"
             # Same request shape (the header too) against the bare handler.
             run plain_axum_reference "${auth[@]}" "http://127.0.0.1:$plain_port/api/v1/products/$id"
+            ;;
+        lanes)
+            echo "== lanes: examples/lanes.rs"
+            "$target/examples/lanes" "$base" "$token"
             ;;
         search)
             [ -n "${PM_LOADTEST_DATABASE_URL:-}" ] || { echo "loadtests: search needs PM_LOADTEST_DATABASE_URL" >&2; exit 2; }

@@ -79,6 +79,8 @@ pub struct Jobs {
     gates: Vec<(Queue, Mailbox<JobGate>)>,
     /// Workers per queue on this instance.
     pub workers: Vec<(Queue, usize)>,
+    /// The leases this instance's workers hold.
+    pub held: crate::jobs::HeldLeases,
     pub kinds: JobKinds,
 }
 
@@ -231,6 +233,12 @@ impl ActorSystem {
             tracing::info!(entries = left, "activity log drained at shutdown");
         }
         self.root.shutdown();
+        // The workers are stopped (their runs dropped): their jobs go back to the queue now
+        // rather than when their leases expire.
+        let released = self.jobs.held.release_all().await;
+        if released > 0 {
+            tracing::info!(jobs = released, "running jobs handed back to their queues");
+        }
         self.databases.close().await;
         drained
     }
@@ -267,6 +275,7 @@ fn start_jobs(
     let sup = root.child_supervisor("jobs", Strategy::OneForOne, intensity);
     let mut gates = Vec::new();
     let mut workers = Vec::new();
+    let held = crate::jobs::HeldLeases::default();
     for q in Queue::ALL {
         let db = databases.get(q.database()).clone();
         let conc = (db.max_connections() as usize / 2).max(1);
@@ -301,6 +310,7 @@ fn start_jobs(
             lease: j.lease(),
             poll: j.poll_interval(),
             core: Some(stores.core.clone()),
+            held: held.clone(),
         };
         for i in 1..=n {
             let deps = deps.clone();
@@ -319,6 +329,7 @@ fn start_jobs(
     Ok(Jobs {
         gates,
         workers,
+        held,
         kinds,
     })
 }

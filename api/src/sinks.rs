@@ -17,30 +17,48 @@ const PER_ID: usize = 50;
 /// API keys by prefix, so that a request with a key costs no database round trip. Entries
 /// live a minute at most; any change to an API key (created, revoked) empties it.
 #[derive(Clone)]
-pub struct ApiKeyCache(moka::future::Cache<String, Option<ApiKey>>);
+pub struct ApiKeyCache {
+    keys: moka::future::Cache<String, Option<ApiKey>>,
+    /// Keys whose `last_used_at` was written in the last minute: the write is made at most
+    /// once a minute per key, not once per request.
+    touched: moka::future::Cache<uuid::Uuid, ()>,
+}
 
 impl Default for ApiKeyCache {
     fn default() -> Self {
-        Self(
-            moka::future::Cache::builder()
+        Self {
+            keys: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
-        )
+            touched: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
     }
 }
 
 impl ApiKeyCache {
     pub async fn get(&self, prefix: &str) -> Option<Option<ApiKey>> {
-        self.0.get(prefix).await
+        self.keys.get(prefix).await
     }
 
     pub async fn insert(&self, prefix: String, key: Option<ApiKey>) {
-        self.0.insert(prefix, key).await;
+        self.keys.insert(prefix, key).await;
+    }
+
+    /// Whether `last_used_at` of `id` is due for a write (true at most once a minute).
+    pub async fn touch_due(&self, id: uuid::Uuid) -> bool {
+        if self.touched.contains_key(&id) {
+            return false;
+        }
+        self.touched.insert(id, ()).await;
+        true
     }
 
     pub fn clear(&self) {
-        self.0.invalidate_all();
+        self.keys.invalidate_all();
     }
 }
 

@@ -454,15 +454,16 @@ impl JobQueue {
         let id = Uuid::now_v7();
         let max_attempts = new.max_attempts.unwrap_or(self.policy.max_attempts).max(1);
         let run_at = now + new.delay.map(ms).unwrap_or(0);
+        // RETURNING: the row as inserted (a worker may claim it the moment it is committed).
         let sql = format!(
             "INSERT INTO {} (id, kind, payload, group_key, priority, status, attempts, max_attempts, \
              run_at, cancel_requested, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, FALSE, $8, $9, $9)",
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, FALSE, $8, $9, $9) RETURNING {COLUMNS}",
             self.t()
         );
         let payload = new.payload.to_string();
-        with_conn!(self.db, |conn| {
-            sqlx::query(&sql)
+        let row: JobRow = with_conn!(self.db, |conn| {
+            sqlx::query_as(&sql)
                 .bind(id)
                 .bind(&new.kind)
                 .bind(&payload)
@@ -472,10 +473,10 @@ impl JobQueue {
                 .bind(run_at)
                 .bind(new.created_by)
                 .bind(now)
-                .execute(&mut *conn)
-                .await?;
+                .fetch_one(&mut *conn)
+                .await?
         });
-        self.get(id).await
+        row.into_job(self.queue)
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Job, StoreError> {
@@ -696,6 +697,28 @@ impl JobQueue {
             sqlx::query(&sql)
                 .bind(&result)
                 .bind(error)
+                .bind(now)
+                .bind(lease.job.id)
+                .bind(&lease.owner)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Hands a job back untried, at shutdown: queued again at once, the interrupted attempt not
+    /// counted. `false` if the lease was no longer ours.
+    pub async fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let sql = format!(
+            "UPDATE {} SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             run_at = $1, updated_at = $1, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+            self.t()
+        );
+        let done = with_conn!(self.db, |conn| {
+            sqlx::query(&sql)
                 .bind(now)
                 .bind(lease.job.id)
                 .bind(&lease.owner)
@@ -982,6 +1005,25 @@ mod tests {
                 q.cancel(Uuid::now_v7()).await,
                 Err(StoreError::NotFound { .. })
             ));
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_released_job_is_queued_again_without_counting_the_attempt() {
+        for env in backends() {
+            let clock = ManualClock::new(Utc::now());
+            let q = queue(&env, clock.clone()).await;
+            let job = q.enqueue(NewJob::new("test", json!({}))).await.unwrap();
+            let lease = q.claim("w", LEASE).await.unwrap().unwrap();
+            assert!(q.release(&lease).await.unwrap());
+            assert!(!q.release(&lease).await.unwrap());
+            let j = q.get(job.id).await.unwrap();
+            assert_eq!((j.status, j.attempts), (JobStatus::Queued, 0), "{}", env.label);
+            // claimable at once by anyone, the old holder fenced off
+            let again = q.claim("w2", LEASE).await.unwrap().unwrap();
+            assert_eq!(again.job.attempts, 1);
+            assert!(!q.complete(&lease, &json!(1)).await.unwrap());
             env.cleanup().await;
         }
     }

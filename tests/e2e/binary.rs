@@ -114,6 +114,10 @@ fn migrate_creates_and_migrates_every_database_then_exits() {
 
 /// Starts the binary on `dir` with the debug job kind and a 1 s lease; waits for `/health`.
 async fn start_with_jobs(dir: &std::path::Path, port: u16) -> std::process::Child {
+    start_with_jobs_lease(dir, port, 1).await
+}
+
+async fn start_with_jobs_lease(dir: &std::path::Path, port: u16, lease_secs: u64) -> std::process::Child {
     let mut child = Command::new(BIN)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -122,7 +126,7 @@ async fn start_with_jobs(dir: &std::path::Path, port: u16) -> std::process::Chil
         .env("PM__AUTH__BOOTSTRAP_ADMIN_PASSWORD", "admin-password-for-tests")
         .env("PM__AUTH__JWT_SECRET", "jwt-secret-for-the-sigkill-test")
         .env("PM__JOBS__DEBUG_KINDS", "true")
-        .env("PM__JOBS__LEASE_SECS", "1")
+        .env("PM__JOBS__LEASE_SECS", lease_secs.to_string())
         .env("PM__JOBS__POLL_INTERVAL_MS", "50")
         .env("PM__JOBS__WORKERS__IMPORTS", "1")
         .stdout(Stdio::null())
@@ -219,6 +223,55 @@ async fn a_job_of_a_process_killed_with_sigkill_is_taken_over_at_the_next_start_
     let done = wait_job(&client, &url, &token, |j| j["status"] == "succeeded").await;
     assert_eq!(done["attempts"], 2, "{done}");
     assert_eq!(done["result"]["attempt"], 2, "{done}");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(second.id().to_string())
+        .status();
+    let _ = tokio::task::spawn_blocking(move || second.wait()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_graceful_stop_hands_its_running_job_back_to_run_again_at_once() {
+    let dir = std::env::temp_dir().join(format!("pm-bin-{}", uuid::Uuid::new_v4().simple()));
+    let port = free_port();
+    let client = reqwest::Client::new();
+    // A lease far longer than the test's deadlines: only the hand-back makes the job run again
+    // in time.
+    let mut first = start_with_jobs_lease(&dir, port, 300).await;
+    let token = admin_token(&client, port).await;
+    let job: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/jobs/imports"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"kind": "debug.sleep", "payload": {"ms": 1500, "steps": 15}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "http://127.0.0.1:{port}/api/v1/jobs/imports/{}",
+        job["id"].as_str().unwrap()
+    );
+    wait_job(&client, &url, &token, |j| j["status"] == "running").await;
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(first.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || first.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut second = start_with_jobs_lease(&dir, port, 300).await;
+    let token = admin_token(&client, port).await;
+    let done = wait_job(&client, &url, &token, |j| j["status"] == "succeeded").await;
+    // the interrupted attempt was not counted
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(done["result"]["attempt"], 1, "{done}");
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(second.id().to_string())

@@ -183,12 +183,42 @@ impl Wakeup {
     }
 }
 
+/// The leases this instance's workers hold, so that a graceful stop can hand the jobs back
+/// (queued at once, the attempt not counted) instead of leaving them until their leases expire.
+/// Locked only to insert, remove or take the entries, never across an await.
+#[derive(Clone, Default)]
+pub struct HeldLeases(Arc<Mutex<HashMap<uuid::Uuid, (pm_storage::jobs::JobQueue, pm_storage::jobs::Lease)>>>);
+
+impl HeldLeases {
+    pub(crate) fn hold(&self, queue: &pm_storage::jobs::JobQueue, lease: &pm_storage::jobs::Lease) {
+        self.0.lock().insert(lease.job.id, (queue.clone(), lease.clone()));
+    }
+
+    pub(crate) fn drop_job(&self, id: uuid::Uuid) {
+        self.0.lock().remove(&id);
+    }
+
+    /// Hands every held job back; call after the workers stopped. Returns how many.
+    pub async fn release_all(&self) -> usize {
+        let held: Vec<_> = self.0.lock().drain().map(|(_, v)| v).collect();
+        let mut n = 0;
+        for (queue, lease) in held {
+            match queue.release(&lease).await {
+                Ok(true) => n += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(job = %lease.job.id, error = %e, "job not handed back at shutdown"),
+            }
+        }
+        n
+    }
+}
+
 /// The JSON a job event carries (`jobs.<queue>` and `jobs.<queue>.<id>`).
 pub fn job_event(job: &Job) -> Value {
     serde_json::json!({
         "id": job.id, "queue": job.queue, "kind": job.kind, "status": job.status,
         "attempts": job.attempts, "progress": job.progress, "result": job.result,
-        "last_error": job.last_error, "created_by": job.created_by,
+        "last_error": job.last_error, "created_by": job.created_by, "updated_at": job.updated_at,
     })
 }
 

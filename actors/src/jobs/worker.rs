@@ -37,6 +37,8 @@ pub struct WorkerDeps {
     pub poll: Duration,
     /// Where notifications of failed jobs go (to the user who created the job).
     pub core: Option<Mailbox<CoreStore>>,
+    /// The leases held on this instance, handed back at a graceful stop.
+    pub held: super::HeldLeases,
 }
 
 struct Running {
@@ -96,6 +98,7 @@ impl JobWorker {
         metrics::histogram!("pm_job_wait_seconds", "queue" => q).record(waited.as_secs_f64());
         tracing::info!(queue = q, job = %job.id, kind = %job.kind, attempt = job.attempts, worker = ctx.name(), "job started");
         publish_job(&self.deps.hub, job);
+        self.deps.held.hold(&self.deps.queue, &lease);
         let run = JobRun::new(job.clone(), self.deps.hub.clone());
         let handler = self.deps.kinds.get(job.queue, &job.kind);
         let kind = job.kind.clone();
@@ -256,6 +259,7 @@ impl Handles<Renewed> for JobWorker {
                 ctx.cancel(r.task);
                 ctx.cancel(r.renew_timer);
                 r.run.cancel_token().cancel();
+                self.deps.held.drop_job(r.lease.job.id);
                 self.lost += 1;
                 metrics::counter!("pm_job_leases_lost_total", "queue" => self.queue_label()).increment(1);
                 ctx.send_self(Poll);
@@ -282,6 +286,7 @@ impl Handles<Ran> for JobWorker {
             return Reply::ready(Ok(()));
         };
         ctx.cancel(r.renew_timer);
+        self.deps.held.drop_job(r.lease.job.id);
         let run_time = r.started.elapsed();
         self.state = State::Recording { job: r.lease.job.id };
         let (queue, core, hub) = (

@@ -139,11 +139,13 @@ pub async fn resolve(s: &AppState, token: &str) -> Result<(Principal, Option<u64
             if !key.is_live(chrono::Utc::now()) {
                 return Err(ApiError::Unauthorized("api key revoked or expired".into()));
             }
-            let core = s.actors.stores.core.clone();
-            // Best effort and throttled in the query; a request never waits for it.
-            tokio::spawn(async move {
-                let _ = core.try_send(TouchApiKey { id: key.id }).await;
-            });
+            if s.api_keys.touch_due(key.id).await {
+                let core = s.actors.stores.core.clone();
+                // Best effort, once a minute per key; a request never waits for it.
+                tokio::spawn(async move {
+                    let _ = core.try_send(TouchApiKey { id: key.id }).await;
+                });
+            }
             let expires = key.expires_at.map(|t| t.timestamp().max(0) as u64);
             (
                 Principal {
