@@ -113,13 +113,28 @@ fn migrate_creates_and_migrates_every_database_then_exits() {
 }
 
 /// Starts the binary on `dir` with the debug job kind and a 1 s lease; waits for `/health`.
-async fn start_with_jobs(dir: &std::path::Path, port: u16) -> std::process::Child {
-    start_with_jobs_lease(dir, port, 1).await
+async fn start_with_jobs(
+    dir: &std::path::Path,
+    port: u16,
+    pg: Option<&(String, String)>,
+) -> std::process::Child {
+    start_with_jobs_lease(dir, port, 1, pg).await
 }
 
-async fn start_with_jobs_lease(dir: &std::path::Path, port: u16, lease_secs: u64) -> std::process::Child {
-    let mut child = Command::new(BIN)
-        .env_clear()
+/// `pg`: PostgreSQL server URL and database name prefix, or SQLite in `dir`.
+async fn start_with_jobs_lease(
+    dir: &std::path::Path,
+    port: u16,
+    lease_secs: u64,
+    pg: Option<&(String, String)>,
+) -> std::process::Child {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    if let Some((url, prefix)) = pg {
+        cmd.env("PM__DATABASE__URL", url)
+            .env("PM__DATABASE__NAME_PREFIX", prefix);
+    }
+    let mut child = cmd
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PM__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("PM__STORAGE__DATA_DIR", dir)
@@ -185,12 +200,37 @@ async fn admin_token(client: &reqwest::Client, port: u16) -> String {
     r["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Drops the databases of a test's prefix on the PostgreSQL server.
+async fn drop_pg(pg: &(String, String)) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&pg.0).await {
+        for db in pm_config::Database::ALL {
+            let sql = format!("DROP DATABASE IF EXISTS \"{}{db}\" WITH (FORCE)", pg.1);
+            let _ = sqlx::query(&sql).execute(&mut conn).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_job_of_a_process_killed_with_sigkill_is_taken_over_at_the_next_start_and_finishes_once() {
+    let mut servers = vec![None];
+    if let Some(url) = pm_config::testenv::test_server("PM_TEST_DATABASE_URL") {
+        let prefix = format!("pmk_{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        servers.push(Some((url, prefix)));
+    }
+    for pg in servers {
+        sigkill_round(pg.as_ref()).await;
+        if let Some(pg) = &pg {
+            drop_pg(pg).await;
+        }
+    }
+}
+
+async fn sigkill_round(pg: Option<&(String, String)>) {
     let dir = std::env::temp_dir().join(format!("pm-bin-{}", uuid::Uuid::new_v4().simple()));
     let port = free_port();
     let client = reqwest::Client::new();
-    let mut first = start_with_jobs(&dir, port).await;
+    let mut first = start_with_jobs(&dir, port, pg).await;
     let token = admin_token(&client, port).await;
     let job: serde_json::Value = client
         .post(format!("http://127.0.0.1:{port}/api/v1/jobs/imports"))
@@ -218,7 +258,7 @@ async fn a_job_of_a_process_killed_with_sigkill_is_taken_over_at_the_next_start_
         .unwrap();
     assert!(status.success());
     let _ = tokio::task::spawn_blocking(move || first.wait()).await;
-    let mut second = start_with_jobs(&dir, port).await;
+    let mut second = start_with_jobs(&dir, port, pg).await;
     let token = admin_token(&client, port).await;
     let done = wait_job(&client, &url, &token, |j| j["status"] == "succeeded").await;
     assert_eq!(done["attempts"], 2, "{done}");
@@ -238,7 +278,7 @@ async fn a_graceful_stop_hands_its_running_job_back_to_run_again_at_once() {
     let client = reqwest::Client::new();
     // A lease far longer than the test's deadlines: only the hand-back makes the job run again
     // in time.
-    let mut first = start_with_jobs_lease(&dir, port, 300).await;
+    let mut first = start_with_jobs_lease(&dir, port, 300, None).await;
     let token = admin_token(&client, port).await;
     let job: serde_json::Value = client
         .post(format!("http://127.0.0.1:{port}/api/v1/jobs/imports"))
@@ -266,7 +306,7 @@ async fn a_graceful_stop_hands_its_running_job_back_to_run_again_at_once() {
         .unwrap()
         .unwrap();
     assert!(exit.success(), "{exit:?}");
-    let mut second = start_with_jobs_lease(&dir, port, 300).await;
+    let mut second = start_with_jobs_lease(&dir, port, 300, None).await;
     let token = admin_token(&client, port).await;
     let done = wait_job(&client, &url, &token, |j| j["status"] == "succeeded").await;
     // the interrupted attempt was not counted
