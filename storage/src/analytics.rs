@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::db::BeginLocked;
 use crate::{with_conn, Db, StoreError};
 
 /// One write, as recorded.
@@ -44,7 +45,7 @@ impl Analytics {
             return Ok(());
         }
         with_conn!(self.db, |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = conn.begin_write().await?;
             for a in batch {
                 sqlx::query(
                     "INSERT INTO user_activity (id, user_id, api_key_id, actor_name, action, entity, entity_id, request_id, at) \

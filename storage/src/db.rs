@@ -305,3 +305,49 @@ impl Databases {
         }
     }
 }
+
+// ---- serialised writes -----------------------------------------------------------------
+
+/// A transaction that holds the write lock for `key` from its first statement, for
+/// read-check-write sequences (history on change, cycle checks, path rewrites) that must not
+/// interleave. SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front (a deferred
+/// transaction that reads and then writes fails with `SQLITE_BUSY` instead of waiting).
+/// PostgreSQL: a transaction-scoped advisory lock on a hash of `key`, so writers of other
+/// keys go on in parallel.
+pub(crate) trait BeginLocked {
+    type Db: sqlx::Database;
+    async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, Self::Db>, StoreError>;
+
+    /// A write transaction: on SQLite `BEGIN IMMEDIATE`, so that concurrent writers wait for
+    /// the write lock (up to `database.sqlite_busy_timeout_ms`) instead of failing with
+    /// "database is locked" when a deferred transaction that has read tries to write; on
+    /// PostgreSQL a plain `BEGIN` (row locks do the rest).
+    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, Self::Db>, StoreError>;
+}
+
+impl BeginLocked for PoolConnection<sqlx::Sqlite> {
+    type Db = sqlx::Sqlite;
+    async fn begin_locked(&mut self, _key: &str) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
+        Ok((**self).begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
+        Ok((**self).begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+impl BeginLocked for PoolConnection<sqlx::Postgres> {
+    type Db = sqlx::Postgres;
+    async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
+        let mut tx = (**self).begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
+        Ok((**self).begin().await?)
+    }
+}

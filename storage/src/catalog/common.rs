@@ -4,10 +4,9 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use pm_domain::{Amount, Currency, Decimal, Money};
 use serde::{Deserialize, Serialize};
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, Postgres, Row, Sqlite, ValueRef};
+use sqlx::{Postgres, Row, Sqlite, ValueRef};
 use uuid::Uuid;
 
 use super::{Catalog, Page};
@@ -196,35 +195,7 @@ impl sqlx::Encode<'_, Postgres> for DbAmount {
 
 // ---- serialised writes -----------------------------------------------------------------
 
-/// A transaction that holds the write lock for `key` from its first statement, for
-/// read-check-write sequences (history on change, cycle checks, path rewrites) that must not
-/// interleave. SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front (a deferred
-/// transaction that reads and then writes fails with `SQLITE_BUSY` instead of waiting).
-/// PostgreSQL: a transaction-scoped advisory lock on a hash of `key`, so writers of other
-/// keys go on in parallel.
-pub(crate) trait BeginLocked {
-    type Db: sqlx::Database;
-    async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, Self::Db>, StoreError>;
-}
-
-impl BeginLocked for PoolConnection<Sqlite> {
-    type Db = Sqlite;
-    async fn begin_locked(&mut self, _key: &str) -> Result<sqlx::Transaction<'_, Sqlite>, StoreError> {
-        Ok((**self).begin_with("BEGIN IMMEDIATE").await?)
-    }
-}
-
-impl BeginLocked for PoolConnection<Postgres> {
-    type Db = Postgres;
-    async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, Postgres>, StoreError> {
-        let mut tx = (**self).begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
-}
+pub(crate) use crate::db::BeginLocked;
 
 // ---- keyset pages (shared with the core database: crate::keyset) ---------------------
 

@@ -18,6 +18,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Catalog, Page};
+use crate::db::BeginLocked;
 use crate::{with_conn, StoreError};
 
 /// Free attributes of a product: a JSON object (the type makes anything else unrepresentable).
@@ -870,7 +871,7 @@ impl Catalog {
         }
         let now = Utc::now();
         with_conn!(self.db, |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = conn.begin_write().await?;
             let mut out = Vec::with_capacity(items.len());
             for p in &items {
                 let Some(ean) = p.ean.as_ref() else {

@@ -7,6 +7,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::Core;
+use crate::db::BeginLocked;
 use crate::{with_conn, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,7 +33,7 @@ impl Core {
     /// every start, so upgrades that add a permission to a built-in role take effect.
     pub async fn ensure_builtin_roles(&self) -> Result<(), StoreError> {
         with_conn!(self.db, |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = conn.begin_write().await?;
             for (name, grants) in BUILTIN_ROLES {
                 let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM roles WHERE name = $1")
                     .bind(name)
@@ -111,7 +112,7 @@ impl Core {
     ) -> Result<Role, StoreError> {
         let id = Uuid::now_v7();
         with_conn!(self.db, |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = conn.begin_write().await?;
             sqlx::query(
                 "INSERT INTO roles (id, name, description, builtin, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -150,7 +151,7 @@ impl Core {
             });
         }
         with_conn!(self.db, |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = conn.begin_write().await?;
             if let Some(d) = description {
                 sqlx::query("UPDATE roles SET description = $1 WHERE id = $2")
                     .bind(d)

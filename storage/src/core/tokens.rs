@@ -5,6 +5,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::Core;
+use crate::db::BeginLocked;
 use crate::{with_conn, StoreError};
 
 /// Why a refresh token was refused.
@@ -59,7 +60,7 @@ impl Core {
     ) -> Result<Result<Rotated, RefreshRejected>, StoreError> {
         let now = Utc::now();
         with_conn!(self.db, |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = conn.begin_write().await?;
             // Spend it first: of two concurrent uses, only one updates the row.
             let spent = sqlx::query(
                 "UPDATE refresh_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL \

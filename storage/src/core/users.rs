@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::roles::{sql_for_backend, unique};
 use super::Core;
 use crate::catalog::Page;
+use crate::db::BeginLocked;
 use crate::keyset::{after, fetch_limit, page};
 use crate::{with_conn, StoreError};
 
@@ -142,7 +143,7 @@ impl Core {
         let id = Uuid::now_v7();
         let now = Utc::now();
         with_conn!(self.db, |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = conn.begin_write().await?;
             sqlx::query(
                 "INSERT INTO users (id, username, email, display_name, password_hash, is_active, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -200,7 +201,7 @@ impl Core {
     pub async fn update_user(&self, id: Uuid, p: UserPatch) -> Result<User, StoreError> {
         let email = p.email.clone().flatten();
         with_conn!(self.db, |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = conn.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE users SET \
                  email = CASE WHEN $1 THEN $2 ELSE email END, \
