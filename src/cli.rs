@@ -29,6 +29,28 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Recovery from the shell, on the databases directly (the service may be running).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Sets a new password for USER, reactivates the account and ends its sessions. The
+    /// password is read from stdin with --password-stdin, or generated and printed once.
+    ResetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Creates USER with the admin role (password as for reset-password).
+    CreateAdmin {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -91,10 +91,18 @@ pub async fn run(
         Duration::from_secs(a.refresh_token_ttl_secs),
         Duration::from_secs(a.clock_leeway_secs),
     );
-    let login_limits = Arc::new(pm_api::auth::limits::LoginLimits::new(
+    let mut limits = pm_api::auth::limits::LoginLimits::new(
         a.login_attempts_per_user_per_minute,
         a.login_attempts_per_ip_per_minute,
-    ));
+    );
+    limits.trusted = settings
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<_, String>>()
+        .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))?;
+    let login_limits = Arc::new(limits);
 
     spawn_trash_purge(&settings, &actors);
 
@@ -192,6 +200,87 @@ fn spawn_trash_purge(settings: &Settings, actors: &ActorSystem) {
     });
 }
 
+/// `products-manager admin …`: sets a password or creates an admin on the core database
+/// directly, records it in the activity log, and returns what to print.
+pub async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Result<String> {
+    use pm_config::Database;
+    use pm_storage::core::users::{NewUser, UserPatch};
+    let (username, from_stdin) = match &command {
+        cli::AdminCommand::ResetPassword {
+            username,
+            password_stdin,
+        }
+        | cli::AdminCommand::CreateAdmin {
+            username,
+            password_stdin,
+        } => (username.clone(), *password_stdin),
+    };
+    let (password, generated) = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        (line.trim_end_matches(['\n', '\r']).to_owned(), false)
+    } else {
+        (pm_api::auth::password::generate(), true)
+    };
+    pm_api::auth::password::check_strength(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let password_hash = pm_api::auth::password::hash(password.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let core = pm_storage::core::Core::new(pm_storage::Db::open(settings, Database::Core).await?);
+    core.ensure_builtin_roles().await?;
+    let (action, id) = match command {
+        cli::AdminCommand::ResetPassword { .. } => {
+            let login = core
+                .find_login(&username)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user {username:?}"))?;
+            let patch = UserPatch {
+                password_hash: Some(password_hash),
+                is_active: Some(true),
+                ..Default::default()
+            };
+            core.update_user(login.id, patch).await?;
+            core.revoke_user_tokens(login.id).await?;
+            ("reset_password", login.id)
+        }
+        cli::AdminCommand::CreateAdmin { .. } => {
+            let user = NewUser {
+                username: username.clone(),
+                password_hash,
+                roles: vec!["admin".into()],
+                ..Default::default()
+            };
+            ("create", core.create_user(user).await?.id)
+        }
+    };
+    let analytics =
+        pm_storage::analytics::Analytics::new(pm_storage::Db::open(settings, Database::Analytics).await?);
+    let entry = pm_storage::analytics::Activity {
+        id: uuid::Uuid::now_v7(),
+        user_id: None,
+        api_key_id: None,
+        actor_name: "system:cli".into(),
+        action: action.into(),
+        entity: "user".into(),
+        entity_id: Some(id.to_string()),
+        request_id: None,
+        at: chrono::Utc::now(),
+    };
+    if let Err(e) = analytics.record_activity(&entry).await {
+        tracing::warn!(error = %e, "activity not recorded");
+    }
+    let mut out = match action {
+        "create" => format!("created admin user {username}"),
+        _ => format!("password of {username} set, account active, sessions ended"),
+    };
+    if generated {
+        out.push_str(&format!("\npassword: {password}"));
+    }
+    Ok(out)
+}
+
 /// Ensures the built-in roles, and creates the `admin` user when there is no user at all.
 async fn bootstrap_access(settings: &Settings, actors: &ActorSystem) -> anyhow::Result<()> {
     use pm_actors::store::core::{CountUsers, CreateUser, EnsureBuiltinRoles};
@@ -200,6 +289,12 @@ async fn bootstrap_access(settings: &Settings, actors: &ActorSystem) -> anyhow::
         .await
         .context("creating the built-in roles")?;
     if core.send(CountUsers).await? > 0 {
+        if settings.auth.bootstrap_admin_password.is_some() {
+            tracing::warn!(
+                "auth.bootstrap_admin_password is set but users exist: it is ignored (it only \
+                 creates the first admin); to recover an account run `products-manager admin reset-password <user>`"
+            );
+        }
         return Ok(());
     }
     let (password, generated) = match &settings.auth.bootstrap_admin_password {

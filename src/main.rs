@@ -69,5 +69,17 @@ fn main() -> ExitCode {
             }
         }),
         Command::Config { .. } => ExitCode::SUCCESS,
+        Command::Admin { command } => block_on(async move {
+            match products_manager::admin(&settings, command).await {
+                Ok(out) => {
+                    println!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
     }
 }

@@ -168,6 +168,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { field, .. } => Self::Conflict(FieldError::new(field, &e)),
             StoreError::BadCursor => Self::invalid("cursor", "not a cursor returned by this list"),
             StoreError::Invalid { field, reason } => Self::invalid(field, reason),
+            StoreError::Refused { field, reason } => Self::Conflict(FieldError::new(field, reason)),
             e if e.is_unavailable() => Self::Unavailable(e.to_string()),
             e => Self::Internal(e.to_string()),
         }

@@ -44,9 +44,41 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     }
 }
 
-/// Parses JSON, naming the failing field.
+/// Parses JSON, naming the failing field. Anything after the JSON value but white space is a
+/// malformed body (400).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = parse_from(de)?;
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid json: {e}")))?;
+    Ok(value)
+}
+
+/// Every string and key of a free JSON value (attributes, settings) under the text rule: no
+/// control characters (a NUL would be refused by PostgreSQL), strings at most `max`
+/// characters, at most 16 levels deep.
+pub fn check_json_text(v: &serde_json::Value, max: usize) -> Result<(), String> {
+    fn walk(v: &serde_json::Value, max: usize, depth: usize) -> Result<(), String> {
+        use pm_domain::text::{check, TextKind};
+        if depth > 16 {
+            return Err("nested more than 16 levels".into());
+        }
+        match v {
+            serde_json::Value::String(s) => check(s, TextKind::Multiline, max).map_err(|e| e.to_string()),
+            serde_json::Value::Array(a) => a.iter().try_for_each(|x| walk(x, max, depth + 1)),
+            serde_json::Value::Object(o) => o.iter().try_for_each(|(k, x)| {
+                check(k, TextKind::Line, 200).map_err(|e| format!("key {e}"))?;
+                walk(x, max, depth + 1)
+            }),
+            _ => Ok(()),
+        }
+    }
+    walk(v, max, 0)
+}
+
+fn parse_from<T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
+) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

@@ -37,9 +37,10 @@ pub fn router(state: AppState) -> Router {
     // `authenticate` runs before `require_admin`.
     let authenticated = axum::middleware::from_fn_with_state(state.clone(), auth::authenticate);
     let admin_only = || axum::middleware::from_fn(auth::require_admin);
+    let catalog_permission = || axum::middleware::from_fn(auth::principal::require_catalog);
     let api = Router::new()
-        .merge(routes::products::router())
-        .merge(routes::catalog::router())
+        .merge(routes::products::router().route_layer(catalog_permission()))
+        .merge(routes::catalog::router().route_layer(catalog_permission()))
         .merge(routes::auth::private())
         .merge(routes::notifications::router())
         .merge(routes::jobs::router())

@@ -36,6 +36,7 @@ pub struct ServerSettings {
     pub ws_ping_secs: u64,
     pub ws_auth_timeout_secs: u64,
     pub ws_max_message_bytes: usize,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

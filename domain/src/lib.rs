@@ -8,15 +8,18 @@
 //! - [`asin`]: Amazon's 10-character product identifier.
 //! - [`product`]: product lifecycle status.
 //! - [`money`]: ISO 4217 currencies and exact decimal amounts.
+//! - [`text`]: the one rule for every text field (no control characters, bounded, visible).
 
 pub mod access;
 pub mod asin;
 pub mod gtin;
 pub mod money;
 pub mod product;
+pub mod text;
 
 pub use access::{Permission, UnknownPermission, BUILTIN_ROLES};
 pub use asin::{Asin, AsinError};
 pub use gtin::{Gtin, GtinError};
 pub use money::{Amount, Currency, Decimal, Money, MoneyError};
 pub use product::{ProductStatus, UnknownStatus};
+pub use text::{TextError, TextKind};

@@ -17,7 +17,7 @@ pub enum StoreError {
     #[error("database {database} holds the {found} schema, not {database}: check the database settings")]
     WrongDatabase { database: String, found: String },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration of database {database} failed: {source}")]
     Migrate {
         database: String,
@@ -30,6 +30,35 @@ pub enum StoreError {
     /// answers 422 naming the field.
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// A valid request that the current state forbids (removing the last admin, deleting a
+    /// brand products still use): the edge answers 409 naming the field.
+    #[error("{reason}")]
+    Refused { field: &'static str, reason: String },
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Input a backend refuses that the edge let through is still the caller's error, never a
+    /// 500: a NUL in a text (PostgreSQL), a number beyond a column's range.
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(d) = &e {
+            match d.code().as_deref() {
+                Some("22021" | "22P05") => {
+                    return StoreError::Invalid {
+                        field: "text",
+                        reason: "must not contain control characters (found U+0000)".into(),
+                    }
+                }
+                Some("22003") => {
+                    return StoreError::Invalid {
+                        field: "number",
+                        reason: "out of the range the database can store".into(),
+                    }
+                }
+                _ => {}
+            }
+        }
+        StoreError::Database(e)
+    }
 }
 
 impl StoreError {
@@ -42,6 +71,7 @@ impl StoreError {
                 | StoreError::Conflict { .. }
                 | StoreError::BadCursor
                 | StoreError::Invalid { .. }
+                | StoreError::Refused { .. }
         )
     }
 

@@ -319,3 +319,80 @@ async fn a_graceful_stop_hands_its_running_job_back_to_run_again_at_once() {
     let _ = tokio::task::spawn_blocking(move || second.wait()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn admin_commands_recover_access_from_the_shell() {
+    let dir = std::env::temp_dir().join(format!("pm-bin-{}", uuid::Uuid::new_v4().simple()));
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PM__STORAGE__DATA_DIR", &dir)
+            .env("PM__AUTH__BOOTSTRAP_ADMIN_PASSWORD", "the first admin password")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(s) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    assert!(run(&["migrate"], None).status.success());
+    // No such user yet: a clear error.
+    let out = run(
+        &["admin", "reset-password", "nobody", "--password-stdin"],
+        Some("a long new password\n"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no user"),
+        "{out:?}"
+    );
+    let out = run(&["admin", "create-admin", "rescue"], None);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let generated = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    let out = run(
+        &["admin", "reset-password", "rescue", "--password-stdin"],
+        Some("a long new password\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&generated));
+    // The service starts on those databases and the new password logs in.
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PM__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("PM__STORAGE__DATA_DIR", &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut status = 0;
+    while Instant::now() < until {
+        if let Ok(r) = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "rescue", "password": "a long new password"}))
+            .send()
+            .await
+        {
+            status = r.status().as_u16();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -51,3 +51,227 @@ async fn concurrent_bulk_upserts_never_fail_for_being_concurrent() {
         app.stop().await;
     }
 }
+
+/// The text rule everywhere: a NUL (PostgreSQL's 500) or another control character is a 422
+/// naming the field; in a bulk it fails its item alone; at login it is a failed login.
+#[tokio::test]
+async fn control_characters_are_refused_with_the_field_on_every_backend() {
+    for backend in backends() {
+        let app = crate::helpers::spawn_app(backend).await;
+        let (st, _) = app
+            .anon
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"username": "adm\u{0}in", "password": "x"}))
+            .send()
+            .await
+            .map(|r| (r.status().as_u16(), ()))
+            .unwrap();
+        assert_eq!(st, 401, "{backend:?}");
+        for (body, field) in [
+            (json!({"title": "nul\u{0}title"}), "title"),
+            (json!({"title": "ok", "description": "a\u{0}b"}), "description"),
+            (json!({"title": "ok", "sku": "S\u{1b}[31m"}), "sku"),
+            (json!({"title": "\u{7}\u{7}"}), "title"),
+            (json!({"title": "\u{200B}\u{200B}"}), "title"),
+            (
+                json!({"title": "ok", "attributes": {"color": "re\u{0}d"}}),
+                "attributes.color",
+            ),
+        ] {
+            let (st, p) = app.post("/api/v1/products", body.clone()).await;
+            assert_eq!(st, 422, "{backend:?} {body}: {p}");
+            assert_eq!(p["errors"][0]["field"], field, "{backend:?}: {p}");
+        }
+        let too_many: serde_json::Map<String, Value> =
+            (0..15_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let (st, p) = app
+            .post("/api/v1/products", json!({"title": "ok", "attributes": too_many}))
+            .await;
+        assert_eq!(
+            (st, p["errors"][0]["field"].as_str()),
+            (422, Some("attributes")),
+            "{p}"
+        );
+        // in a bulk, the bad item fails alone
+        let (st, r) = app
+            .post(
+                "/api/v1/products/bulk",
+                json!({"items": [
+                    {"title": "good", "ean": ean13(410_000_000_001)},
+                    {"title": "bad\u{0}", "ean": ean13(410_000_000_002)},
+                ]}),
+            )
+            .await;
+        assert_eq!(st, 200, "{backend:?}: {r}");
+        assert_eq!(
+            (r["created"].as_u64(), r["failed"].as_u64()),
+            (Some(1), Some(1)),
+            "{r}"
+        );
+        // API key names and settings
+        let (st, p) = app
+            .post(
+                "/api/v1/api-keys",
+                json!({"name": "k\u{0}", "scopes": ["catalog:read"]}),
+            )
+            .await;
+        assert_eq!((st, p["errors"][0]["field"].as_str()), (422, Some("name")), "{p}");
+        let r = app
+            .client
+            .put(app.url("/api/v1/settings/catalog.note"))
+            .json(&json!({"value": {"text": "a\u{0}b"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{backend:?}");
+        let (st, p) = app
+            .post(
+                "/api/v1/users",
+                json!({"username": "mail", "password": "long enough pw", "email": "not-an-email"}),
+            )
+            .await;
+        assert_eq!(
+            (st, p["errors"][0]["field"].as_str()),
+            (422, Some("email")),
+            "{p}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn api_key_lifetimes_are_bounded_and_never_already_expired() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    for days in [0u64, 4_294_967_295, 3651] {
+        let (st, p) = app
+            .post(
+                "/api/v1/api-keys",
+                json!({"name": "k", "scopes": ["catalog:read"], "expires_in_days": days}),
+            )
+            .await;
+        assert_eq!(
+            (st, p["errors"][0]["field"].as_str()),
+            (422, Some("expires_in_days")),
+            "{days}: {p}"
+        );
+    }
+    let (st, p) = app
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "k", "scopes": ["catalog:read"], "expires_in_days": 30}),
+        )
+        .await;
+    assert_eq!(st, 201, "{p}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_last_active_admin_cannot_be_removed() {
+    for backend in backends() {
+        let app = crate::helpers::spawn_app(backend).await;
+        let (_, me) = app.get("/api/v1/auth/me").await;
+        let admin = me["id"]
+            .as_str()
+            .or(me["user"]["id"].as_str())
+            .unwrap()
+            .to_owned();
+        let path = format!("/api/v1/users/{admin}");
+        let (st, p) = app.patch(&path, json!({"is_active": false})).await;
+        assert_eq!(st, 409, "{backend:?}: {p}");
+        assert!(p.to_string().contains("no active admin"), "{p}");
+        let (st, _) = app.patch(&path, json!({"roles": ["viewer"]})).await;
+        assert_eq!(st, 409);
+        // an admin API key deleting the only admin user
+        let (st, k) = app
+            .post("/api/v1/api-keys", json!({"name": "ops", "scopes": ["admin"]}))
+            .await;
+        assert_eq!(st, 201, "{k}");
+        let r = app
+            .client_with_token(k["key"].as_str().unwrap())
+            .delete(app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        // with a second admin, the first may go
+        let (st, _) = app
+            .post(
+                "/api/v1/users",
+                json!({"username": "second", "password": "long enough pw", "roles": ["admin"]}),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let (st, p) = app.patch(&path, json!({"roles": ["viewer"]})).await;
+        assert_eq!(st, 200, "{p}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn small_protocol_defects_are_gone() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    // trailing data after the JSON body
+    let r = app
+        .client
+        .post(app.url("/api/v1/products"))
+        .header("content-type", "application/json")
+        .body(r#"{"title":"x"} trailing"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // the bearer scheme is case-insensitive
+    let token = app.login("admin", crate::helpers::ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for scheme in ["BEARER", "bearer", "Bearer"] {
+        let r = app
+            .anon
+            .get(app.url("/api/v1/auth/me"))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    // a trashed product's slug does not resolve
+    let (_, p) = app.post("/api/v1/products", json!({"title": "sluggy"})).await;
+    let id = p["id"].as_str().unwrap();
+    let r = app
+        .client
+        .put(app.url(&format!("/api/v1/products/{id}/seo")))
+        .json(&json!({"slug": "sluggy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.get("/api/v1/seo/sluggy").await.0, 200);
+    app.client
+        .delete(app.url(&format!("/api/v1/products/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.get("/api/v1/seo/sluggy").await.0, 404);
+    // permission before the body: a viewer's malformed write is a 403, not a schema lesson
+    let (st, _) = app
+        .post(
+            "/api/v1/users",
+            json!({"username": "vicky", "password": "long enough pw", "roles": ["viewer"]}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let viewer = app.client_with_token(
+        app.login("vicky", "long enough pw").await["access_token"]
+            .as_str()
+            .unwrap(),
+    );
+    let r = viewer
+        .post(app.url("/api/v1/products"))
+        .json(&json!({"nonsense": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    app.stop().await;
+}

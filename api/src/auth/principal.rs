@@ -91,18 +91,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 }
 
 /// Resolves `Authorization: Bearer <jwt | api key>` into a [`Principal`], or answers 401.
+/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive
+/// (RFC 7235), so `BEARER` and `bearer` work too.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 pub async fn authenticate(
     State(s): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    let token = bearer(req.headers()).ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
     let (mut principal, _) = resolve(&s, token).await?;
     principal.request_id = req
         .headers()
@@ -174,6 +177,18 @@ pub async fn resolve(s: &AppState, token: &str) -> Result<(Principal, Option<u64
         }
     };
     Ok(principal)
+}
+
+/// `catalog:read` for reads (GET, HEAD), `catalog:write` for the rest, checked before the body
+/// is parsed: a caller without the permission learns nothing about the body's schema.
+pub async fn require_catalog(principal: Principal, req: Request, next: Next) -> Result<Response, ApiError> {
+    let needed = if matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        Permission::CatalogRead
+    } else {
+        Permission::CatalogWrite
+    };
+    principal.require(needed)?;
+    Ok(next.run(req).await)
 }
 
 /// 403 unless the caller is an admin. Runs after [`authenticate`].

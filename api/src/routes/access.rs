@@ -9,6 +9,7 @@ use chrono::{Duration, Utc};
 use pm_actors::changes::By;
 use pm_actors::store::core::*;
 use pm_domain::Permission;
+use pm_domain::{text, TextKind};
 use pm_storage::catalog::Page;
 use pm_storage::core::api_keys::ApiKey;
 use pm_storage::core::roles::Role;
@@ -56,6 +57,37 @@ fn check_username(u: &str) -> Result<(), ApiError> {
     }
 }
 
+/// An e-mail address as people type them: one `@`, a local part, a domain with a dot, no
+/// spaces or control characters, at most 254 characters. (Delivery is the only real check.)
+fn check_email(e: &str) -> Result<(), ApiError> {
+    let bad = || ApiError::invalid("email", format!("not an e-mail address: {e:?}"));
+    text::check_required(e, TextKind::Line, 254).map_err(|_| bad())?;
+    let (local, domain) = e.split_once('@').ok_or_else(bad)?;
+    let ok = !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// The text fields of a user: e-mail and display name.
+fn check_person(email: Option<&str>, display_name: Option<&str>) -> Result<(), ApiError> {
+    if let Some(e) = email {
+        check_email(e)?;
+    }
+    if let Some(d) = display_name {
+        text::check_required(d.trim(), TextKind::Line, 200)
+            .map_err(|e| ApiError::invalid("display_name", e))?;
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateUserBody {
@@ -90,6 +122,7 @@ async fn create_user(
     Body(b): Body<CreateUserBody>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     check_username(&b.username)?;
+    check_person(b.email.as_deref(), b.display_name.as_deref())?;
     password::check_strength(&b.password)?;
     let password_hash = password::hash(b.password).await?;
     let user = NewUser {
@@ -133,6 +166,10 @@ async fn update_user(
     Body(b): Body<PatchUser>,
 ) -> Result<Json<User>, ApiError> {
     let id = parse_id(&id)?;
+    check_person(
+        b.email.as_ref().and_then(|e| e.as_deref()),
+        b.display_name.as_ref().and_then(|d| d.as_deref()),
+    )?;
     let password_hash = match b.password {
         Some(pw) => {
             password::check_strength(&pw)?;
@@ -200,6 +237,9 @@ async fn create_role(
     Body(b): Body<CreateRoleBody>,
 ) -> Result<(StatusCode, Json<Role>), ApiError> {
     check_username(&b.name).map_err(|_| ApiError::invalid("name", "3 to 64 letters, digits or . _ - @"))?;
+    if let Some(d) = &b.description {
+        text::check(d, TextKind::Multiline, 1000).map_err(|e| ApiError::invalid("description", e))?;
+    }
     let msg = CreateRole {
         name: b.name,
         description: b.description,
@@ -293,11 +333,20 @@ async fn create_key(
     p: Principal,
     Body(b): Body<CreateKeyBody>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    if b.name.trim().is_empty() || b.name.len() > 200 {
-        return Err(ApiError::invalid("name", "1 to 200 characters"));
-    }
+    pm_domain::text::check_required(b.name.trim(), pm_domain::TextKind::Line, 200)
+        .map_err(|e| ApiError::invalid("name", e))?;
     if b.scopes.is_empty() {
         return Err(ApiError::invalid("scopes", "at least one permission"));
+    }
+    /// Ten years: beyond, a key should not expire by date but be revoked.
+    const MAX_DAYS: u32 = 3650;
+    if let Some(d) = b.expires_in_days {
+        if !(1..=MAX_DAYS).contains(&d) {
+            return Err(ApiError::invalid(
+                "expires_in_days",
+                format!("must be 1 to {MAX_DAYS}"),
+            ));
+        }
     }
     let (prefix, key) = tokens::new_api_key();
     let msg = CreateApiKey {
@@ -308,7 +357,7 @@ async fn create_key(
         created_by: p.user_id(),
         expires_at: b
             .expires_in_days
-            .map(|d| Utc::now() + Duration::days(i64::from(d))),
+            .and_then(|d| Utc::now().checked_add_signed(Duration::days(i64::from(d)))),
     };
     let api_key = s.actors.stores.core.send(msg.by(p.origin())).await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { api_key, key })))
@@ -351,6 +400,7 @@ async fn put_setting(
     if !ok {
         return Err(ApiError::invalid("key", "1 to 100 letters, digits or . _ -"));
     }
+    crate::extract::check_json_text(&b.value, 10_000).map_err(|e| ApiError::invalid("value", e))?;
     let setting = s
         .actors
         .stores

@@ -98,14 +98,32 @@ async fn issue(
     })
 }
 
+/// Every failure answers the same 401, whatever its reason (unknown user, wrong password,
+/// disabled account), so that the answer confirms nothing; the reason is logged (never the
+/// password) and the failure counts toward the limits. Successes do not count.
 async fn login(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     Body(b): Body<Login>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    s.login_limits
-        .check(&b.username, peer.ip())
-        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = crate::auth::limits::client_ip(peer.ip(), forwarded, &s.login_limits.trusted);
+    if let Err(retry_after) = s.login_limits.check(&b.username, ip) {
+        tracing::warn!(user = ?b.username, addr = %ip, reason = "too many failed attempts", "login refused");
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+    let fail = |reason: &'static str| {
+        s.login_limits.failed(&b.username, ip);
+        tracing::warn!(user = ?b.username, addr = %ip, reason, "login failed");
+        ApiError::Unauthorized(BAD_LOGIN.into())
+    };
+    // A username no one could have (a NUL, a control character) is an unknown user, and
+    // never reaches the database (PostgreSQL refuses NUL in a text).
+    if pm_domain::text::check_required(&b.username, pm_domain::TextKind::Line, 200).is_err() {
+        password::burn().await;
+        return Err(fail("malformed username"));
+    }
     let record = s
         .actors
         .stores
@@ -116,14 +134,17 @@ async fn login(
         .await?;
     let Some(record) = record else {
         password::burn().await;
-        return Err(ApiError::Unauthorized(BAD_LOGIN.into()));
+        return Err(fail("unknown user"));
     };
     if !password::verify(b.password, record.password_hash).await? {
-        return Err(ApiError::Unauthorized(BAD_LOGIN.into()));
+        return Err(fail("wrong password"));
+    }
+    if !record.is_active {
+        return Err(fail("account disabled"));
     }
     let pair = issue(&s, record.id, None, None).await?;
     let _ = s.actors.stores.core.send(TouchLogin { id: record.id }).await;
-    tracing::info!(user = %b.username, "login");
+    tracing::info!(user = ?b.username, addr = %ip, "login");
     Ok(Json(pair))
 }
 

@@ -54,11 +54,7 @@ async fn metrics(
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, crate::ApiError> {
     if let Some(token) = &s.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        let given = crate::auth::principal::bearer(&headers).unwrap_or_default();
         if !crate::auth::tokens::constant_time_eq(given, token.expose()) {
             return Err(crate::ApiError::Unauthorized(
                 "metrics need the metrics token".into(),

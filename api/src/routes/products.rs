@@ -12,7 +12,7 @@ use pm_actors::store::catalog::{
     CreateProduct, DeleteProduct, GetProduct, ListProducts, ListTrash, RestoreProduct, SearchProducts,
     UpdateProduct, UpsertProducts,
 };
-use pm_domain::{Asin, Gtin, Permission, ProductStatus};
+use pm_domain::{text, Asin, Gtin, Permission, ProductStatus, TextKind};
 use pm_storage::cache::Kind;
 use pm_storage::catalog::{
     Attributes, NewProduct, Page, PriceRange, Product, ProductFilter, ProductPatch, ProductSort, SearchHit,
@@ -44,6 +44,8 @@ pub fn router() -> Router<AppState> {
 
 const MAX_TITLE: usize = 500;
 const MAX_TEXT: usize = 20_000;
+/// Keys of a product's free `attributes` map.
+const MAX_ATTRIBUTES: usize = 500;
 const MAX_SHORT: usize = 200;
 const MAX_SEARCH_LIMIT: u32 = 100;
 
@@ -103,15 +105,41 @@ struct PatchBody {
 struct Checks(Vec<FieldError>);
 
 impl Checks {
+    /// The text rule (`pm_domain::text`): single-line unless the field is `description`.
     fn text(&mut self, field: &str, v: Option<&str>, max: usize, required: bool) {
-        match v {
-            Some(s) if s.trim().is_empty() && required => {
-                self.0.push(FieldError::new(field, "must not be empty"))
+        let kind = if field == "description" {
+            TextKind::Multiline
+        } else {
+            TextKind::Line
+        };
+        let Some(s) = v else { return };
+        let r = if required {
+            text::check_required(s.trim(), kind, max)
+        } else {
+            text::check(s, kind, max)
+        };
+        if let Err(e) = r {
+            self.0.push(FieldError::new(field, e));
+        }
+    }
+
+    /// Free attributes: at most [`MAX_ATTRIBUTES`] keys, every key and string the text rule.
+    fn attributes(&mut self, a: Option<&Attributes>) {
+        let Some(a) = a else { return };
+        if a.len() > MAX_ATTRIBUTES {
+            self.0.push(FieldError::new(
+                "attributes",
+                format!("at most {MAX_ATTRIBUTES} keys, found {}", a.len()),
+            ));
+            return;
+        }
+        for (k, v) in a {
+            if let Err(e) = text::check_required(k, TextKind::Line, 100) {
+                self.0
+                    .push(FieldError::new(format!("attributes.{k}"), format!("key {e}")));
+            } else if let Err(e) = crate::extract::check_json_text(v, 10_000) {
+                self.0.push(FieldError::new(format!("attributes.{k}"), e));
             }
-            Some(s) if s.chars().count() > max => self
-                .0
-                .push(FieldError::new(field, format!("longer than {max} characters"))),
-            _ => {}
         }
     }
 
@@ -145,6 +173,7 @@ impl CreateBody {
         c.text("sku", self.sku.as_deref(), MAX_SHORT, false);
         c.text("brand", self.brand.as_deref(), MAX_SHORT, false);
         c.text("description", self.description.as_deref(), MAX_TEXT, false);
+        c.attributes(Some(&self.attributes));
         for (f, v) in [
             ("weight_grams", self.weight_grams),
             ("length_mm", self.length_mm),
@@ -252,6 +281,7 @@ async fn update(
     ] {
         c.measure(f, v.flatten());
     }
+    c.attributes(b.attributes.as_ref());
     c.done()?;
     let patch = ProductPatch {
         ean: b.ean,

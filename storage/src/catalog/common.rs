@@ -2,7 +2,7 @@
 //! values, keyset pages, input checks, error mapping, serialised writes, change sources.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use pm_domain::{Amount, Currency, Decimal, Money};
+use pm_domain::{Amount, Currency, Decimal, Money, TextKind};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -214,15 +214,7 @@ pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreEr
 /// Returns the trimmed text.
 pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<String, StoreError> {
     let v = value.trim();
-    if v.is_empty() {
-        return Err(invalid(field, "must not be empty"));
-    }
-    if v.chars().count() > max {
-        return Err(invalid(field, format!("must be at most {max} characters")));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(invalid(field, "must not contain control characters"));
-    }
+    pm_domain::text::check_required(v, TextKind::Line, max).map_err(|e| invalid(field, e.to_string()))?;
     Ok(v.to_owned())
 }
 
@@ -263,6 +255,19 @@ pub(crate) fn slug(field: &'static str, value: &str) -> Result<String, StoreErro
         ));
     }
     Ok(value.to_owned())
+}
+
+/// The largest stock quantity of one warehouse (or one supplier): a billion units. Sums over
+/// every warehouse of every product then fit the 64-bit integers of both backends (SQLite's
+/// `SUM` fails on overflow instead of widening).
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+/// A stock quantity: 0 to [`MAX_QUANTITY`].
+pub(crate) fn quantity(field: &'static str, v: i64) -> Result<i64, StoreError> {
+    if !(0..=MAX_QUANTITY).contains(&v) {
+        return Err(invalid(field, format!("must be 0 to {MAX_QUANTITY}, found {v}")));
+    }
+    Ok(v)
 }
 
 /// A count that cannot be negative (stock, lead time).

@@ -86,7 +86,16 @@ impl Catalog {
 
     /// The SEO fields (and so the product) of a slug.
     pub async fn seo_by_slug(&self, slug: &str) -> Result<Seo, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM product_seo WHERE slug = $1");
+        // A trashed product's slug does not resolve while it is in the trash.
+        let cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {cols} FROM product_seo s JOIN products p ON p.id = s.product_id \
+             WHERE s.slug = $1 AND p.deleted_at IS NULL"
+        );
         with_conn!(self.db, |conn| {
             let row = sqlx::query(&sql).bind(slug).fetch_optional(&mut *conn).await?;
             seo_from_row(&row.ok_or_else(|| not_found("slug", slug))?)

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::common::{
-    code, invalid, non_negative, not_found, now, BeginLocked, ChangeSource, Changed, Entity, RowExt,
-};
+use super::common::{code, invalid, not_found, now, BeginLocked, ChangeSource, Changed, Entity, RowExt};
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
 
@@ -103,7 +101,7 @@ impl Catalog {
         source: ChangeSource,
     ) -> Result<Changed<Stock>, StoreError> {
         let warehouse = self::warehouse(warehouse)?;
-        let quantity = non_negative("quantity", quantity)?;
+        let quantity = super::common::quantity("quantity", quantity)?;
         let res = async {
             with_conn!(self.db, |conn| {
                 let mut tx = conn.begin_locked(&lock_key(product_id)).await?;

@@ -178,8 +178,22 @@ fn offer_values(
 ) -> Result<OfferValues, StoreError> {
     Ok((
         cost.map(|m| non_negative_money("cost_price", m)).transpose()?,
-        stock.map(|s| non_negative("supplier_stock", s)).transpose()?,
-        lead.map(|d| non_negative("lead_time_days", d)).transpose()?,
+        stock
+            .map(|s| super::common::quantity("supplier_stock", s))
+            .transpose()?,
+        lead.map(|d| non_negative("lead_time_days", d))
+            .transpose()?
+            .map(|d| {
+                if d > 3650 {
+                    Err(super::common::invalid(
+                        "lead_time_days",
+                        format!("must be 0 to 3650, found {d}"),
+                    ))
+                } else {
+                    Ok(d)
+                }
+            })
+            .transpose()?,
     ))
 }
 

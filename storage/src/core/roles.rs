@@ -159,6 +159,7 @@ impl Core {
                     .execute(&mut *tx)
                     .await?;
             }
+            let admins = super::users::admin_count!(tx);
             if let Some(ps) = permissions {
                 sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
                     .bind(id)
@@ -171,6 +172,7 @@ impl Core {
                         .execute(&mut *tx)
                         .await?;
                 }
+                super::users::ensure_an_admin!(tx, admins, "permissions");
             }
             tx.commit().await?;
         });
@@ -186,10 +188,14 @@ impl Core {
             });
         }
         with_conn!(self.db, |conn| {
+            let mut tx = conn.begin_write().await?;
+            let admins = super::users::admin_count!(tx);
             sqlx::query("DELETE FROM roles WHERE id = $1")
                 .bind(id)
-                .execute(&mut *conn)
+                .execute(&mut *tx)
                 .await?;
+            super::users::ensure_an_admin!(tx, admins, "id");
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -123,6 +123,36 @@ macro_rules! set_roles {
     }};
 }
 
+/// Active users with the `admin` permission, inside a write transaction.
+macro_rules! admin_count {
+    ($tx:expr) => {{
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT u.id) FROM users u \
+             JOIN user_roles ur ON ur.user_id = u.id \
+             JOIN role_permissions rp ON rp.role_id = ur.role_id \
+             WHERE rp.permission = 'admin' AND u.is_active",
+        )
+        .fetch_one(&mut *$tx)
+        .await?;
+        n
+    }};
+}
+pub(crate) use admin_count;
+
+/// Refuses (rolling the transaction back) a change that took the last active admin away:
+/// nobody could manage users any more. `$before` is [`admin_count!`] before the change.
+macro_rules! ensure_an_admin {
+    ($tx:expr, $before:expr, $field:expr) => {{
+        if $before > 0 && $crate::core::users::admin_count!($tx) == 0 {
+            return Err(StoreError::Refused {
+                field: $field,
+                reason: "this would leave no active admin; make another user admin first".into(),
+            });
+        }
+    }};
+}
+pub(crate) use ensure_an_admin;
+
 fn not_found(id: Uuid) -> StoreError {
     StoreError::NotFound {
         entity: "user",
@@ -202,6 +232,7 @@ impl Core {
         let email = p.email.clone().flatten();
         with_conn!(self.db, |conn| {
             let mut tx = conn.begin_write().await?;
+            let admins = admin_count!(tx);
             let done = sqlx::query(
                 "UPDATE users SET \
                  email = CASE WHEN $1 THEN $2 ELSE email END, \
@@ -227,6 +258,9 @@ impl Core {
             if let Some(roles) = &p.roles {
                 set_roles!(tx, id, roles);
             }
+            if p.is_active == Some(false) || p.roles.is_some() {
+                ensure_an_admin!(tx, admins, if p.roles.is_some() { "roles" } else { "is_active" });
+            }
             tx.commit().await?;
         });
         self.get_user(id).await
@@ -234,11 +268,16 @@ impl Core {
 
     pub async fn delete_user(&self, id: Uuid) -> Result<(), StoreError> {
         let done = with_conn!(self.db, |conn| {
-            sqlx::query("DELETE FROM users WHERE id = $1")
+            let mut tx = conn.begin_write().await?;
+            let admins = admin_count!(tx);
+            let done = sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(id)
-                .execute(&mut *conn)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            ensure_an_admin!(tx, admins, "id");
+            tx.commit().await?;
+            done
         });
         if done == 0 {
             return Err(not_found(id));

@@ -1,0 +1,115 @@
+//! The one rule for every text a person or a file gives us, on every backend: no NUL or other
+//! control characters (PostgreSQL refuses NUL outright, SQLite stores it and every consumer
+//! downstream chokes on it), at most `max` characters, and, for a required text, at least one
+//! visible character (not only spaces or zero-width ones).
+//!
+//! Multi-line texts (descriptions) may hold line feeds, carriage returns and tabs.
+
+/// Where a text goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// A name, a title, a code: one line.
+    Line,
+    /// A description: line breaks and tabs allowed.
+    Multiline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must have a visible character, not only spaces or invisible ones")]
+    Invisible,
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    #[error("must not contain control characters (found U+{0:04X})")]
+    Control(u32),
+}
+
+/// Characters that show nothing: white space and the zero-width ones.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}' | '\u{034F}'
+        )
+}
+
+fn allowed_control(c: char, kind: TextKind) -> bool {
+    kind == TextKind::Multiline && matches!(c, '\n' | '\r' | '\t')
+}
+
+/// Checks `value` (as given, not trimmed): control characters and length. An empty value
+/// passes; use [`check_required`] when it must not.
+pub fn check(value: &str, kind: TextKind, max: usize) -> Result<(), TextError> {
+    let mut n = 0usize;
+    for c in value.chars() {
+        if c.is_control() && !allowed_control(c, kind) {
+            return Err(TextError::Control(c as u32));
+        }
+        n += 1;
+    }
+    if n > max {
+        return Err(TextError::TooLong(max));
+    }
+    Ok(())
+}
+
+/// [`check`], and at least one visible character.
+pub fn check_required(value: &str, kind: TextKind, max: usize) -> Result<(), TextError> {
+    if value.is_empty() {
+        return Err(TextError::Empty);
+    }
+    check(value, kind, max)?;
+    if value.chars().all(is_invisible) {
+        return Err(
+            if value.trim().is_empty() && value.chars().all(char::is_whitespace) {
+                TextError::Empty
+            } else {
+                TextError::Invisible
+            },
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_refused_except_line_breaks_in_multiline_text() {
+        assert_eq!(
+            check("adm\u{0}in", TextKind::Line, 100),
+            Err(TextError::Control(0))
+        );
+        assert_eq!(
+            check("bell\u{7}", TextKind::Line, 100),
+            Err(TextError::Control(7))
+        );
+        assert_eq!(
+            check("esc\u{1b}[31m", TextKind::Multiline, 100),
+            Err(TextError::Control(0x1b))
+        );
+        assert_eq!(
+            check("c1\u{85}", TextKind::Line, 100),
+            Err(TextError::Control(0x85))
+        );
+        assert_eq!(check("a\nb", TextKind::Line, 100), Err(TextError::Control(10)));
+        assert_eq!(check("a\r\n\tb", TextKind::Multiline, 100), Ok(()));
+        assert_eq!(check("Crème brûlée 東京", TextKind::Line, 100), Ok(()));
+    }
+
+    #[test]
+    fn length_counts_characters_and_required_texts_need_a_visible_one() {
+        assert_eq!(check("éé", TextKind::Line, 2), Ok(()));
+        assert_eq!(check("ééé", TextKind::Line, 2), Err(TextError::TooLong(2)));
+        assert_eq!(check_required("", TextKind::Line, 10), Err(TextError::Empty));
+        assert_eq!(check_required("   ", TextKind::Line, 10), Err(TextError::Empty));
+        assert_eq!(
+            check_required("\u{200B}\u{200B}", TextKind::Line, 10),
+            Err(TextError::Invisible)
+        );
+        assert_eq!(check_required(" x ", TextKind::Line, 10), Ok(()));
+    }
+}
