@@ -78,9 +78,12 @@ pub async fn run(
 
     // Before any write: every committed write empties what it made stale.
     let api_keys = pm_api::sinks::ApiKeyCache::default();
+    let generations =
+        pm_api::sinks::Generations::new(Duration::from_secs(settings.auth.revocation_check_secs));
     actors.changes.add_sink(pm_api::sinks::EdgeCaches {
         cache: cache.clone(),
         api_keys: api_keys.clone(),
+        generations: generations.clone(),
     });
     bootstrap_access(&settings, &actors).await?;
     let a = &settings.auth;
@@ -119,6 +122,7 @@ pub async fn run(
         login_limits,
         metrics_token: a.metrics_token.clone(),
         api_keys,
+        generations,
     });
     let app = pm_api::router(state);
     let addr = listener.local_addr()?;

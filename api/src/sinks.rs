@@ -62,10 +62,50 @@ impl ApiKeyCache {
     }
 }
 
+/// Users' token generations, so that checking an access token against revocation costs a
+/// database round trip at most once per user per `auth.revocation_check_secs` (2 s): a
+/// revocation on another instance reaches this one within that, and one on this instance at
+/// once (the change bus forgets the user's entry).
+#[derive(Clone)]
+pub struct Generations(moka::future::Cache<uuid::Uuid, Option<i64>>);
+
+impl Generations {
+    pub fn new(ttl: Duration) -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl.max(Duration::from_millis(100)))
+                .build(),
+        )
+    }
+
+    /// The user's current generation (`None`: no such user), from the cache or `load`.
+    pub async fn get<E>(
+        &self,
+        user: uuid::Uuid,
+        load: impl std::future::Future<Output = Result<Option<i64>, E>>,
+    ) -> Result<Option<i64>, E> {
+        if let Some(g) = self.0.get(&user).await {
+            return Ok(g);
+        }
+        let g = load.await?;
+        self.0.insert(user, g).await;
+        Ok(g)
+    }
+
+    pub fn forget(&self, user: uuid::Uuid) {
+        let c = self.0.clone();
+        // `invalidate` is async in moka's future cache; the entry is gone before it returns,
+        // but nobody needs to wait for it here.
+        tokio::spawn(async move { c.invalidate(&user).await });
+    }
+}
+
 /// Drops what a batch of changes made stale.
 pub struct EdgeCaches {
     pub cache: Cache,
     pub api_keys: ApiKeyCache,
+    pub generations: Generations,
 }
 
 /// The product a sub-resource change is about: its id is the product's, or starts the key
@@ -104,7 +144,16 @@ impl ChangeSink for EdgeCaches {
                         kinds.insert(Kind::SearchResults);
                     }
                     Entity::ApiKey => self.api_keys.clear(),
-                    Entity::User | Entity::Role | Entity::Setting => {}
+                    Entity::User => {
+                        for id in &c.ids {
+                            if let Ok(u) = uuid::Uuid::try_parse(id) {
+                                self.generations.0.invalidate(&u).await;
+                            }
+                        }
+                    }
+                    // A role's permissions changed: its users' tokens carry the old ones.
+                    Entity::Role => self.generations.0.invalidate_all(),
+                    Entity::Setting => {}
                 }
             }
             if products.len() > PER_ID

@@ -47,6 +47,8 @@ pub struct AppInner {
     pub metrics_token: Option<Secret>,
     /// API keys by prefix, emptied by the change bus when a key changes.
     pub api_keys: crate::sinks::ApiKeyCache,
+    /// Users' token generations (access token revocation).
+    pub generations: crate::sinks::Generations,
 }
 
 impl AppInner {

@@ -277,6 +277,7 @@ pub struct LogSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
+    pub revocation_check_secs: u64,
     pub jwt_secret: Option<Secret>,
     pub issuer: String,
     pub access_token_ttl_secs: u64,

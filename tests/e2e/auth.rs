@@ -350,11 +350,10 @@ async fn user_management_refuses_bad_input_and_deactivation_ends_sessions() {
             (st, p["detail"].as_str()),
             (401, Some("invalid username or password"))
         );
-        // Her access token lives until it expires; role changes and deactivation reach tokens
-        // at refresh. (Documented: access tokens are short-lived.)
+        // Her access token is revoked at once, not when it expires.
         assert_eq!(
             c.get(app.url("/api/v1/products")).send().await.unwrap().status(),
-            200
+            401
         );
 
         // Custom roles: created, used, refused changes to built-ins.

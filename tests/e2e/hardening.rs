@@ -275,3 +275,76 @@ async fn small_protocol_defects_are_gone() {
     assert_eq!(r.status(), 403);
     app.stop().await;
 }
+
+/// Deactivation, a role change, logout and deletion end a user's access tokens at once.
+#[tokio::test]
+async fn revocation_reaches_access_tokens_at_once() {
+    for backend in backends() {
+        let app = crate::helpers::spawn_app(backend).await;
+        let mk = |name: &'static str, roles: Vec<&'static str>| {
+            let app = &app;
+            async move {
+                let (st, u) = app
+                    .post(
+                        "/api/v1/users",
+                        json!({"username": name, "password": "long enough pw", "roles": roles}),
+                    )
+                    .await;
+                assert_eq!(st, 201, "{u}");
+                let t = app.login(name, "long enough pw").await;
+                (u["id"].as_str().unwrap().to_owned(), t)
+            }
+        };
+        let status = |t: &Value, path: &str| {
+            let c = app.client_with_token(t["access_token"].as_str().unwrap());
+            let url = app.url(path);
+            async move { c.get(url).send().await.unwrap().status().as_u16() }
+        };
+        // a role downgrade: the old token (with catalog:write) is refused; a refresh gives the
+        // new permissions
+        let (id, t) = mk("rita", vec!["manager"]).await;
+        assert_eq!(status(&t, "/api/v1/products").await, 200);
+        app.patch(&format!("/api/v1/users/{id}"), json!({"roles": ["viewer"]}))
+            .await;
+        assert_eq!(status(&t, "/api/v1/products").await, 401, "{backend:?}");
+        let (st, fresh, _) = {
+            let r = app
+                .anon
+                .post(app.url("/api/v1/auth/refresh"))
+                .json(&json!({"refresh_token": t["refresh_token"]}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap(), ())
+        };
+        assert_eq!(st, 200, "{fresh}");
+        assert_eq!(status(&fresh, "/api/v1/products").await, 200);
+        let (_, me) = {
+            let c = app.client_with_token(fresh["access_token"].as_str().unwrap());
+            let r = c.get(app.url("/api/v1/auth/me")).send().await.unwrap();
+            ((), r.json::<Value>().await.unwrap())
+        };
+        assert_eq!(me["permissions"], json!(["catalog:read", "imports:read"]), "{me}");
+        // logout ends the current access token too
+        let c = app.client_with_token(fresh["access_token"].as_str().unwrap());
+        let r = c
+            .post(app.url("/api/v1/auth/logout"))
+            .json(&json!({"refresh_token": fresh["refresh_token"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert_eq!(status(&fresh, "/api/v1/auth/me").await, 401);
+        // deletion: 401, not 404
+        let (id, t) = mk("dave", vec!["viewer"]).await;
+        let r = app
+            .client
+            .delete(app.url(&format!("/api/v1/users/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert_eq!(status(&t, "/api/v1/auth/me").await, 401, "{backend:?}");
+        app.stop().await;
+    }
+}

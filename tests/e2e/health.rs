@@ -100,3 +100,55 @@ async fn metrics_expose_requests_actors_and_pools() {
     assert!(processed("pm_actor_handling_seconds_count") >= 2, "{text}");
     app.stop().await;
 }
+
+/// `promtool check metrics` on a scrape: every metric described, named and typed as Prometheus
+/// wants. Runs when `PM_TEST_PROMTOOL` names the binary (CI installs Debian's prometheus).
+#[tokio::test]
+async fn the_metrics_scrape_passes_promtool() {
+    let Some(promtool) = pm_config::testenv::test_server("PM_TEST_PROMTOOL") else {
+        return;
+    };
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| s.jobs.debug_kinds = true).await;
+    // Touch every family of metrics: requests, cache, jobs, activity.
+    let (_, p) = app
+        .post("/api/v1/products", serde_json::json!({"title": "m"}))
+        .await;
+    app.get(&format!("/api/v1/products/{}", p["id"].as_str().unwrap()))
+        .await;
+    let (_, j) = app
+        .post(
+            "/api/v1/jobs/catalog",
+            serde_json::json!({"kind": "debug.sleep", "payload": {"ms": 10, "steps": 1}}),
+        )
+        .await;
+    let path = format!("/api/v1/jobs/catalog/{}", j["id"].as_str().unwrap());
+    assert!(app.wait_for(&path, |_, b| b["status"] == "succeeded").await);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.stop().await;
+}

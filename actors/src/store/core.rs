@@ -108,6 +108,8 @@ write_msg!(DeleteUser { id: Uuid } => (), User "delete" key(m.id), |c, m| c.dele
 query!(FindLogin { username: String } => Option<LoginRecord>, |c, m| c.find_login(&m.username).await);
 query!(GetGrants { id: Uuid } => Grants, |c, m| c.grants(m.id).await);
 query!(TouchLogin { id: Uuid } => (), |c, m| c.touch_login(m.id).await);
+query!(TokenGeneration { id: Uuid } => Option<i64>, |c, m| c.token_generation(m.id).await);
+query!(BumpTokenGeneration { id: Uuid } => (), |c, m| c.bump_token_generation(m.id).await);
 
 query!(ListRoles => Vec<Role>, |c, m| c.list_roles().await);
 write_msg!(CreateRole { name: String, description: Option<String>, permissions: Vec<Permission> } => Role, Role "create" result(|r| r.id),

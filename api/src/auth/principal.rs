@@ -165,6 +165,23 @@ pub async fn resolve(s: &AppState, token: &str) -> Result<(Principal, Option<u64
                 .keys
                 .verify(token)
                 .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+            let core = s.actors.stores.core.clone();
+            let current = s
+                .generations
+                .get(claims.sub, async move {
+                    core.send(pm_actors::store::core::TokenGeneration { id: claims.sub })
+                        .await
+                })
+                .await?;
+            match current {
+                None => return Err(ApiError::Unauthorized("the user no longer exists".into())),
+                Some(g) if claims.tgen < g => {
+                    return Err(ApiError::Unauthorized(
+                        "token revoked (logout, deactivation or a change of roles); log in again".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
             (
                 Principal {
                     kind: PrincipalKind::User { id: claims.sub },

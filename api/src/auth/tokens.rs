@@ -34,6 +34,9 @@ pub struct Claims {
     pub iat: u64,
     pub exp: u64,
     pub jti: Uuid,
+    /// The user's token generation at issue; a later bump revokes the token.
+    #[serde(default)]
+    pub tgen: i64,
 }
 
 /// The signing keys and token lifetimes.
@@ -87,6 +90,7 @@ impl Keys {
         user: Uuid,
         name: &str,
         perms: Vec<Permission>,
+        generation: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
@@ -97,6 +101,7 @@ impl Keys {
             iat: now,
             exp: now + self.access_ttl.as_secs(),
             jti: Uuid::new_v4(),
+            tgen: generation,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
@@ -188,7 +193,7 @@ mod tests {
     fn issues_and_verifies() {
         let k = keys(b"secret-1", 60);
         let id = Uuid::now_v7();
-        let t = k.issue(id, "ann", vec![Permission::CatalogRead]).unwrap();
+        let t = k.issue(id, "ann", vec![Permission::CatalogRead], 0).unwrap();
         let c = k.verify(&t).unwrap();
         assert_eq!(
             (c.sub, c.name.as_str(), c.perms),
@@ -200,7 +205,7 @@ mod tests {
     fn refuses_tampered_foreign_none_and_expired_tokens() {
         let k = keys(b"secret-1", 60);
         let t = k
-            .issue(Uuid::now_v7(), "ann", vec![Permission::CatalogRead])
+            .issue(Uuid::now_v7(), "ann", vec![Permission::CatalogRead], 0)
             .unwrap();
         // Another key, even right after this thread verified the token with the right one.
         assert!(k.verify(&t).is_ok());

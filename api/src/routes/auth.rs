@@ -72,7 +72,12 @@ async fn issue(
     }
     let access = s
         .keys
-        .issue(user, &grants.username, grants.permissions)
+        .issue(
+            user,
+            &grants.username,
+            grants.permissions,
+            grants.token_generation,
+        )
         .map_err(|e| ApiError::Internal(format!("signing failed: {e}")))?;
     let refresh_token = match refresh {
         Some(t) => t,
@@ -182,9 +187,11 @@ async fn refresh(State(s): State<AppState>, Body(b): Body<RefreshBody>) -> Resul
     }
 }
 
+/// Ends the session of the refresh token, and the caller's access tokens now (the user's other
+/// sessions refresh theirs).
 async fn logout(
     State(s): State<AppState>,
-    _: Principal,
+    p: Principal,
     Body(b): Body<RefreshBody>,
 ) -> Result<StatusCode, ApiError> {
     s.actors
@@ -194,6 +201,14 @@ async fn logout(
             token_hash: token_hash(&b.refresh_token),
         })
         .await?;
+    if let Some(id) = p.user_id() {
+        s.actors
+            .stores
+            .core
+            .send(pm_actors::store::core::BumpTokenGeneration { id })
+            .await?;
+        s.generations.forget(id);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -30,16 +30,79 @@ pub fn recorder() -> PrometheusHandle {
             let buckets = [
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ];
+            // Jobs wait and run from a fraction of a second to hours.
+            let job_buckets = [
+                0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0,
+            ];
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".into()), &buckets)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Prefix("pm_job_".into()), &job_buckets))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
-            match builder.install_recorder() {
+            let handle = match builder.install_recorder() {
                 Ok(h) => h,
                 // Another recorder is installed (a test harness): render an empty one.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            }
+            };
+            describe();
+            handle
         })
         .clone()
+}
+
+/// HELP text of every metric recorded through the `metrics` facade (the ones written at scrape
+/// time carry theirs in [`gauge`]); `promtool check metrics` wants one for each.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP requests by method, route template and status, from arrival to response."
+    );
+    describe_counter!(
+        "pm_cache_requests_total",
+        "Cache lookups by kind and result (l1_hit, l2_hit, miss)."
+    );
+    describe_counter!(
+        "pm_cache_redis_errors_total",
+        "Redis errors of the cache by kind (link: the connection)."
+    );
+    describe_counter!("pm_activity_written_total", "Activity-log entries written.");
+    describe_counter!(
+        "pm_activity_dropped_total",
+        "Activity-log entries dropped: the queue was full, or a batch failed three times."
+    );
+    describe_counter!(
+        "pm_changes_total",
+        "Committed changes published on the change bus, by entity."
+    );
+    describe_counter!(
+        "pm_events_dropped_total",
+        "Live events dropped because a subscriber's buffer was full (it is told it lagged)."
+    );
+    describe_counter!("pm_jobs_finished_total", "Job runs ended, by queue and outcome.");
+    describe_counter!(
+        "pm_job_leases_lost_total",
+        "Job runs stopped because their lease was taken over."
+    );
+    describe_histogram!(
+        "pm_job_wait_seconds",
+        Unit::Seconds,
+        "Time from a job being due to its claim, by queue."
+    );
+    describe_histogram!(
+        "pm_job_run_seconds",
+        Unit::Seconds,
+        "Job run times, by queue and outcome."
+    );
+    describe_gauge!("pm_ws_connections", "Open WebSocket connections.");
+    describe_counter!(
+        "pm_ws_messages_total",
+        "WebSocket messages, by direction (in, out)."
+    );
+    describe_counter!(
+        "pm_ws_lagged_events_total",
+        "Events WebSocket clients missed for reading too slowly."
+    );
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, kind: &str, rows: &[(String, f64)]) {

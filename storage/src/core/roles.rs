@@ -173,6 +173,14 @@ impl Core {
                         .await?;
                 }
                 super::users::ensure_an_admin!(tx, admins, "permissions");
+                // Its users' access tokens carry the old permissions.
+                sqlx::query(
+                    "UPDATE users SET token_generation = token_generation + 1 \
+                     WHERE id IN (SELECT user_id FROM user_roles WHERE role_id = $1)",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
         });
@@ -190,6 +198,13 @@ impl Core {
         with_conn!(self.db, |conn| {
             let mut tx = conn.begin_write().await?;
             let admins = super::users::admin_count!(tx);
+            sqlx::query(
+                "UPDATE users SET token_generation = token_generation + 1 \
+                 WHERE id IN (SELECT user_id FROM user_roles WHERE role_id = $1)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM roles WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)

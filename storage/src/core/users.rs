@@ -62,6 +62,8 @@ pub struct Grants {
     pub is_active: bool,
     pub roles: Vec<String>,
     pub permissions: Vec<Permission>,
+    /// Access tokens issued under an older generation are refused.
+    pub token_generation: i64,
 }
 
 const USER_SELECT: &str = "SELECT u.id, u.username, u.email, u.display_name, u.is_active, u.created_at, \
@@ -239,6 +241,7 @@ impl Core {
                  display_name = CASE WHEN $3 THEN $4 ELSE display_name END, \
                  password_hash = COALESCE($5, password_hash), \
                  is_active = COALESCE($6, is_active), \
+                 token_generation = token_generation + CASE WHEN $9 THEN 1 ELSE 0 END, \
                  updated_at = $7 WHERE id = $8",
             )
             .bind(p.email.is_some())
@@ -249,6 +252,8 @@ impl Core {
             .bind(p.is_active)
             .bind(Utc::now())
             .bind(id)
+            // Deactivation, new roles or a new password end the current access tokens.
+            .bind(p.is_active == Some(false) || p.roles.is_some() || p.password_hash.is_some())
             .execute(&mut *tx)
             .await
             .map_err(|e| unique(e, "user", "email", email.as_deref().unwrap_or_default()))?;
@@ -317,12 +322,35 @@ impl Core {
         let mut permissions: Vec<Permission> =
             perms.iter().filter_map(|p| Permission::parse(p).ok()).collect();
         permissions.sort();
+        let token_generation = self.token_generation(id).await?.unwrap_or_default();
         Ok(Grants {
             username: user.username,
             is_active: user.is_active,
             roles: user.roles,
             permissions,
+            token_generation,
         })
+    }
+
+    /// The user's token generation; `None` if the user does not exist (any more).
+    pub async fn token_generation(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
+        Ok(with_conn!(self.db, |conn| {
+            sqlx::query_scalar::<_, i64>("SELECT token_generation FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }))
+    }
+
+    /// Ends every access token of the user now (they were issued under the old generation).
+    pub async fn bump_token_generation(&self, id: Uuid) -> Result<(), StoreError> {
+        with_conn!(self.db, |conn| {
+            sqlx::query("UPDATE users SET token_generation = token_generation + 1 WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
     }
 
     pub async fn touch_login(&self, id: Uuid) -> Result<(), StoreError> {
