@@ -9,6 +9,11 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, FieldError};
 use crate::AppState;
 
+/// The body limit of a route that raised the default one, so that a 413 quotes the limit
+/// that applied.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 /// A JSON body. Unknown fields, wrong types and invalid values (an EAN with a bad check digit)
 /// are reported with the path of the field, e.g. `ean: gtin check digit is 2, expected 1`.
 pub struct Json<T>(pub T);
@@ -29,13 +34,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(state.settings.server.body_limit_bytes, |l| l.0);
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::TooLarge {
-                        limit: state.settings.server.body_limit_bytes,
-                    }
+                    ApiError::TooLarge { limit }
                 } else {
                     ApiError::BadRequest(e.body_text())
                 }
@@ -125,6 +132,36 @@ pub fn nullable<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
+/// Parses a query string into `T`; an error names the parameter at fault: the one the message
+/// names (an unknown parameter), or the one without which the rest parses.
+pub fn parse_query<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+    let err = match serde_urlencoded::from_str::<T>(q) {
+        Ok(v) => return Ok(v),
+        Err(e) => e.to_string(),
+    };
+    if let Some(rest) = err.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        return Err(ApiError::invalid(name, format!("unknown parameter; {err}")));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).unwrap_or_default();
+    for i in 0..pairs.len() {
+        let rest: Vec<&(String, String)> = pairs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| p)
+            .collect();
+        let Ok(without) = serde_urlencoded::to_string(&rest) else {
+            continue;
+        };
+        if serde_urlencoded::from_str::<T>(&without).is_ok() {
+            let (name, value) = &pairs[i];
+            return Err(ApiError::invalid(name.clone(), format!("{value:?}: {err}")));
+        }
+    }
+    Err(ApiError::invalid("query", err))
+}
+
 /// Query string parameters, with problem+json errors.
 pub struct Query<T>(pub T);
 
@@ -132,14 +169,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let axum::extract::Query(v) = axum::extract::Query::<T>::try_from_uri(&parts.uri).map_err(|e| {
-            let text = e.body_text();
-            let reason = text
-                .strip_prefix("Failed to deserialize query string: ")
-                .unwrap_or(&text);
-            ApiError::invalid("query", reason)
-        })?;
-        Ok(Query(v))
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
 }
 

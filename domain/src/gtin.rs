@@ -20,6 +20,8 @@ pub enum GtinError {
     BadLength(usize),
     #[error("gtin check digit is {found}, expected {expected}")]
     BadCheckDigit { found: u8, expected: u8 },
+    #[error("gtin of zeros only is a placeholder, not a product's code")]
+    Zeros,
 }
 
 /// A GTIN with a valid check digit, held in its canonical form.
@@ -50,6 +52,9 @@ impl Gtin {
         let found = digits[13] - b'0';
         if found != expected {
             return Err(GtinError::BadCheckDigit { found, expected });
+        }
+        if digits.iter().all(|d| *d == b'0') {
+            return Err(GtinError::Zeros);
         }
         Ok(Self { digits })
     }

@@ -27,6 +27,14 @@ pub enum MoneyError {
     Negative(String),
     #[error("cannot combine amounts in {0} and {1}")]
     CurrencyMismatch(Currency, Currency),
+    #[error("{0} is not money (a metal, a test or a fund code): prices need a currency")]
+    NotMoney(Currency),
+    #[error("{amount} has more decimals than {currency} has minor units ({units})")]
+    TooManyDecimals {
+        amount: String,
+        currency: Currency,
+        units: u8,
+    },
 }
 
 /// ISO 4217 list one (active codes) with their minor units (`None`: "N.A." in the standard,
@@ -95,6 +103,12 @@ impl Currency {
 
     pub fn as_str(&self) -> &'static str {
         CODES[usize::from(self.index)].0
+    }
+
+    /// Whether people pay with it: not a metal (XAU), a fund or test code (XTS, XXX), which
+    /// have no minor units.
+    pub fn is_money(&self) -> bool {
+        self.minor_units().is_some()
     }
 
     /// Digits after the decimal point in the currency's usual notation (2 for EUR, 0 for JPY,
@@ -304,6 +318,23 @@ impl Money {
 
     pub fn currency(&self) -> Currency {
         self.currency
+    }
+
+    /// What a price must be besides non-negative: in a currency people pay with (not gold,
+    /// not XTS or XXX), with no more decimals than the currency's minor units (`300.5 JPY` is
+    /// refused, `12.50 EUR` is fine).
+    pub fn check_price(&self) -> Result<(), MoneyError> {
+        let Some(units) = self.currency.minor_units() else {
+            return Err(MoneyError::NotMoney(self.currency));
+        };
+        if self.amount.decimal().normalize().scale() > u32::from(units) {
+            return Err(MoneyError::TooManyDecimals {
+                amount: self.amount.decimal().normalize().to_string(),
+                currency: self.currency,
+                units,
+            });
+        }
+        Ok(())
     }
 
     /// Sum of two amounts in the same currency.

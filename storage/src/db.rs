@@ -131,8 +131,9 @@ impl Db {
         let pool = match settings.database_location(database) {
             DatabaseLocation::Sqlite(path) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+                    private_dir(dir).map_err(sqlx::Error::Io)?;
                 }
+                private_file(&path).map_err(sqlx::Error::Io)?;
                 let opts = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
@@ -151,7 +152,10 @@ impl Db {
                 Pool::Sqlite(pool)
             }
             DatabaseLocation::Postgres { url, create } => {
-                let opts = PgConnectOptions::from_str(url.expose())?;
+                // NOTICEs ("relation _sqlx_migrations already exists, skipping") are noise in
+                // the logs; warnings and errors still come through.
+                let opts =
+                    PgConnectOptions::from_str(url.expose())?.options([("client_min_messages", "warning")]);
                 if let Some(name) = create {
                     create_database(&opts, &name).await?;
                 }
@@ -214,6 +218,48 @@ impl Db {
                 .map_err(err),
         }
     }
+}
+
+/// The data directory: created if missing, readable by the service's user only (0700): it
+/// holds the databases, the JWT key and the first admin password.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// A SQLite database file, created 0600 before SQLite opens it (SQLite gives its `-wal` and
+/// `-shm` files the same mode): password and key hashes are not for other local users.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Creates `name` on the server of `opts` unless it exists. Two instances starting at once may

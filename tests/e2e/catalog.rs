@@ -460,12 +460,13 @@ async fn catalog_prices_and_stocks_with_history_on_change_only() {
         let app = spawn_app(backend).await;
         let prod = product(&app, "Priced").await;
         let prices = format!("/api/v1/products/{prod}/prices");
-        let body = json!({"price_type": "retail", "currency": "EUR", "amount": "19.9999"});
+        // A cost price keeps four decimals (selling prices keep the currency's minor units).
+        let body = json!({"price_type": "cost", "currency": "EUR", "amount": "19.9999"});
         let (st, set) = put(&app, &prices, body.clone()).await;
         assert_eq!(st, 200, "{backend:?} {set}");
         assert_eq!(set["amount"], "19.9999", "exact, as a string");
         assert_eq!(set["currency"], "EUR");
-        assert_eq!(set["price_type"], "retail");
+        assert_eq!(set["price_type"], "cost");
         assert_eq!(set["changed"], true);
         let (_, again) = put(&app, &prices, body).await;
         assert_eq!(again["changed"], false);
@@ -473,7 +474,7 @@ async fn catalog_prices_and_stocks_with_history_on_change_only() {
         let (_, set2) = put(
             &app,
             &prices,
-            json!({"price_type": "retail", "currency": "EUR", "amount": "20"}),
+            json!({"price_type": "cost", "currency": "EUR", "amount": "20"}),
         )
         .await;
         assert_eq!(
@@ -1074,7 +1075,7 @@ async fn catalog_bad_input_is_refused_naming_the_field_and_changes_nothing() {
         let (st, p) = app.get("/api/v1/brands?colour=red").await;
         assert_eq!(
             (st, p["errors"][0]["field"].as_str()),
-            (422, Some("query")),
+            (422, Some("colour")),
             "{p}"
         );
         app.stop().await;

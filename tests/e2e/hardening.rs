@@ -348,3 +348,143 @@ async fn revocation_reaches_access_tokens_at_once() {
         app.stop().await;
     }
 }
+
+/// A product never points at a brand or category that does not exist, and one in use cannot
+/// be deleted.
+#[tokio::test]
+async fn references_to_brands_and_categories_never_dangle() {
+    for backend in backends() {
+        let app = crate::helpers::spawn_app(backend).await;
+        let nowhere = uuid::Uuid::now_v7();
+        let (_, p) = app.post("/api/v1/products", json!({"title": "ref"})).await;
+        let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+        for field in ["brand_id", "primary_category_id"] {
+            let (st, e) = app.patch(&path, json!({ field: nowhere })).await;
+            assert_eq!(
+                (st, e["errors"][0]["field"].as_str()),
+                (422, Some(field)),
+                "{backend:?}: {e}"
+            );
+            let (st, e) = app
+                .post("/api/v1/products", json!({"title": "x", field: nowhere}))
+                .await;
+            assert_eq!((st, e["errors"][0]["field"].as_str()), (422, Some(field)), "{e}");
+        }
+        let (st, r) = app
+            .post(
+                "/api/v1/products/bulk",
+                json!({"items": [{"title": "b", "ean": ean13(420_000_000_001), "brand_id": nowhere}]}),
+            )
+            .await;
+        assert_eq!((st, r["failed"].as_u64()), (200, Some(1)), "{r}");
+        // in use: refused
+        let (st, brand) = app
+            .post("/api/v1/brands", json!({"name": "Acme", "slug": "acme"}))
+            .await;
+        assert_eq!(st, 201, "{brand}");
+        let (st, cat) = app
+            .post("/api/v1/categories", json!({"name": "Tools", "slug": "tools"}))
+            .await;
+        assert_eq!(st, 201, "{cat}");
+        let (st, _) = app
+            .patch(
+                &path,
+                json!({"brand_id": brand["id"], "primary_category_id": cat["id"]}),
+            )
+            .await;
+        assert_eq!(st, 200);
+        for url in [
+            format!("/api/v1/brands/{}", brand["id"].as_str().unwrap()),
+            format!("/api/v1/categories/{}", cat["id"].as_str().unwrap()),
+        ] {
+            let r = app.client.delete(app.url(&url)).send().await.unwrap();
+            assert_eq!(r.status(), 409, "{backend:?} {url}");
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn values_that_look_valid_but_are_not_are_refused() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let (st, e) = app
+        .post("/api/v1/products", json!({"title": "z", "ean": "0000000000000"}))
+        .await;
+    assert_eq!((st, e["errors"][0]["field"].as_str()), (422, Some("ean")), "{e}");
+    let (_, p) = app.post("/api/v1/products", json!({"title": "priced"})).await;
+    let prices = app.url(&format!("/api/v1/products/{}/prices", p["id"].as_str().unwrap()));
+    for (amount, currency, field) in [
+        ("10.00", "XAU", "currency"),
+        ("10.00", "XTS", "currency"),
+        ("1", "XXX", "currency"),
+        ("300.5", "JPY", "amount"),
+    ] {
+        let r = app
+            .client
+            .put(&prices)
+            .json(&json!({"price_type": "retail", "amount": amount, "currency": currency}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{amount} {currency}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["errors"][0]["field"], field, "{e}");
+    }
+    let r = app
+        .client
+        .put(&prices)
+        .json(&json!({"price_type": "retail", "amount": "300", "currency": "JPY"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn query_errors_name_the_parameter_and_limits_quote_the_right_figure() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    for (q, field) in [
+        ("updated_since=yesterday", "updated_since"),
+        ("supplier_id=nope", "supplier_id"),
+        ("limit=many", "limit"),
+        ("limit=0", "limit"),
+        ("min_price=3", "min_price"),
+        ("sort=price", "sort"),
+        ("currency=EUR", "currency"),
+    ] {
+        let (st, e) = app.get(&format!("/api/v1/products?{q}")).await;
+        assert_eq!(st, 422, "{q}: {e}");
+        assert_eq!(e["errors"][0]["field"], field, "{q}: {e}");
+    }
+    let (_, e) = app.get("/api/v1/products?sort=price").await;
+    assert!(e.to_string().contains("created, updated_at, title"), "{e}");
+    // a bulk body over its own limit quotes that limit
+    let big = "x".repeat(33 * 1024 * 1024);
+    let r = app
+        .client
+        .post(app.url("/api/v1/products/bulk"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"items\":[{{\"title\":\"{big}\"}}]}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let e: Value = r.json().await.unwrap();
+    assert!(e.to_string().contains(&(32 * 1024 * 1024).to_string()), "{e}");
+    app.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_and_the_data_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let dir = &app.settings.storage.data_dir;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir), 0o700);
+    for db in ["core.db", "catalog.db", "analytics.db"] {
+        assert_eq!(mode(&dir.join(db)), 0o600, "{db}");
+    }
+    app.stop().await;
+}

@@ -178,7 +178,8 @@ async fn update_user(
         None => None,
     };
     // A new password or a deactivation ends the user's sessions.
-    let end_sessions = password_hash.is_some() || b.is_active == Some(false);
+    let new_password = password_hash.is_some();
+    let end_sessions = new_password || b.is_active == Some(false);
     let patch = UserPatch {
         email: b.email,
         display_name: b.display_name,
@@ -199,7 +200,23 @@ async fn update_user(
             .send(RevokeUserTokens { user_id: id })
             .await?;
     }
+    if new_password && user.username == "admin" {
+        forget_initial_password(&s);
+    }
     Ok(Json(user))
+}
+
+/// The generated first password of `admin`, once it is no longer the password: the file would
+/// only mislead (and it is a secret lying on disk).
+pub(crate) fn forget_initial_password(s: &AppState) {
+    let path = s.settings.storage.data_dir.join("initial-admin-password");
+    match std::fs::remove_file(&path) {
+        Ok(()) => tracing::info!(path = %path.display(), "removed the initial admin password file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove the initial admin password file")
+        }
+    }
 }
 
 async fn delete_user(

@@ -26,15 +26,20 @@ use crate::error::{ApiError, FieldError};
 use crate::extract::{bounded_limit, nullable, page_limit, Json as Body, Query, DEFAULT_PAGE};
 use crate::AppState;
 
-/// Bodies of bulk upserts may be larger than others: 1,000 products with descriptions.
-const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Bodies of bulk upserts may be larger than others: 1,000 products at the maximum sizes of
+/// their text fields (a 500-character title, a 20,000-character description, ...) in JSON.
+const BULK_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/products", get(list).post(create))
         .route(
             "/products/bulk",
-            post(bulk).layer(DefaultBodyLimit::max(BULK_BODY_LIMIT)),
+            post(bulk).layer(
+                tower::ServiceBuilder::new()
+                    .layer(axum::Extension(crate::extract::BodyLimit(BULK_BODY_LIMIT)))
+                    .layer(DefaultBodyLimit::max(BULK_BODY_LIMIT)),
+            ),
         )
         .route("/products/search", get(search))
         .route("/products/trash", get(trash))
@@ -411,6 +416,12 @@ impl FilterQuery {
                 }
             }
         } else {
+            if let Some(c) = &self.currency {
+                bad(
+                    "currency",
+                    format!("{c:?} filters nothing alone: give price_min or price_max with it"),
+                );
+            }
             None
         };
         ProductFilter {
@@ -450,10 +461,13 @@ impl ListQuery {
         let sort = match self.sort.as_deref().map(str::parse::<ProductSort>) {
             None => ProductSort::default(),
             Some(Ok(s)) => s,
-            Some(Err(e)) => {
+            Some(Err(_)) => {
                 errors.push(FieldError::new(
                     "sort",
-                    format!("{e:?}; use created, updated_at or title, - for descending"),
+                    format!(
+                        "unknown sort {:?}; one of created, updated_at, title (a leading - for descending)",
+                        self.sort.as_deref().unwrap_or_default()
+                    ),
                 ));
                 ProductSort::default()
             }

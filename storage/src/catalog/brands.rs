@@ -110,7 +110,15 @@ impl Catalog {
             .await
     }
 
+    /// Refused (409) while products (live or in the trash) use the brand.
     pub async fn delete_brand(&self, id: Uuid) -> Result<(), StoreError> {
+        let users = self.products_referencing("brand_id", id).await?;
+        if users > 0 {
+            return Err(StoreError::Refused {
+                field: "id",
+                reason: format!("brand {id} is used by {users} products: give them another brand first"),
+            });
+        }
         self.delete_row("brands", "id", "brand", id).await
     }
 

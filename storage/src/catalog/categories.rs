@@ -218,7 +218,18 @@ impl Catalog {
     }
 
     /// Deletes a category that has no subcategories; its product assignments go with it.
+    /// Refused (409) while products have it as their primary category; its assignments to
+    /// products (`product_categories`) go with it.
     pub async fn delete_category(&self, id: Uuid) -> Result<(), StoreError> {
+        let users = self.products_referencing("primary_category_id", id).await?;
+        if users > 0 {
+            return Err(StoreError::Refused {
+                field: "id",
+                reason: format!(
+                    "category {id} is the primary category of {users} products: give them another first"
+                ),
+            });
+        }
         match self.delete_row("categories", "id", "category", id).await {
             Err(StoreError::Database(e)) if super::common::is_foreign_key(&e) => Err(invalid(
                 "id",

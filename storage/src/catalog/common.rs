@@ -286,6 +286,21 @@ pub(crate) fn non_negative_money(field: &'static str, m: Money) -> Result<Money,
     m.amount()
         .non_negative()
         .map_err(|e| invalid(field, e.to_string()))?;
+    if !m.currency().is_money() {
+        return Err(invalid(
+            "currency",
+            pm_domain::MoneyError::NotMoney(m.currency()).to_string(),
+        ));
+    }
+    Ok(m)
+}
+
+/// A price shown to buyers (retail, sale, msrp): [`non_negative_money`], and no more decimals
+/// than its currency's minor units (`300.5 JPY`, `19.999 EUR` are refused). Cost prices keep up
+/// to four decimals: supplier price lists quote fractions of a cent.
+pub(crate) fn selling_price(field: &'static str, m: Money) -> Result<Money, StoreError> {
+    let m = non_negative_money(field, m)?;
+    m.check_price().map_err(|e| invalid(field, e.to_string()))?;
     Ok(m)
 }
 

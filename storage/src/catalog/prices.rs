@@ -181,7 +181,10 @@ impl Catalog {
         p: NewPrice,
         source: ChangeSource,
     ) -> Result<Changed<Price>, StoreError> {
-        let price = non_negative_money("amount", p.price)?;
+        let price = match p.price_type {
+            PriceType::Cost => non_negative_money("amount", p.price)?,
+            _ => super::common::selling_price("amount", p.price)?,
+        };
         let valid_from = p.valid_from.map(|t| t.trunc_subsecs(6));
         let valid_to = p.valid_to.map(|t| t.trunc_subsecs(6));
         if let (Some(from), Some(to)) = (valid_from, valid_to) {
@@ -357,13 +360,13 @@ mod tests {
             assert!(!same.changed, "{l}");
             assert_eq!(same.value, a.value);
             let b = cat
-                .set_price(pid, retail("19.9999"), ChangeSource::Import { job_id: job })
+                .set_price(pid, retail("19.99"), ChangeSource::Import { job_id: job })
                 .await
                 .unwrap();
             assert!(b.changed);
             assert_eq!(
                 (b.value.id, b.value.price.amount().to_string()),
-                (a.value.id, "19.9999".into()),
+                (a.value.id, "19.99".into()),
                 "{l}"
             );
             // Another type and currency are other prices.
@@ -397,7 +400,7 @@ mod tests {
                     (None, Some("12.50 EUR".into()), ChangeSource::Api),
                     (
                         Some("12.50 EUR".into()),
-                        Some("19.9999 EUR".into()),
+                        Some("19.99 EUR".into()),
                         ChangeSource::Import { job_id: job }
                     ),
                     (None, Some("24.99 USD".into()), ChangeSource::Api),
@@ -432,7 +435,7 @@ mod tests {
             let last = h.items.last().unwrap();
             assert_eq!(
                 (last.old.map(|m| m.to_string()), last.new),
-                (Some("19.9999 EUR".into()), None),
+                (Some("19.99 EUR".into()), None),
                 "{l}"
             );
             assert!(matches!(
@@ -464,7 +467,11 @@ mod tests {
             assert_eq!(stored.price.amount().to_string(), "0.30", "{l}");
             assert_eq!(stored.price.amount(), Amount::parse("0.3").unwrap());
             let big = cat
-                .set_price(pid, retail("999999999999999.9999"), ChangeSource::Api)
+                .set_price(
+                    pid,
+                    NewPrice::parse("cost", "999999999999999.9999", "USD").unwrap(),
+                    ChangeSource::Api,
+                )
                 .await
                 .unwrap();
             assert_eq!(

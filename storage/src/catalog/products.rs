@@ -579,7 +579,47 @@ const UPSERT: &str = "INSERT INTO products (id, ean, sku, asin, title, descripti
     RETURNING id";
 
 impl Catalog {
+    /// `Invalid` naming the field unless the referenced brand and category exist: a product
+    /// never points at nothing (the tables predate a foreign key; deleting a referenced brand
+    /// or category is refused).
+    pub(crate) async fn check_refs(
+        &self,
+        brand_id: Option<Uuid>,
+        category_id: Option<Uuid>,
+    ) -> Result<(), StoreError> {
+        for (field, table, id) in [
+            ("brand_id", "brands", brand_id),
+            ("primary_category_id", "categories", category_id),
+        ] {
+            let Some(id) = id else { continue };
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE id = $1");
+            let n: i64 = with_conn!(self.db, |conn| {
+                sqlx::query_scalar(&sql).bind(id).fetch_one(&mut *conn).await?
+            });
+            if n == 0 {
+                let what = if table == "brands" { "brand" } else { "category" };
+                return Err(StoreError::Invalid {
+                    field,
+                    reason: format!("no {what} with id {id}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Products (live or in the trash) that reference `id` in `column`.
+    pub(crate) async fn products_referencing(&self, column: &str, id: Uuid) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM products WHERE {column} = $1");
+        Ok(with_conn!(self.db, |conn| {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?
+        }))
+    }
+
     pub async fn create_product(&self, p: NewProduct) -> Result<Product, StoreError> {
+        self.check_refs(p.brand_id, p.primary_category_id).await?;
         // UUIDv7: time-ordered, so the primary key is also the creation order that keyset
         // pagination walks.
         let id = Uuid::now_v7();
@@ -628,6 +668,8 @@ impl Catalog {
     /// Applies `patch` to a live product in one statement that sets only the fields the patch
     /// carries, so concurrent patches of different fields never overwrite each other.
     pub async fn update_product(&self, id: Uuid, patch: ProductPatch) -> Result<Product, StoreError> {
+        self.check_refs(patch.brand_id.flatten(), patch.primary_category_id.flatten())
+            .await?;
         let ean = patch.ean.flatten();
         let mut sql = Sql::new("UPDATE products SET ");
         let set = |sql: &mut Sql, column: &str, a: Arg| {
@@ -870,10 +912,41 @@ impl Catalog {
             return Ok(Vec::new());
         }
         let now = Utc::now();
+        // The brands and categories the batch names, checked once each before the transaction.
+        let mut missing: std::collections::HashMap<Uuid, StoreError> = std::collections::HashMap::new();
+        let mut known = std::collections::HashSet::new();
+        for p in &items {
+            for (b, c) in [(p.brand_id, None), (None, p.primary_category_id)] {
+                let Some(id) = b.or(c) else { continue };
+                if known.contains(&id) || missing.contains_key(&id) {
+                    continue;
+                }
+                match self.check_refs(b, c).await {
+                    Ok(()) => {
+                        known.insert(id);
+                    }
+                    Err(e @ StoreError::Invalid { .. }) => {
+                        missing.insert(id, e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         with_conn!(self.db, |conn| {
             let mut tx = conn.begin_write().await?;
             let mut out = Vec::with_capacity(items.len());
             for p in &items {
+                let dangling = [p.brand_id, p.primary_category_id]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|id| missing.get(&id));
+                if let Some(StoreError::Invalid { field, reason }) = dangling {
+                    out.push(UpsertResult::Failed {
+                        field,
+                        message: reason.clone(),
+                    });
+                    continue;
+                }
                 let Some(ean) = p.ean.as_ref() else {
                     out.push(UpsertResult::Failed {
                         field: "ean",
@@ -1342,8 +1415,23 @@ mod tests {
         for env in backends() {
             let (dbs, cat) = open(&env).await;
             let label = env.label;
-            let brand_id = Uuid::now_v7();
-            let category = Uuid::now_v7();
+            let brand_id = cat
+                .create_brand(crate::catalog::NewBrand {
+                    name: "Round trip".into(),
+                    slug: "round-trip".into(),
+                })
+                .await
+                .unwrap()
+                .id;
+            let category = cat
+                .create_category(crate::catalog::NewCategory {
+                    parent_id: None,
+                    name: "Round trip".into(),
+                    slug: "round-trip".into(),
+                })
+                .await
+                .unwrap()
+                .id;
             let new = NewProduct {
                 ean: Some(gtin("4006381333931")),
                 sku: Some("SKU-X".into()),
@@ -1603,7 +1691,14 @@ mod tests {
             ] {
                 add_category(&cat, id, parent, &path).await;
             }
-            let brand = Uuid::now_v7();
+            let brand = cat
+                .create_brand(crate::catalog::NewBrand {
+                    name: "Filter brand".into(),
+                    slug: "filter-brand".into(),
+                })
+                .await
+                .unwrap()
+                .id;
             let mk = |title: &str, ean: Option<&str>| NewProduct {
                 title: title.into(),
                 ean: ean.map(gtin),
