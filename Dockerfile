@@ -9,8 +9,8 @@ FROM rust:1-bookworm AS builder
 WORKDIR /src
 # plain full-source build (no cache mounts); .dockerignore keeps target/, data/ and .git out
 COPY . .
-RUN cargo build --release --locked --bin products-manager \
-    && cp target/release/products-manager /usr/local/bin/products-manager
+RUN cargo build --profile dist --locked --bin products-manager \
+    && cp target/dist/products-manager /usr/local/bin/products-manager
 
 # ---- runtime stage
 FROM debian:bookworm-slim

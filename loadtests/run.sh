@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load scenarios against a release build of the service on this machine (loopback only).
+# Load scenarios against a dist build (release + thin LTO) of the service on this machine (loopback only).
 #
 #   bash loadtests/run.sh [scenario...]     (default: health cached_read)
 #
@@ -33,8 +33,9 @@ base="http://127.0.0.1:$port"
 scenarios=("$@")
 [ "${#scenarios[@]}" -gt 0 ] || scenarios=(health cached_read)
 
-cargo build --release --quiet --bin products-manager --example plain_axum --example lanes
-target="${CARGO_TARGET_DIR:-target}/release"
+# The dist profile (release + thin LTO), as shipped.
+cargo build --profile dist --quiet --bin products-manager --example plain_axum --example lanes
+target="${CARGO_TARGET_DIR:-target}/dist"
 data="$(mktemp -d)"
 password="load-test-admin-password"
 export PM__SERVER__BIND="127.0.0.1:$port" PM__STORAGE__DATA_DIR="$data" PM__LOG__LEVEL=warn \

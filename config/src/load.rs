@@ -30,6 +30,10 @@ pub enum ConfigError {
     },
     #[error("invalid settings: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    /// Bad values, each named by where it came from: the variable (`PM__SERVER__BIND`), or the
+    /// key and the file.
+    #[error("invalid settings: {}", .0.join("; "))]
+    Values(Vec<String>),
 }
 
 /// Effective settings plus what the operator should be told once logging is up.
@@ -63,6 +67,8 @@ pub fn load_from(
         .filter(|(k, _)| k.starts_with(ENV_PREFIX))
         .collect();
     vars.sort();
+    // Which variable set which key, to name it in errors.
+    let mut set_by: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for (var, raw) in vars {
         let (path, from_file) = match var[ENV_PREFIX.len()..].strip_suffix(FILE_SUFFIX) {
             Some(p) => (p.to_ascii_lowercase(), true),
@@ -84,9 +90,28 @@ pub fn load_from(
         } else {
             raw.parse().unwrap_or_else(|never| match never {})
         };
+        set_by.insert(segments.join("."), var.clone());
         figment = figment.merge(Serialized::default(&segments.join("."), value));
     }
-    let settings: Settings = figment.extract().map_err(Box::new)?;
+    let settings: Settings = figment.extract().map_err(|e| {
+        let messages: Vec<String> = e
+            .into_iter()
+            .map(|err| {
+                let key = err.path.join(".");
+                match set_by.get(&key) {
+                    Some(var) => format!("{var}: {}", err.kind),
+                    None => match file {
+                        Some(f) if !key.is_empty() => {
+                            format!("{key} (in {} or the defaults): {}", f.display(), err.kind)
+                        }
+                        _ if !key.is_empty() => format!("{key}: {}", err.kind),
+                        _ => err.kind.to_string(),
+                    },
+                }
+            })
+            .collect();
+        ConfigError::Values(messages)
+    })?;
     Ok(Loaded { settings, warnings })
 }
 
@@ -192,7 +217,7 @@ mod tests {
     fn bad_values_are_errors_that_name_the_key() {
         let err = load_from(None, env(&[("PM__DATABASE__POOLS__CORE", "many")])).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("core"), "{msg}");
+        assert!(msg.contains("PM__DATABASE__POOLS__CORE"), "{msg}");
         let err = load_from(Some(Path::new("/nonexistent/pm.toml")), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::MissingFile(_)));
         let err = load_from(None, env(&[("PM__CACHE__REDIS_URL_FILE", "/nonexistent/secret")])).unwrap_err();

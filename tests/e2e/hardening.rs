@@ -488,3 +488,73 @@ async fn database_files_and_the_data_directory_are_private() {
     }
     app.stop().await;
 }
+
+/// Messages that misled now say what happened.
+#[tokio::test]
+async fn messages_say_what_happened() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    // refreshing after logout: revoked, not "already used"
+    let t = app.login("admin", crate::helpers::ADMIN_PASSWORD).await;
+    let c = app.client_with_token(t["access_token"].as_str().unwrap());
+    let r = c
+        .post(app.url("/api/v1/auth/logout"))
+        .json(&json!({"refresh_token": t["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app
+        .anon
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": t["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["detail"].as_str().unwrap().contains("revoked"), "{e}");
+    // the client's own session was logged out too: log in again for the rest
+    let app_client = app.client_with_token(
+        app.login("admin", crate::helpers::ADMIN_PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap(),
+    );
+    // a second bundle on one product
+    let mk = |title: &'static str| {
+        let c = app_client.clone();
+        let url = app.url("/api/v1/products");
+        async move {
+            let p: Value = c
+                .post(url)
+                .json(&json!({"title": title}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            p["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (kit, part) = (mk("kit").await, mk("part").await);
+    let bundle = app.url(&format!("/api/v1/products/{kit}/bundle"));
+    let body = json!({"items": [{"product_id": part, "quantity": 2}]});
+    let r = app_client.post(&bundle).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = app_client.post(&bundle).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert!(e.to_string().contains("already is a bundle"), "{e}");
+    // a bulk item that is not an object is named by its index
+    let r: Value = app_client
+        .post(app.url("/api/v1/products/bulk"))
+        .json(&json!({"items": [{"title": "ok", "ean": ean13(430_000_000_001)}, 42]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["results"][1]["field"], "items[1]", "{r}");
+    app.stop().await;
+}

@@ -178,6 +178,10 @@ async fn refresh(State(s): State<AppState>, Body(b): Body<RefreshBody>) -> Resul
         }
         Err(RefreshRejected::Unknown) => Err(ApiError::Unauthorized("unknown refresh token".into())),
         Err(RefreshRejected::Expired) => Err(ApiError::Unauthorized("refresh token expired".into())),
+        Err(RefreshRejected::Revoked) => Err(ApiError::Unauthorized(
+            "refresh token revoked (logged out, account deactivated or password changed); sign in again"
+                .into(),
+        )),
         Err(RefreshRejected::Reused) => {
             tracing::warn!("refresh token reused: its family is revoked");
             Err(ApiError::Unauthorized(

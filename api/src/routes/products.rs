@@ -623,7 +623,14 @@ async fn bulk(
     }
     let mut outcomes: Vec<Option<ItemOutcome>> = Vec::with_capacity(b.items.len());
     let mut valid = Vec::new();
-    for item in b.items {
+    for (index, item) in b.items.into_iter().enumerate() {
+        if !item.is_object() {
+            outcomes.push(Some(ItemOutcome::Failed {
+                field: format!("items[{index}]"),
+                reason: "must be a product (a JSON object)".into(),
+            }));
+            continue;
+        }
         let parsed = serde_json::to_vec(&item)
             .map_err(|e| ApiError::Internal(e.to_string()))
             .and_then(|bytes| crate::extract::parse::<CreateBody>(&bytes))
@@ -638,8 +645,13 @@ async fn bulk(
                     .into_iter()
                     .next()
                     .unwrap_or_else(|| FieldError::new("item", "invalid"));
+                let field = if e.field == "body" {
+                    format!("items[{index}]")
+                } else {
+                    e.field
+                };
                 outcomes.push(Some(ItemOutcome::Failed {
-                    field: e.field,
+                    field,
                     reason: e.reason,
                 }));
             }

@@ -91,10 +91,11 @@ impl Catalog {
         .await;
         let mut refs = vec![("product_id", "products", product_id)];
         refs.extend(items.iter().map(|i| ("items", "products", i.product_id)));
-        let taken = || StoreError::Conflict {
-            entity: "bundle",
+        let taken = || StoreError::Refused {
             field: "product_id",
-            value: product_id.to_string(),
+            reason: format!(
+                "product {product_id} already is a bundle: change its items, or delete the bundle first"
+            ),
         };
         self.explain(res, taken, &refs).await?;
         self.get_bundle(product_id).await

@@ -13,8 +13,11 @@ use crate::{with_conn, StoreError};
 pub enum RefreshRejected {
     Unknown,
     Expired,
-    /// Already used or revoked: possibly stolen, so its whole family is now revoked.
+    /// Already used by a rotation (it has a successor): possibly stolen, so its whole family
+    /// is now revoked.
     Reused,
+    /// Revoked without being used: logout, deactivation, a new password.
+    Revoked,
 }
 
 /// A successful rotation.
@@ -71,14 +74,27 @@ impl Core {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = spent else {
-                let family: Option<Uuid> =
-                    sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                let found =
+                    sqlx::query("SELECT family_id, created_at FROM refresh_tokens WHERE token_hash = $1")
                         .bind(old_hash)
                         .fetch_optional(&mut *tx)
                         .await?;
-                let Some(family) = family else {
+                let Some(found) = found else {
                     return Ok(Err(RefreshRejected::Unknown));
                 };
+                let family: Uuid = found.try_get("family_id")?;
+                let created: DateTime<Utc> = found.try_get("created_at")?;
+                // A rotation leaves a successor in the family; a revocation does not.
+                let successors: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $1 AND created_at > $2",
+                )
+                .bind(family)
+                .bind(created)
+                .fetch_one(&mut *tx)
+                .await?;
+                if successors == 0 {
+                    return Ok(Err(RefreshRejected::Revoked));
+                }
                 sqlx::query(
                     "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
                 )
