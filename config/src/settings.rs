@@ -37,6 +37,7 @@ pub struct ServerSettings {
     pub ws_auth_timeout_secs: u64,
     pub ws_max_message_bytes: usize,
     pub trusted_proxies: Vec<String>,
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

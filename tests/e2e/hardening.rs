@@ -558,3 +558,76 @@ async fn messages_say_what_happened() {
     assert_eq!(r["results"][1]["field"], "items[1]", "{r}");
     app.stop().await;
 }
+
+/// CORS when configured, self-service password change, the activity log for admins.
+#[tokio::test]
+async fn cors_password_change_and_the_activity_log() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.server.cors_origins = vec!["https://admin.example.com".into()];
+    })
+    .await;
+    let r = app
+        .anon
+        .get(app.url("/health"))
+        .header("origin", "https://admin.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://admin.example.com"
+    );
+    let r = app
+        .anon
+        .get(app.url("/health"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // password change: wrong current refused; right one gives a fresh pair, old sessions end
+    let old = app.login("admin", crate::helpers::ADMIN_PASSWORD).await;
+    let (st, e) = app
+        .post(
+            "/api/v1/auth/password",
+            json!({"current_password": "nope", "new_password": "another long password"}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["errors"][0]["field"].as_str()),
+        (422, Some("current_password")),
+        "{e}"
+    );
+    let (st, pair) = app
+        .post(
+            "/api/v1/auth/password",
+            json!({"current_password": crate::helpers::ADMIN_PASSWORD, "new_password": "another long password"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{pair}");
+    let r = app
+        .anon
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": old["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let fresh = app.client_with_token(pair["access_token"].as_str().unwrap());
+    let page: Value = fresh
+        .get(app.url("/api/v1/activity?entity=user&limit=5"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["entity"], "user", "{page}");
+    let r = fresh
+        .get(app.url("/api/v1/activity?since=yesterday"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    app.stop().await;
+}

@@ -45,6 +45,23 @@ impl Handles<RecordActivities> for AnalyticsStore {
     }
 }
 
+/// A page of the activity log.
+#[derive(Debug)]
+pub struct ListActivity(pub pm_storage::analytics::ActivityFilter);
+
+impl Handles<ListActivity> for AnalyticsStore {
+    type Ok = pm_storage::catalog::Page<Activity>;
+    type Err = StoreError;
+    fn handle(&mut self, m: ListActivity, _ctx: &Ctx<Self>) -> Reply<Result<Self::Ok, StoreError>> {
+        let a = self.analytics.clone();
+        Reply::spawn(async move { a.list_activity(&m.0).await })
+    }
+
+    fn is_failure(e: &StoreError) -> bool {
+        !e.is_callers()
+    }
+}
+
 /// The most recent activity, optionally for one entity id.
 #[derive(Debug)]
 pub struct RecentActivity {

@@ -42,6 +42,42 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys/{id}", delete(revoke_key))
         .route("/settings", get(list_settings))
         .route("/settings/{key}", put(put_setting).delete(delete_setting))
+        .route("/activity", get(list_activity))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivityQuery {
+    user_id: Option<Uuid>,
+    entity: Option<String>,
+    entity_id: Option<String>,
+    since: Option<chrono::DateTime<Utc>>,
+    until: Option<chrono::DateTime<Utc>>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/activity`: who changed what, newest first (admins).
+async fn list_activity(
+    State(s): State<AppState>,
+    Query(q): Query<ActivityQuery>,
+) -> Result<Json<Page<pm_storage::analytics::Activity>>, ApiError> {
+    let f = pm_storage::analytics::ActivityFilter {
+        user_id: q.user_id,
+        entity: q.entity,
+        entity_id: q.entity_id,
+        since: q.since,
+        until: q.until,
+        cursor: q.cursor,
+        limit: page_limit(q.limit)?,
+    };
+    Ok(Json(
+        s.actors
+            .stores
+            .analytics
+            .send(pm_actors::store::analytics::ListActivity(f))
+            .await?,
+    ))
 }
 
 fn check_username(u: &str) -> Result<(), ApiError> {

@@ -33,6 +33,72 @@ pub fn private() -> Router<AppState> {
     Router::new()
         .route("/auth/logout", post(logout))
         .route("/auth/me", get(me))
+        .route("/auth/password", post(change_password))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Self-service password change: the current password, then the new one. Every other session
+/// of the user ends (refresh tokens revoked, access tokens with them); the answer is a fresh
+/// token pair for this one.
+async fn change_password(
+    State(s): State<AppState>,
+    p: Principal,
+    Body(b): Body<PasswordChange>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let id = p.require_user()?;
+    let user = s.actors.stores.core.send(GetUser { id }).await?;
+    let record = s
+        .actors
+        .stores
+        .core
+        .send(FindLogin {
+            username: user.username.clone(),
+        })
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the user no longer exists".into()))?;
+    if !password::verify(b.current_password, record.password_hash).await? {
+        return Err(ApiError::invalid(
+            "current_password",
+            "is not the current password",
+        ));
+    }
+    password::check_strength(&b.new_password).map_err(|e| match e {
+        ApiError::Invalid(mut errs) => {
+            for e in &mut errs {
+                e.field = "new_password".into();
+            }
+            ApiError::Invalid(errs)
+        }
+        other => other,
+    })?;
+    let patch = pm_storage::core::users::UserPatch {
+        password_hash: Some(password::hash(b.new_password).await?),
+        ..Default::default()
+    };
+    s.actors
+        .stores
+        .core
+        .send(pm_actors::changes::By::by(
+            pm_actors::store::core::UpdateUser { id, patch },
+            p.origin(),
+        ))
+        .await?;
+    s.actors
+        .stores
+        .core
+        .send(pm_actors::store::core::RevokeUserTokens { user_id: id })
+        .await?;
+    s.generations.forget(id);
+    if user.username == "admin" {
+        crate::routes::access::forget_initial_password(&s);
+    }
+    Ok(Json(issue(&s, id, None, None).await?))
 }
 
 #[derive(Deserialize)]
