@@ -50,13 +50,18 @@ pub async fn run(
         .context("opening the object store")?;
     let redis = match &settings.cache.redis_url {
         // Redis is optional: when it is down at start, the service runs and health says so.
-        Some(url) => match Redis::connect(url.expose(), Duration::from_secs(5)).await {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "redis unreachable at start; retrying in the background");
-                Redis::lazy(url.expose()).ok()
+        // A bad URL or CA file is a configuration error and stops the start.
+        Some(url) => {
+            let client = pm_storage::redis::client(url.expose(), settings.cache.redis_ca_file.as_deref())
+                .context("cache.redis_url")?;
+            match Redis::connect(client.clone(), Duration::from_secs(5)).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis unreachable at start; retrying in the background");
+                    Redis::lazy(client).ok()
+                }
             }
-        },
+        }
         None => None,
     };
 

@@ -109,6 +109,8 @@ impl DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct CacheSettings {
     pub redis_url: Option<Secret>,
+    /// PEM file of the CA that signs the Redis server's certificate (`rediss://` only).
+    pub redis_ca_file: Option<std::path::PathBuf>,
     pub l1_ttl_secs: u64,
     pub l1_max_bytes: u64,
     pub redis_timeout_ms: u64,
@@ -295,4 +297,18 @@ pub struct AuthSettings {
 pub struct CatalogSettings {
     pub trash_retention_days: u32,
     pub trash_purge_interval_secs: u64,
+    /// The currency of a supplier created without one.
+    #[serde(deserialize_with = "money_currency")]
+    pub default_currency: pm_domain::Currency,
+}
+
+/// A currency people pay with (not XAU, XXX, ...).
+fn money_currency<'de, D: serde::Deserializer<'de>>(d: D) -> Result<pm_domain::Currency, D::Error> {
+    let c = pm_domain::Currency::deserialize(d)?;
+    if !c.is_money() {
+        return Err(serde::de::Error::custom(format!(
+            "{c} is not a currency people pay with"
+        )));
+    }
+    Ok(c)
 }

@@ -8,6 +8,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
     CatalogRead,
+    /// Cost prices (what suppliers charge): margins are not every reader's business, so
+    /// `catalog:read` alone sees retail, sale and MSRP prices but no costs.
+    CatalogReadCosts,
     CatalogWrite,
     ImportsRead,
     ImportsWrite,
@@ -21,8 +24,9 @@ pub enum Permission {
 pub struct UnknownPermission(pub String);
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 7] = [
         Self::CatalogRead,
+        Self::CatalogReadCosts,
         Self::CatalogWrite,
         Self::ImportsRead,
         Self::ImportsWrite,
@@ -33,6 +37,7 @@ impl Permission {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CatalogRead => "catalog:read",
+            Self::CatalogReadCosts => "catalog:read_costs",
             Self::CatalogWrite => "catalog:write",
             Self::ImportsRead => "imports:read",
             Self::ImportsWrite => "imports:write",
@@ -67,14 +72,16 @@ impl<'de> Deserialize<'de> for Permission {
     }
 }
 
-/// The built-in roles and what they grant: `admin` everything; `manager` catalog and imports
-/// read-write and jobs; `operator` runs imports and jobs and reads the catalog; `viewer` reads.
+/// The built-in roles and what they grant: `admin` everything; `manager` catalog (costs
+/// included) and imports read-write and jobs; `operator` runs imports and jobs and reads the
+/// catalog, costs included (supplier files carry them); `viewer` reads, without costs.
 pub const BUILTIN_ROLES: [(&str, &[Permission]); 4] = [
     ("admin", &Permission::ALL),
     (
         "manager",
         &[
             Permission::CatalogRead,
+            Permission::CatalogReadCosts,
             Permission::CatalogWrite,
             Permission::ImportsRead,
             Permission::ImportsWrite,
@@ -85,6 +92,7 @@ pub const BUILTIN_ROLES: [(&str, &[Permission]); 4] = [
         "operator",
         &[
             Permission::CatalogRead,
+            Permission::CatalogReadCosts,
             Permission::ImportsRead,
             Permission::JobsRun,
         ],

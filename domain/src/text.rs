@@ -73,9 +73,66 @@ pub fn check_required(value: &str, kind: TextKind, max: usize) -> Result<(), Tex
     Ok(())
 }
 
+/// A URL slug derived from a name: transliterated to ASCII (`Électroménager` → `electromenager`,
+/// `Straße` → `strasse`), lower-case, every run of anything but letters and digits a single
+/// hyphen, at most `max` bytes (cut at a hyphen when one is near). Empty when the name has no
+/// letter or digit to keep, so that the caller can ask for a slug instead of inventing one.
+pub fn slugify(name: &str, max: usize) -> String {
+    let ascii = deunicode::deunicode(name);
+    let mut out = String::with_capacity(ascii.len().min(max));
+    let mut hyphen = false;
+    for c in ascii.chars() {
+        if c.is_ascii_alphanumeric() {
+            if hyphen && !out.is_empty() {
+                out.push('-');
+            }
+            hyphen = false;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            hyphen = true;
+        }
+    }
+    if out.len() > max {
+        out.truncate(max);
+        // A word cut in the middle reads worse than a shorter slug, unless the cut loses most.
+        if let Some(at) = out.rfind('-').filter(|&at| at >= max / 2) {
+            out.truncate(at);
+        }
+        while out.ends_with('-') {
+            out.pop();
+        }
+    }
+    out
+}
+
+/// A key that orders and compares texts without regard to case or accents, the same on every
+/// backend: `Éclair`, `eclair` and `ECLAIR` share one key. Transliterated to ASCII and
+/// lower-cased, so the databases compare it byte by byte.
+pub fn sort_key(value: &str) -> String {
+    deunicode::deunicode(value).to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slugs_are_derived_in_ascii_words_and_cut_at_a_hyphen() {
+        assert_eq!(slugify("Électroménager & Maison", 120), "electromenager-maison");
+        assert_eq!(slugify("  Straße / Œuvres  ", 120), "strasse-oeuvres");
+        assert_eq!(slugify("TV 4K -- 55\"", 120), "tv-4k-55");
+        assert_eq!(slugify("!!!", 120), "");
+        assert_eq!(slugify("alpha beta gamma", 12), "alpha-beta");
+        assert_eq!(slugify("abcdefghijklmnop", 8), "abcdefgh");
+        assert!(slugify(&"a ".repeat(200), 120).len() <= 120);
+    }
+
+    #[test]
+    fn sort_keys_ignore_case_and_accents() {
+        assert_eq!(sort_key("Éclair"), sort_key("eclair"));
+        assert_eq!(sort_key("ECLAIR"), "eclair");
+        assert!(sort_key("éclair") < sort_key("Zèbre"));
+    }
 
     #[test]
     fn control_characters_are_refused_except_line_breaks_in_multiline_text() {

@@ -419,10 +419,10 @@ impl Cache {
         let (l2, stop) = match &settings.redis_url {
             None => (None, None),
             Some(url) => {
-                let client = redis::Client::open(url.expose()).map_err(RedisError::from)?;
+                let client = crate::redis::client(url.expose(), settings.redis_ca_file.as_deref())?;
                 let redis = match redis {
                     Some(r) => r,
-                    None => Redis::lazy(url.expose())?,
+                    None => Redis::lazy(client.clone())?,
                 };
                 let link = Arc::new(Link {
                     ready: AtomicBool::new(false),

@@ -152,6 +152,8 @@ impl Db {
                 Pool::Sqlite(pool)
             }
             DatabaseLocation::Postgres { url, create } => {
+                // `sslmode` in the URL may ask for TLS: rustls on ring (see `crate::tls`).
+                crate::tls::init();
                 // NOTICEs ("relation _sqlx_migrations already exists, skipping") are noise in
                 // the logs; warnings and errors still come through.
                 let opts =

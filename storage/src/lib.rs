@@ -7,7 +7,8 @@
 //! - [`catalog`]: queries of the catalog database (products).
 //! - [`jobs`]: the durable job queues (one table per database), claimed under a lease.
 //! - [`object_store`]: one [`ObjectStore`] interface over the local filesystem and any S3 API.
-//! - [`redis`]: the optional Redis connection.
+//! - [`redis`]: the optional Redis connection (plain or `rediss://`).
+//! - [`tls`]: the one TLS stack (rustls on ring) of all three.
 //!
 //! Nothing here is called from HTTP handlers: the store actors own the pools and call these.
 
@@ -21,6 +22,7 @@ pub mod jobs;
 mod keyset;
 pub mod object_store;
 pub mod redis;
+pub mod tls;
 
 pub use db::{Backend, Databases, Db, Pool, PoolStats};
 pub use error::StoreError;

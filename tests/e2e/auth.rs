@@ -11,19 +11,6 @@ async fn post_anon(app: &TestApp, path: &str, body: Value) -> (u16, Value, reqwe
     (status, r.json().await.unwrap_or(Value::Null), headers)
 }
 
-/// Creates a user with `roles` through the API and returns a client logged in as them.
-async fn user_client(app: &TestApp, name: &str, roles: &[&str]) -> reqwest::Client {
-    let (st, u) = app
-        .post(
-            "/api/v1/users",
-            json!({"username": name, "password": "long enough pw", "roles": roles}),
-        )
-        .await;
-    assert_eq!(st, 201, "{u}");
-    let t = app.login(name, "long enough pw").await;
-    app.client_with_token(t["access_token"].as_str().unwrap())
-}
-
 #[tokio::test]
 async fn login_refresh_rotation_reuse_and_logout() {
     for backend in backends() {
@@ -184,9 +171,9 @@ async fn role_matrix() {
         let app = spawn_app(backend).await;
         let clients = [
             ("admin", app.client.clone()),
-            ("manager", user_client(&app, "mia", &["manager"]).await),
-            ("operator", user_client(&app, "olaf", &["operator"]).await),
-            ("viewer", user_client(&app, "vera", &["viewer"]).await),
+            ("manager", app.user_client("mia", &["manager"]).await),
+            ("operator", app.user_client("olaf", &["operator"]).await),
+            ("viewer", app.user_client("vera", &["viewer"]).await),
             ("anonymous", app.anon.clone()),
         ];
         // (route, expected status per role: admin, manager, operator, viewer, anonymous)
@@ -316,7 +303,7 @@ async fn user_management_refuses_bad_input_and_deactivation_ends_sessions() {
             assert_eq!(st, status, "{backend:?} {body} {p}");
             assert_eq!(p["errors"][0]["field"], field, "{p}");
         }
-        let c = user_client(&app, "dora", &["viewer"]).await;
+        let c = app.user_client("dora", &["viewer"]).await;
         let tokens = app.login("dora", "long enough pw").await;
         let (_, users) = app.get("/api/v1/users").await;
         let dora = users["items"]
@@ -386,7 +373,7 @@ async fn user_management_refuses_bad_input_and_deactivation_ends_sessions() {
             .await;
         assert_eq!(st, 422);
         let (_, perms) = app.get("/api/v1/permissions").await;
-        assert_eq!(perms.as_array().unwrap().len(), 6);
+        assert_eq!(perms.as_array().unwrap().len(), 7, "{perms}");
 
         // Settings.
         let r = app

@@ -254,18 +254,7 @@ async fn small_protocol_defects_are_gone() {
         .unwrap();
     assert_eq!(app.get("/api/v1/seo/sluggy").await.0, 404);
     // permission before the body: a viewer's malformed write is a 403, not a schema lesson
-    let (st, _) = app
-        .post(
-            "/api/v1/users",
-            json!({"username": "vicky", "password": "long enough pw", "roles": ["viewer"]}),
-        )
-        .await;
-    assert_eq!(st, 201);
-    let viewer = app.client_with_token(
-        app.login("vicky", "long enough pw").await["access_token"]
-            .as_str()
-            .unwrap(),
-    );
+    let viewer = app.user_client("vicky", &["viewer"]).await;
     let r = viewer
         .post(app.url("/api/v1/products"))
         .json(&json!({"nonsense": true}))
@@ -283,17 +272,7 @@ async fn revocation_reaches_access_tokens_at_once() {
         let app = crate::helpers::spawn_app(backend).await;
         let mk = |name: &'static str, roles: Vec<&'static str>| {
             let app = &app;
-            async move {
-                let (st, u) = app
-                    .post(
-                        "/api/v1/users",
-                        json!({"username": name, "password": "long enough pw", "roles": roles}),
-                    )
-                    .await;
-                assert_eq!(st, 201, "{u}");
-                let t = app.login(name, "long enough pw").await;
-                (u["id"].as_str().unwrap().to_owned(), t)
-            }
+            async move { app.user(name, &roles).await }
         };
         let status = |t: &Value, path: &str| {
             let c = app.client_with_token(t["access_token"].as_str().unwrap());

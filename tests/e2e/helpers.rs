@@ -128,6 +128,28 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// The password of the users the tests create with [`TestApp::user`].
+    pub const USER_PASSWORD: &'static str = "long enough pw";
+
+    /// Creates a user with `roles` through the API and logs them in: their id and token pair.
+    pub async fn user(&self, name: &str, roles: &[&str]) -> (String, Value) {
+        let (st, u) = self
+            .post(
+                "/api/v1/users",
+                serde_json::json!({"username": name, "password": Self::USER_PASSWORD, "roles": roles}),
+            )
+            .await;
+        assert_eq!(st, 201, "{u}");
+        let tokens = self.login(name, Self::USER_PASSWORD).await;
+        (u["id"].as_str().unwrap().to_owned(), tokens)
+    }
+
+    /// Creates a user with `roles` and returns a client logged in as them.
+    pub async fn user_client(&self, name: &str, roles: &[&str]) -> reqwest::Client {
+        let (_, tokens) = self.user(name, roles).await;
+        self.client_with_token(tokens["access_token"].as_str().unwrap())
+    }
+
     /// A client that sends `Authorization: Bearer <token>`.
     pub fn client_with_token(&self, token: &str) -> reqwest::Client {
         let mut h = reqwest::header::HeaderMap::new();

@@ -164,9 +164,9 @@ query!(ListPrices { product_id: Uuid } => Vec<Price>, |c, m| {
     c.prices(m.product_id).await
 });
 write_msg!(DeletePrice { id: Uuid, source: ChangeSource } => (), Price "delete" key(m.id), |c, m| c.delete_price(m.id, m.source).await);
-query!(PriceHistory { product_id: Uuid, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32, cursor: Option<String> } => Page<PriceChange>, |c, m| {
+query!(PriceHistory { product_id: Uuid, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32, cursor: Option<String>, with_costs: bool } => Page<PriceChange>, |c, m| {
     product_exists(&c, m.product_id).await?;
-    c.price_history(m.product_id, m.from, m.to, m.limit, m.cursor.as_deref()).await
+    c.price_history(m.product_id, m.from, m.to, m.limit, m.cursor.as_deref(), m.with_costs).await
 });
 
 write_msg!(SetStock { product_id: Uuid, warehouse: String, quantity: i64, source: ChangeSource } => Changed<Stock>, Stock "set" result(|r| r.value.id), |c, m| {

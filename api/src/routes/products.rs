@@ -379,6 +379,22 @@ fn flag(field: &str, v: Option<&str>, errors: &mut Vec<FieldError>) -> Option<bo
 }
 
 impl FilterQuery {
+    /// A cost price filter tells costs apart (which products cost under 5 EUR): it needs
+    /// `catalog:read_costs` as the costs themselves do.
+    fn require_cost_access(&self, who: &Principal) -> Result<(), ApiError> {
+        if self
+            .price_type
+            .as_deref()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("cost"))
+            && !who.can(Permission::CatalogReadCosts)
+        {
+            return Err(ApiError::Forbidden(
+                "filtering by cost price needs the catalog:read_costs permission".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn parse(&self, errors: &mut Vec<FieldError>) -> ProductFilter {
         let has_asin = flag("has_asin", self.has_asin.as_deref(), errors);
         let in_stock = flag("in_stock", self.in_stock.as_deref(), errors);
@@ -487,6 +503,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Product>>, ApiError> {
     who.require(Permission::CatalogRead)?;
+    q.filter.require_cost_access(&who)?;
     let (filter, sort, limit, cursor) = q.parse()?;
     Ok(Json(
         s.actors
@@ -508,6 +525,7 @@ async fn trash(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Product>>, ApiError> {
     who.require(Permission::CatalogRead)?;
+    q.filter.require_cost_access(&who)?;
     let (filter, sort, limit, cursor) = q.parse()?;
     Ok(Json(
         s.actors
@@ -546,6 +564,7 @@ async fn search(
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, ApiError> {
     who.require(Permission::CatalogRead)?;
+    q.filter.require_cost_access(&who)?;
     let mut errors = Vec::new();
     let limit = bounded_limit(q.limit, 20, MAX_SEARCH_LIMIT).unwrap_or_else(|e| {
         errors.push(e);

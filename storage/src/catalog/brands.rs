@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::common::{not_found, now, slug, text, Entity, RowExt};
+use super::common::{
+    derived_slug, not_found, now, nth_slug, slug, text, Entity, RowExt, DERIVED_SLUG_ATTEMPTS,
+};
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
 
@@ -21,7 +23,8 @@ pub struct Brand {
 #[derive(Debug, Clone)]
 pub struct NewBrand {
     pub name: String,
-    pub slug: String,
+    /// `None`: derived from the name.
+    pub slug: Option<String>,
 }
 
 /// A partial update: `None` leaves a field alone.
@@ -62,15 +65,31 @@ fn slug_taken(s: &str) -> impl FnOnce() -> StoreError + '_ {
 }
 
 impl Catalog {
+    /// Creates a brand; without a slug, one is derived from the name, with `-2`, `-3`, ...
+    /// appended while another brand has it.
     pub async fn create_brand(&self, b: NewBrand) -> Result<Brand, StoreError> {
         let name = text("name", &b.name, 200)?;
-        let slug = slug("slug", &b.slug)?;
+        let Some(given) = &b.slug else {
+            let base = derived_slug(&name)?;
+            let mut n = 1;
+            loop {
+                match self.insert_brand(&name, nth_slug(&base, n)).await {
+                    Err(StoreError::Conflict { field: "slug", .. }) if n < DERIVED_SLUG_ATTEMPTS => n += 1,
+                    r => return r,
+                }
+            }
+        };
+        let slug = slug("slug", given)?;
+        self.insert_brand(&name, slug).await
+    }
+
+    async fn insert_brand(&self, name: &str, slug: String) -> Result<Brand, StoreError> {
         let sql = format!("INSERT INTO brands ({COLUMNS}) VALUES ($1, $2, $3, $4, $4) RETURNING {COLUMNS}");
         let res = async {
             with_conn!(self.db, |conn| {
                 let row = sqlx::query(&sql)
                     .bind(Uuid::now_v7())
-                    .bind(&name)
+                    .bind(name)
                     .bind(&slug)
                     .bind(now())
                     .fetch_one(&mut *conn)
@@ -141,7 +160,7 @@ mod tests {
             let l = env.label;
             let new = |slug: &str| NewBrand {
                 name: "Samsung".into(),
-                slug: slug.into(),
+                slug: Some(slug.into()),
             };
             let b = cat.create_brand(new("samsung")).await.unwrap();
             assert_eq!(cat.get_brand(b.id).await.unwrap(), b, "{l}");
@@ -150,7 +169,7 @@ mod tests {
             assert_invalid(
                 cat.create_brand(NewBrand {
                     name: " ".into(),
-                    slug: "x".into(),
+                    slug: Some("x".into()),
                 })
                 .await,
                 "name",
@@ -178,6 +197,21 @@ mod tests {
                 [b.id, apple.id],
                 "{l}"
             );
+            // No slug: derived from the name, unique among brands.
+            let derive = |name: &str| NewBrand {
+                name: name.into(),
+                slug: None,
+            };
+            let loreal = cat.create_brand(derive("L'Oréal Paris")).await.unwrap();
+            assert_eq!(loreal.slug, "l-oreal-paris", "{l}");
+            let again = cat.create_brand(derive("L’OREAL paris")).await.unwrap();
+            assert_eq!(again.slug, "l-oreal-paris-2", "{l}");
+            let samsung = cat.create_brand(derive("Samsung")).await.unwrap();
+            assert_eq!(samsung.slug, "samsung-2", "{l}");
+            assert_invalid(cat.create_brand(derive("---")).await, "slug", l);
+            for x in [loreal, again, samsung] {
+                cat.delete_brand(x.id).await.unwrap();
+            }
             cat.delete_brand(b.id).await.unwrap();
             assert!(
                 matches!(cat.get_brand(b.id).await, Err(StoreError::NotFound { .. })),

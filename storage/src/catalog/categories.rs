@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::common::{code, invalid, not_found, now, slug, text, Arg, BeginLocked, Entity, RowExt};
+use super::common::{
+    code, derived_slug, invalid, not_found, now, nth_slug, slug, text, Arg, BeginLocked, Entity, RowExt,
+    DERIVED_SLUG_ATTEMPTS,
+};
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
 
@@ -39,7 +42,8 @@ pub struct NewCategory {
     /// `None`: a root.
     pub parent_id: Option<Uuid>,
     pub name: String,
-    pub slug: String,
+    /// `None`: derived from the name.
+    pub slug: Option<String>,
 }
 
 /// A partial update; the parent changes with [`Catalog::move_category`].
@@ -104,9 +108,30 @@ fn paths_under(parent: Option<&(String, String)>, id: Uuid, slug: &str) -> (Stri
 }
 
 impl Catalog {
+    /// Creates a category; without a slug, one is derived from the name, with `-2`, `-3`, ...
+    /// appended while a sibling has it.
     pub async fn create_category(&self, c: NewCategory) -> Result<Category, StoreError> {
         let name = text("name", &c.name, 200)?;
-        let slug = slug("slug", &c.slug)?;
+        let Some(given) = &c.slug else {
+            let base = derived_slug(&name)?;
+            let mut n = 1;
+            loop {
+                match self.insert_category(c.parent_id, &name, nth_slug(&base, n)).await {
+                    Err(StoreError::Conflict { field: "slug", .. }) if n < DERIVED_SLUG_ATTEMPTS => n += 1,
+                    r => return r,
+                }
+            }
+        };
+        let slug = slug("slug", given)?;
+        self.insert_category(c.parent_id, &name, slug).await
+    }
+
+    async fn insert_category(
+        &self,
+        parent_id: Option<Uuid>,
+        name: &str,
+        slug: String,
+    ) -> Result<Category, StoreError> {
         let id = Uuid::now_v7();
         let insert = format!(
             "INSERT INTO categories ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
@@ -115,7 +140,7 @@ impl Catalog {
         let res = async {
             with_conn!(self.db, |conn| {
                 let mut tx = conn.begin_locked(TREE_LOCK).await?;
-                let parent = match c.parent_id {
+                let parent = match parent_id {
                     Some(pid) => Some(parent_row(&mut tx, pid).await?),
                     None => None,
                 };
@@ -123,8 +148,8 @@ impl Catalog {
                 (path, slug_path) = paths_under(parent.as_ref(), id, &slug);
                 let row = sqlx::query(&insert)
                     .bind(id)
-                    .bind(c.parent_id)
-                    .bind(&name)
+                    .bind(parent_id)
+                    .bind(name)
                     .bind(&slug)
                     .bind(&path)
                     .bind(&slug_path)
@@ -423,7 +448,7 @@ mod tests {
         let c = NewCategory {
             parent_id: parent.map(|p| p.id),
             name: slug.to_uppercase(),
-            slug: slug.into(),
+            slug: Some(slug.into()),
         };
         cat.create_category(c).await.unwrap()
     }
@@ -464,22 +489,55 @@ mod tests {
             let dup = NewCategory {
                 parent_id: Some(electronics.id),
                 name: "x".into(),
-                slug: "phones".into(),
+                slug: Some("phones".into()),
             };
             assert_conflict(cat.create_category(dup).await, "slug", l);
             let root_dup = NewCategory {
                 parent_id: None,
                 name: "x".into(),
-                slug: "home".into(),
+                slug: Some("home".into()),
             };
             assert_conflict(cat.create_category(root_dup).await, "slug", l);
             let home_phones = add(&cat, Some(&home), "phones").await;
             let unknown = NewCategory {
                 parent_id: Some(Uuid::now_v7()),
                 name: "x".into(),
-                slug: "x".into(),
+                slug: Some("x".into()),
             };
             assert_invalid(cat.create_category(unknown).await, "parent_id", l);
+
+            // No slug: derived from the name, made unique among siblings, never invented from
+            // nothing.
+            let derive = |parent: Option<Uuid>, name: &str| NewCategory {
+                parent_id: parent,
+                name: name.into(),
+                slug: None,
+            };
+            let tv = cat
+                .create_category(derive(Some(electronics.id), "Télévisions & Vidéo"))
+                .await
+                .unwrap();
+            assert_eq!(tv.slug, "televisions-video", "{l}");
+            assert_eq!(tv.slug_path, "electronics/televisions-video", "{l}");
+            let tv2 = cat
+                .create_category(derive(Some(electronics.id), "Televisions video"))
+                .await
+                .unwrap();
+            assert_eq!(tv2.slug, "televisions-video-2", "{l}");
+            let elsewhere = cat
+                .create_category(derive(Some(home.id), "Télévisions & Vidéo"))
+                .await
+                .unwrap();
+            assert_eq!(elsewhere.slug, "televisions-video", "{l}");
+            let phones_again = cat
+                .create_category(derive(Some(electronics.id), "Phones"))
+                .await
+                .unwrap();
+            assert_eq!(phones_again.slug, "phones-2", "{l}");
+            assert_invalid(cat.create_category(derive(None, "!!!")).await, "slug", l);
+            for c in [tv, tv2, elsewhere, phones_again] {
+                cat.delete_category(c.id).await.unwrap();
+            }
 
             assert_eq!(
                 subtree(&cat, electronics.id).await,

@@ -248,7 +248,7 @@ pub(crate) fn slug(field: &'static str, value: &str) -> Result<String, StoreErro
     let words_ok = value
         .split('-')
         .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    if value.is_empty() || value.len() > 120 || !words_ok {
+    if value.is_empty() || value.len() > MAX_SLUG || !words_ok {
         return Err(invalid(
             field,
             format!("must be lower-case letters and digits joined by single hyphens (at most 120), found {value:?}"),
@@ -256,6 +256,35 @@ pub(crate) fn slug(field: &'static str, value: &str) -> Result<String, StoreErro
     }
     Ok(value.to_owned())
 }
+
+/// The slug a name gives when none is given ([`pm_domain::text::slugify`]); refused when the
+/// name has no letter or digit to make one from.
+pub(crate) fn derived_slug(name: &str) -> Result<String, StoreError> {
+    let s = pm_domain::text::slugify(name, MAX_SLUG - 4);
+    if s.is_empty() {
+        return Err(invalid(
+            "slug",
+            format!("cannot be derived from the name {name:?} (no letter or digit): give one"),
+        ));
+    }
+    Ok(s)
+}
+
+/// Attempts at a free derived slug (`name`, `name-2`, ... `name-N`) before answering that it
+/// is taken.
+pub(crate) const DERIVED_SLUG_ATTEMPTS: u32 = 50;
+
+/// The `n`th candidate for a derived slug: `base`, then `base-2`, `base-3`...
+pub(crate) fn nth_slug(base: &str, n: u32) -> String {
+    if n <= 1 {
+        base.to_owned()
+    } else {
+        format!("{base}-{n}")
+    }
+}
+
+/// The longest slug.
+pub(crate) const MAX_SLUG: usize = 120;
 
 /// The largest stock quantity of one warehouse (or one supplier): a billion units. Sums over
 /// every warehouse of every product then fit the 64-bit integers of both backends (SQLite's

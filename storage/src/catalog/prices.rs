@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::common::{
-    invalid, non_negative_money, not_found, now, BeginLocked, ChangeSource, Changed, DbAmount, Entity, RowExt,
+    invalid, non_negative_money, not_found, now, Arg, BeginLocked, ChangeSource, Changed, DbAmount, Entity,
+    RowExt,
 };
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
@@ -320,8 +321,16 @@ impl Catalog {
         to: DateTime<Utc>,
         limit: u32,
         cursor: Option<&str>,
+        with_costs: bool,
     ) -> Result<Page<PriceChange>, StoreError> {
-        self.history(product_id, from, to, limit, cursor).await
+        if with_costs {
+            return self.history(product_id, from, to, limit, cursor).await;
+        }
+        // Without `catalog:read_costs`: cost changes are left out in the query, so that pages
+        // stay full.
+        let filter = "product_id = $2 AND changed_at >= $3 AND changed_at < $4 AND price_type <> 'cost'";
+        let args = [Arg::Uuid(product_id), Arg::Time(from), Arg::Time(to)];
+        self.list_entities(filter, &args, limit, cursor).await
     }
 }
 
@@ -335,6 +344,43 @@ mod tests {
 
     fn retail(amount: &str) -> NewPrice {
         NewPrice::parse("retail", amount, "EUR").unwrap()
+    }
+
+    #[tokio::test]
+    async fn cost_changes_can_be_left_out_of_the_history() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let l = env.label;
+            let pid = product(&cat, "Costly").await;
+            let start = now();
+            for (t, a) in [
+                ("cost", "4.10"),
+                ("retail", "9.90"),
+                ("cost", "4.20"),
+                ("sale", "8.90"),
+            ] {
+                let p = NewPrice::parse(t, a, "EUR").unwrap();
+                cat.set_price(pid, p, ChangeSource::Api).await.unwrap();
+            }
+            let end = now() + chrono::Duration::seconds(1);
+            let all = cat.price_history(pid, start, end, 10, None, true).await.unwrap();
+            assert_eq!(all.items.len(), 4, "{l}");
+            // Pages stay full: two items a page, none of them a cost.
+            let first = cat.price_history(pid, start, end, 1, None, false).await.unwrap();
+            let second = cat
+                .price_history(pid, start, end, 1, first.next_cursor.as_deref(), false)
+                .await
+                .unwrap();
+            let types: Vec<_> = first
+                .items
+                .iter()
+                .chain(&second.items)
+                .map(|c| c.price_type)
+                .collect();
+            assert_eq!(types, [PriceType::Retail, PriceType::Sale], "{l}");
+            dbs.close().await;
+            env.cleanup().await;
+        }
     }
 
     #[tokio::test]
@@ -382,7 +428,7 @@ mod tests {
             assert_eq!(prices[1].price.to_string(), "24.99 USD");
 
             let end = now() + Duration::seconds(1);
-            let h = cat.price_history(pid, start, end, 10, None).await.unwrap();
+            let h = cat.price_history(pid, start, end, 10, None, true).await.unwrap();
             let seen: Vec<_> = h
                 .items
                 .iter()
@@ -408,9 +454,9 @@ mod tests {
                 "{l}"
             );
             // Paged, and bounded in time.
-            let first = cat.price_history(pid, start, end, 2, None).await.unwrap();
+            let first = cat.price_history(pid, start, end, 2, None, true).await.unwrap();
             let rest = cat
-                .price_history(pid, start, end, 2, first.next_cursor.as_deref())
+                .price_history(pid, start, end, 2, first.next_cursor.as_deref(), true)
                 .await
                 .unwrap();
             assert_eq!(
@@ -419,17 +465,20 @@ mod tests {
                 "{l}"
             );
             let before = cat
-                .price_history(pid, start - Duration::hours(1), start, 10, None)
+                .price_history(pid, start - Duration::hours(1), start, 10, None, true)
                 .await
                 .unwrap();
             assert!(before.items.is_empty(), "{l}");
             let after_b = h.items[1].changed_at;
-            let later = cat.price_history(pid, after_b, end, 10, None).await.unwrap();
+            let later = cat
+                .price_history(pid, after_b, end, 10, None, true)
+                .await
+                .unwrap();
             assert_eq!(later.items.len(), 2, "{l}");
 
             cat.delete_price(a.value.id, ChangeSource::Api).await.unwrap();
             let h = cat
-                .price_history(pid, start, end + Duration::seconds(5), 10, None)
+                .price_history(pid, start, end + Duration::seconds(5), 10, None, true)
                 .await
                 .unwrap();
             let last = h.items.last().unwrap();

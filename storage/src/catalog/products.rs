@@ -1418,7 +1418,7 @@ mod tests {
             let brand_id = cat
                 .create_brand(crate::catalog::NewBrand {
                     name: "Round trip".into(),
-                    slug: "round-trip".into(),
+                    slug: Some("round-trip".into()),
                 })
                 .await
                 .unwrap()
@@ -1427,7 +1427,7 @@ mod tests {
                 .create_category(crate::catalog::NewCategory {
                     parent_id: None,
                     name: "Round trip".into(),
-                    slug: "round-trip".into(),
+                    slug: Some("round-trip".into()),
                 })
                 .await
                 .unwrap()
@@ -1694,7 +1694,7 @@ mod tests {
             let brand = cat
                 .create_brand(crate::catalog::NewBrand {
                     name: "Filter brand".into(),
-                    slug: "filter-brand".into(),
+                    slug: Some("filter-brand".into()),
                 })
                 .await
                 .unwrap()

@@ -52,6 +52,7 @@ async fn users_roles_and_grants() {
             g.permissions,
             [
                 Permission::CatalogRead,
+                Permission::CatalogReadCosts,
                 Permission::ImportsRead,
                 Permission::JobsRun
             ],

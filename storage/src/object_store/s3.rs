@@ -59,6 +59,14 @@ impl S3Store {
                 ))
             }
         }
+        // hyper + rustls on ring, the process's one TLS stack (see `crate::tls`).
+        crate::tls::init();
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        b = b.http_client(http);
         Ok(Self {
             client: Client::from_conf(b.build()),
             max_bytes,

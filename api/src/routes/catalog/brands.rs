@@ -28,7 +28,8 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
-    slug: String,
+    /// Absent: derived from the name (`Électroménager` → `electromenager`), made unique.
+    slug: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

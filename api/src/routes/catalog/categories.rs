@@ -40,7 +40,8 @@ const INTERNAL: &str = "internal";
 struct CreateBody {
     parent_id: Option<Uuid>,
     name: String,
-    slug: String,
+    /// Absent: derived from the name (`Électroménager` → `electromenager`), made unique.
+    slug: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

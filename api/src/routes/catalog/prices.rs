@@ -43,9 +43,11 @@ async fn list(
 ) -> Result<Json<Vec<Price>>, ApiError> {
     who.require(Permission::CatalogRead)?;
     let product_id = path_id("id", &id)?;
-    Ok(Json(
-        s.actors.stores.catalog.send(ListPrices { product_id }).await?,
-    ))
+    let mut prices = s.actors.stores.catalog.send(ListPrices { product_id }).await?;
+    if !who.can(Permission::CatalogReadCosts) {
+        prices.retain(|p| p.price_type != PriceType::Cost);
+    }
+    Ok(Json(prices))
 }
 
 /// Sets one price. `changed` in the answer says whether the amount changed (and so whether a
@@ -57,6 +59,10 @@ async fn set(
     Body(b): Body<PriceBody>,
 ) -> Result<Json<Changed<Price>>, ApiError> {
     who.require(Permission::CatalogWrite)?;
+    if b.price_type == PriceType::Cost {
+        // The answer and the history show it: setting a cost means seeing costs.
+        who.require(Permission::CatalogReadCosts)?;
+    }
     let product_id = path_id("id", &id)?;
     let price = NewPrice {
         price_type: b.price_type,
@@ -104,6 +110,7 @@ async fn history(
         to: h.to,
         limit: h.limit,
         cursor: h.cursor,
+        with_costs: who.can(Permission::CatalogReadCosts),
     };
     Ok(Json(s.actors.stores.catalog.send(msg).await?))
 }

@@ -46,7 +46,8 @@ struct CreateBody {
     code: String,
     name: String,
     contact: Option<String>,
-    default_currency: Currency,
+    /// Absent: `catalog.default_currency` (EUR unless configured).
+    default_currency: Option<Currency>,
     #[serde(default = "yes")]
     active: bool,
 }
@@ -84,7 +85,7 @@ async fn create(
         code: b.code,
         name: b.name,
         contact: b.contact,
-        default_currency: b.default_currency,
+        default_currency: b.default_currency.unwrap_or(s.settings.catalog.default_currency),
         active: b.active,
     };
     let supplier = s
@@ -216,7 +217,7 @@ async fn create_product(
         .catalog
         .send(CreateSupplierProduct { offer }.by(who.origin()))
         .await?;
-    Ok((StatusCode::CREATED, Json(offer)))
+    Ok((StatusCode::CREATED, Json(without_costs(&who, offer))))
 }
 
 async fn list_products(
@@ -231,7 +232,9 @@ async fn list_products(
         limit: page_limit(q.limit)?,
         cursor: q.cursor,
     };
-    Ok(Json(s.actors.stores.catalog.send(msg).await?))
+    let mut page = s.actors.stores.catalog.send(msg).await?;
+    page.items = page.items.into_iter().map(|o| without_costs(&who, o)).collect();
+    Ok(Json(page))
 }
 
 async fn read_product(
@@ -241,9 +244,8 @@ async fn read_product(
 ) -> Result<Json<SupplierProduct>, ApiError> {
     who.require(Permission::CatalogRead)?;
     let id = path_id("id", &id)?;
-    Ok(Json(
-        s.actors.stores.catalog.send(GetSupplierProduct { id }).await?,
-    ))
+    let offer = s.actors.stores.catalog.send(GetSupplierProduct { id }).await?;
+    Ok(Json(without_costs(&who, offer)))
 }
 
 async fn update_product(
@@ -267,7 +269,7 @@ async fn update_product(
         .catalog
         .send(UpdateSupplierProduct { id, patch }.by(who.origin()))
         .await?;
-    Ok(Json(offer))
+    Ok(Json(without_costs(&who, offer)))
 }
 
 async fn remove_product(
@@ -293,11 +295,19 @@ async fn offers(
 ) -> Result<Json<Vec<SupplierProduct>>, ApiError> {
     who.require(Permission::CatalogRead)?;
     let product_id = path_id("id", &id)?;
-    Ok(Json(
-        s.actors
-            .stores
-            .catalog
-            .send(SupplierOffers { product_id })
-            .await?,
-    ))
+    let offers = s
+        .actors
+        .stores
+        .catalog
+        .send(SupplierOffers { product_id })
+        .await?;
+    Ok(Json(offers.into_iter().map(|o| without_costs(&who, o)).collect()))
+}
+
+/// An offer as `who` may see it: its cost price is null without `catalog:read_costs`.
+fn without_costs(who: &Principal, mut offer: SupplierProduct) -> SupplierProduct {
+    if !who.can(Permission::CatalogReadCosts) {
+        offer.cost_price = None;
+    }
+    offer
 }
