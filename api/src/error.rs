@@ -41,6 +41,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{}: {}", .0.field, .0.reason)]
     Conflict(FieldError),
+    /// If-Match named a version that is no longer current; `etag` is the current one.
+    #[error("{detail}")]
+    PreconditionFailed { detail: String, etag: Option<String> },
     #[error("request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
     #[error("expected content type application/json")]
@@ -75,6 +78,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::PreconditionFailed { .. } => "precondition_failed",
             Self::Overloaded { .. } | Self::Unavailable(_) | Self::Timeout(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -89,6 +93,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -147,6 +152,11 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Self::PreconditionFailed { etag: Some(tag), .. } = &self {
+            if let Ok(v) = HeaderValue::from_str(tag) {
+                resp.headers_mut().insert(header::ETAG, v);
+            }
+        }
         if let Self::Unauthorized(_) = &self {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -169,6 +179,10 @@ impl From<StoreError> for ApiError {
             StoreError::BadCursor => Self::invalid("cursor", "not a cursor returned by this list"),
             StoreError::Invalid { field, reason } => Self::invalid(field, reason),
             StoreError::Refused { field, reason } => Self::Conflict(FieldError::new(field, reason)),
+            StoreError::Stale { current, .. } => Self::PreconditionFailed {
+                detail: format!("{e}; read it again and retry"),
+                etag: Some(crate::etag::of_version(current)),
+            },
             e if e.is_unavailable() => Self::Unavailable(e.to_string()),
             e => Self::Internal(e.to_string()),
         }

@@ -4,6 +4,7 @@
 //! - [`auth`]: who is calling (JWT or API key) and what they may do.
 //! - [`error`]: [`ApiError`] and the one mapping of errors to HTTP statuses (problem+json).
 //! - [`extract`]: a JSON body extractor whose errors name the failing field.
+//! - [`etag`]: entity tags, If-Match and If-None-Match.
 //! - [`middleware`]: request ids, request metrics, timeouts.
 //! - [`sinks`]: the caches writes make stale (responses, API keys), emptied by the change bus.
 //! - [`routes`]: the handlers, one module per route group.
@@ -11,6 +12,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod middleware;
 pub mod routes;

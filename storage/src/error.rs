@@ -34,6 +34,14 @@ pub enum StoreError {
     /// brand products still use): the edge answers 409 naming the field.
     #[error("{reason}")]
     Refused { field: &'static str, reason: String },
+    /// A conditional write (If-Match) whose entity changed since the caller read it: the edge
+    /// answers 412 with the current version.
+    #[error("{entity} {id} was changed meanwhile: it is at version {current}")]
+    Stale {
+        entity: &'static str,
+        id: String,
+        current: i64,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -72,6 +80,7 @@ impl StoreError {
                 | StoreError::BadCursor
                 | StoreError::Invalid { .. }
                 | StoreError::Refused { .. }
+                | StoreError::Stale { .. }
         )
     }
 

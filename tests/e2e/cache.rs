@@ -13,7 +13,10 @@ async fn retitle_directly(app: &TestApp, id: &str, title: &str) {
         title: Some(title.into()),
         ..Default::default()
     };
-    catalog.update_product(id.parse().unwrap(), patch).await.unwrap();
+    catalog
+        .update_product(id.parse().unwrap(), patch, None)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -181,3 +181,173 @@ async fn viewers_see_no_cost_prices_unless_granted() {
         app.stop().await;
     }
 }
+
+/// A product's version is its ETag: reads can be revalidated (304) and writes made
+/// conditional (412 when someone wrote in between).
+#[tokio::test]
+async fn etags_make_reads_cheap_and_concurrent_edits_safe() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let r = app
+            .client
+            .post(app.url("/api/v1/products"))
+            .json(&json!({"title": "Lamp"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.headers()["etag"], "\"1\"", "{backend:?}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["version"], 1);
+        let url = app.url(&format!("/api/v1/products/{}", p["id"].as_str().unwrap()));
+
+        let r = app.client.get(&url).send().await.unwrap();
+        let tag = r.headers()["etag"].to_str().unwrap().to_owned();
+        assert_eq!(tag, "\"1\"");
+        // Revalidation: the same version is a 304 without a body.
+        let r = app
+            .client
+            .get(&url)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304);
+        assert!(r.bytes().await.unwrap().is_empty());
+
+        // Two editors read version 1; the first write wins, the second is told.
+        let patch = |title: &str, if_match: Option<&str>| {
+            let mut req = app.client.patch(&url).json(&json!({ "title": title }));
+            if let Some(m) = if_match {
+                req = req.header("if-match", m);
+            }
+            req.send()
+        };
+        let r = patch("Lamp (first)", Some(&tag)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["etag"], "\"2\"");
+        let r = patch("Lamp (second)", Some(&tag)).await.unwrap();
+        assert_eq!(r.status(), 412);
+        assert_eq!(
+            r.headers()["etag"],
+            "\"2\"",
+            "the current tag comes with the refusal"
+        );
+        let e: Value = r.json().await.unwrap();
+        assert!(e["detail"].as_str().unwrap().contains("version 2"), "{e}");
+        let (_, now) = app
+            .get(&format!("/api/v1/products/{}", p["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(now["title"], "Lamp (first)", "nothing was overwritten");
+        // The new ETag is revalidated after the write (the cache was emptied).
+        let r = app
+            .client
+            .get(&url)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status().as_u16(), r.headers()["etag"].to_str().unwrap()),
+            (200, "\"2\"")
+        );
+        // `*`, a list naming the current tag, and no header at all are accepted; a weak tag
+        // never matches; garbage is a 400.
+        assert_eq!(patch("a", Some("*")).await.unwrap().status(), 200);
+        assert_eq!(patch("b", Some("\"1\", \"3\"")).await.unwrap().status(), 200);
+        assert_eq!(patch("c", None).await.unwrap().status(), 200);
+        assert_eq!(patch("d", Some("W/\"5\"")).await.unwrap().status(), 412);
+        assert_eq!(patch("e", Some("5")).await.unwrap().status(), 400);
+        // Deleting under a stale tag is refused too; under the current one it goes.
+        let r = app
+            .client
+            .delete(&url)
+            .header("if-match", "\"1\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 412);
+        let r = app
+            .client
+            .delete(&url)
+            .header("if-match", "\"5\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        app.stop().await;
+    }
+}
+
+/// `?count=true` adds the list's total; bulk upserts say which items changed nothing and key
+/// items without an EAN by their SKU; titles sort and search without regard to case or
+/// accents on both backends.
+#[tokio::test]
+async fn counts_unchanged_upserts_and_titles_alike_on_every_backend() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let items = json!({"items": [
+            {"title": "Éclair au chocolat", "sku": "ECL-1"},
+            {"title": "eclair vanille", "sku": "ECL-2"},
+            {"title": "Zèbre en peluche", "sku": "ZEB-1"},
+            {"title": "alpaga", "sku": "ALP-1"},
+        ]});
+        let (st, r) = app.post("/api/v1/products/bulk", items.clone()).await;
+        assert_eq!((st, r["created"].as_u64()), (200, Some(4)), "{backend:?}: {r}");
+        // The same file again: nothing changes, nothing is written.
+        let (_, again) = app.post("/api/v1/products/bulk", items).await;
+        assert_eq!(
+            (
+                again["unchanged"].as_u64(),
+                again["updated"].as_u64(),
+                again["created"].as_u64()
+            ),
+            (Some(4), Some(0), Some(0)),
+            "{again}"
+        );
+        assert_eq!(again["results"][0]["result"], "unchanged", "{again}");
+        // A changed title for one SKU (another case): that product is updated, not duplicated.
+        let (_, changed) = app
+            .post(
+                "/api/v1/products/bulk",
+                json!({"items": [{"title": "Alpaga (grand)", "sku": "alp-1"}]}),
+            )
+            .await;
+        assert_eq!(changed["updated"].as_u64(), Some(1), "{changed}");
+        assert_eq!(changed["results"][0]["id"], r["results"][3]["id"], "{changed}");
+
+        let (_, page) = app.get("/api/v1/products?sort=title&count=true&limit=2").await;
+        assert_eq!(
+            (page["total"].as_u64(), page["total_exact"].as_bool()),
+            (Some(4), Some(true)),
+            "{page}"
+        );
+        let titles: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["Alpaga (grand)", "Éclair au chocolat"], "{page}");
+        let (_, page) = app.get("/api/v1/products?sort=-title&limit=1").await;
+        assert_eq!(page["items"][0]["title"], "Zèbre en peluche", "{page}");
+        assert!(page.get("total").is_none(), "no count unless asked: {page}");
+        let (_, page) = app.get("/api/v1/products?count=true&sku=ZEB-1").await;
+        assert_eq!(page["total"].as_u64(), Some(1), "{page}");
+        let (st, e) = app.get("/api/v1/products?count=maybe").await;
+        assert_eq!(
+            (st, e["errors"][0]["field"].as_str()),
+            (422, Some("count")),
+            "{e}"
+        );
+
+        // Search ignores accents and case, and an exact SKU in any case comes first.
+        let (_, hits) = app.get("/api/v1/products/search?q=eclair").await;
+        assert_eq!(hits["items"].as_array().unwrap().len(), 2, "{backend:?}: {hits}");
+        let (_, hits) = app.get("/api/v1/products/search?q=z%C3%A8bre").await;
+        assert_eq!(hits["items"][0]["product"]["title"], "Zèbre en peluche", "{hits}");
+        let (_, hits) = app.get("/api/v1/products/search?q=ecl-2").await;
+        assert_eq!(hits["items"][0]["match_kind"], "sku", "{hits}");
+        app.stop().await;
+    }
+}

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use pm_storage::catalog::{
-    Catalog, NewProduct, Page, Product, ProductFilter, ProductPatch, ProductSort, SearchHit, UpsertResult,
+    Catalog, NewProduct, Page, Product, ProductFilter, ProductPatch, ProductSort, SearchHit, Total,
+    UpsertResult,
 };
 use pm_storage::StoreError;
 use pm_supervisors::{Behaviour, Ctx, Handles, Reply};
@@ -71,17 +72,19 @@ write_handler!(CatalogStore, catalog, CreateProduct => Product, |c, m| {
 pub struct GetProduct(pub Uuid);
 query!(GetProduct => Product, |c, m| c.get_product(m.0));
 
+/// A patch; with a version (If-Match), only if the product is still at it.
 #[derive(Debug)]
-pub struct UpdateProduct(pub Uuid, pub ProductPatch);
+pub struct UpdateProduct(pub Uuid, pub ProductPatch, pub Option<i64>);
 write_handler!(CatalogStore, catalog, UpdateProduct => Product, |c, m| {
-    let p = c.update_product(m.0, m.1).await?;
+    let p = c.update_product(m.0, m.1, m.2).await?;
     Ok((p, vec![Change::one(Entity::Product, "update", m.0)]))
 });
 
+/// To the trash; with a version (If-Match), only if the product is still at it.
 #[derive(Debug)]
-pub struct DeleteProduct(pub Uuid);
+pub struct DeleteProduct(pub Uuid, pub Option<i64>);
 write_handler!(CatalogStore, catalog, DeleteProduct => (), |c, m| {
-    c.delete_product(m.0).await?;
+    c.delete_product(m.0, m.1).await?;
     Ok(((), vec![Change::one(Entity::Product, "delete", m.0)]))
 });
 
@@ -108,6 +111,14 @@ query!(ListTrash => Page<Product>, |c, m| async move {
     c.list_trash(&m.filter, m.sort, m.limit, m.cursor.as_deref()).await
 });
 
+/// How many products a list would hold (live, or with `trash` the trash).
+#[derive(Debug)]
+pub struct CountProducts {
+    pub filter: ProductFilter,
+    pub trash: bool,
+}
+query!(CountProducts => Total, |c, m| async move { c.count_products(&m.filter, m.trash).await });
+
 #[derive(Debug)]
 pub struct RestoreProduct(pub Uuid);
 write_handler!(CatalogStore, catalog, RestoreProduct => Product, |c, m| {
@@ -132,7 +143,7 @@ write_handler!(CatalogStore, catalog, PurgeTrash => u64, |c, m| {
 #[derive(Debug)]
 pub struct UpsertProducts(pub Vec<NewProduct>);
 write_handler!(CatalogStore, catalog, UpsertProducts => Vec<UpsertResult>, |c, m| {
-    let results = c.upsert_products_by_ean(m.0).await?;
+    let results = c.upsert_products(m.0).await?;
     // One change for the whole batch: the cache drops every id at once and the activity log
     // gets one entry.
     let (mut created, mut updated, mut ids) = (0, 0, Vec::with_capacity(results.len()));
@@ -146,7 +157,7 @@ write_handler!(CatalogStore, catalog, UpsertProducts => Vec<UpsertResult>, |c, m
                 updated += 1;
                 ids.push(id.to_string());
             }
-            UpsertResult::Failed { .. } => {}
+            UpsertResult::Unchanged { .. } | UpsertResult::Failed { .. } => {}
         }
     }
     let changes = if ids.is_empty() {

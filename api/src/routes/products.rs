@@ -2,27 +2,28 @@
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use pm_actors::changes::By;
 use pm_actors::store::catalog::{
-    CreateProduct, DeleteProduct, GetProduct, ListProducts, ListTrash, RestoreProduct, SearchProducts,
-    UpdateProduct, UpsertProducts,
+    CountProducts, CreateProduct, DeleteProduct, GetProduct, ListProducts, ListTrash, RestoreProduct,
+    SearchProducts, UpdateProduct, UpsertProducts,
 };
 use pm_domain::{text, Asin, Gtin, Permission, ProductStatus, TextKind};
 use pm_storage::cache::Kind;
 use pm_storage::catalog::{
     Attributes, NewProduct, Page, PriceRange, Product, ProductFilter, ProductPatch, ProductSort, SearchHit,
-    UpsertResult, MAX_UPSERT_BATCH,
+    Total, UpsertResult, MAX_UPSERT_BATCH,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
+use crate::etag;
 use crate::extract::{bounded_limit, nullable, page_limit, Json as Body, Query, DEFAULT_PAGE};
 use crate::AppState;
 
@@ -214,7 +215,7 @@ async fn create(
     State(s): State<AppState>,
     who: Principal,
     Body(b): Body<CreateBody>,
-) -> Result<(StatusCode, Json<Product>), ApiError> {
+) -> Result<Response, ApiError> {
     who.require(Permission::CatalogWrite)?;
     b.check()?;
     let product = s
@@ -223,7 +224,7 @@ async fn create(
         .catalog
         .send(CreateProduct(b.into_new()).by(who.origin()))
         .await?;
-    Ok((StatusCode::CREATED, Json(product)))
+    Ok(tagged(StatusCode::CREATED, product))
 }
 
 fn json_bytes(bytes: Bytes) -> Response {
@@ -237,11 +238,12 @@ fn to_bytes<T: Serialize>(v: &T) -> Result<Bytes, ApiError> {
 }
 
 /// Served from the cache: the serialized product, so that a hit costs no query and no
-/// serialization.
+/// serialization. Its version is its ETag; `If-None-Match` with it answers 304.
 async fn read(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     who.require(Permission::CatalogRead)?;
     let id = parse_id(&id)?;
@@ -252,17 +254,66 @@ async fn read(
             to_bytes(&s.actors.stores.catalog.send(GetProduct(id)).await?)
         })
         .await?;
-    Ok(json_bytes(bytes))
+    /// Only the version of the cached bytes is read back; serde skips the rest.
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: i64,
+    }
+    let Ok(Versioned { version }) = serde_json::from_slice::<Versioned>(&bytes) else {
+        // An entry cached by a version before products had versions: served without a tag.
+        return Ok(json_bytes(bytes));
+    };
+    let tag = etag::of_version(version);
+    if etag::none_match_hits(&headers, &tag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+    }
+    let mut resp = json_bytes(bytes);
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
 }
 
+/// A product answer with its ETag.
+fn tagged(status: StatusCode, p: Product) -> Response {
+    let tag = etag::of_version(p.version);
+    (status, [(header::ETAG, tag)], Json(p)).into_response()
+}
+
+/// The version a conditional write names, from `If-Match`: `None` for an unconditional one
+/// (no header, or `*`, for which the product's existence suffices). A list of several tags is
+/// checked against the current version here; one the product is not at is a 412 at once.
+async fn precondition(s: &AppState, id: Uuid, headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let m = etag::IfMatch::from_headers(headers)?;
+    match &m {
+        etag::IfMatch::Any | etag::IfMatch::Exists => Ok(None),
+        _ if m.single().is_some() => Ok(m.single()),
+        _ => {
+            let current = s.actors.stores.catalog.send(GetProduct(id)).await?.version;
+            if m.allows(current) {
+                Ok(Some(current))
+            } else {
+                Err(ApiError::PreconditionFailed {
+                    detail: format!("product {id} is at version {current}, which if-match does not name"),
+                    etag: Some(etag::of_version(current)),
+                })
+            }
+        }
+    }
+}
+
+/// A partial update; `If-Match` with the ETag read makes it fail (412) instead of
+/// overwriting a change made in between.
 async fn update(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Body(b): Body<PatchBody>,
-) -> Result<Json<Product>, ApiError> {
+) -> Result<Response, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = parse_id(&id)?;
+    let if_version = precondition(&s, id, &headers).await?;
     let mut c = Checks::default();
     c.text("title", b.title.as_deref(), MAX_TITLE, true);
     c.text("sku", b.sku.as_ref().and_then(|s| s.as_deref()), MAX_SHORT, false);
@@ -308,9 +359,9 @@ async fn update(
         .actors
         .stores
         .catalog
-        .send(UpdateProduct(id, patch).by(who.origin()))
+        .send(UpdateProduct(id, patch, if_version).by(who.origin()))
         .await?;
-    Ok(Json(product))
+    Ok(tagged(StatusCode::OK, product))
 }
 
 /// Moves the product to the trash; it is purged after `catalog.trash_retention_days`.
@@ -318,13 +369,15 @@ async fn remove(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = parse_id(&id)?;
+    let if_version = precondition(&s, id, &headers).await?;
     s.actors
         .stores
         .catalog
-        .send(DeleteProduct(id).by(who.origin()))
+        .send(DeleteProduct(id, if_version).by(who.origin()))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -461,6 +514,9 @@ impl FilterQuery {
 struct ListQuery {
     limit: Option<u32>,
     cursor: Option<String>,
+    /// `true`: the page carries `total` (exact up to a bound, then estimated; `total_exact`
+    /// says which).
+    count: Option<String>,
     /// `created` (default), `updated_at` or `title`; `-` in front for descending.
     sort: Option<String>,
     #[serde(flatten)]
@@ -468,8 +524,9 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn parse(self) -> Result<(ProductFilter, ProductSort, u32, Option<String>), ApiError> {
+    fn parse(self) -> Result<(ProductFilter, ProductSort, u32, Option<String>, bool), ApiError> {
         let mut errors = Vec::new();
+        let count = flag("count", self.count.as_deref(), &mut errors).unwrap_or(false);
         let limit = page_limit(self.limit).unwrap_or_else(|e| {
             errors.push(e);
             DEFAULT_PAGE
@@ -490,7 +547,7 @@ impl ListQuery {
         };
         let filter = self.filter.parse(&mut errors);
         if errors.is_empty() {
-            Ok((filter, sort, limit, self.cursor))
+            Ok((filter, sort, limit, self.cursor, count))
         } else {
             Err(ApiError::Invalid(errors))
         }
@@ -501,44 +558,81 @@ async fn list(
     State(s): State<AppState>,
     who: Principal,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Page<Product>>, ApiError> {
+) -> Result<Json<CountedPage>, ApiError> {
     who.require(Permission::CatalogRead)?;
     q.filter.require_cost_access(&who)?;
-    let (filter, sort, limit, cursor) = q.parse()?;
-    Ok(Json(
-        s.actors
-            .stores
-            .catalog
-            .send(ListProducts {
-                filter,
-                sort,
-                limit,
-                cursor,
-            })
-            .await?,
-    ))
+    let (filter, sort, limit, cursor, count) = q.parse()?;
+    let total = match count {
+        true => Some(counted(&s, &filter, false).await?),
+        false => None,
+    };
+    let page = s
+        .actors
+        .stores
+        .catalog
+        .send(ListProducts {
+            filter,
+            sort,
+            limit,
+            cursor,
+        })
+        .await?;
+    Ok(Json(CountedPage::new(page, total)))
+}
+
+/// A page, with the list's total when `count=true` asked for it.
+#[derive(Serialize)]
+struct CountedPage {
+    #[serde(flatten)]
+    page: Page<Product>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_exact: Option<bool>,
+}
+
+impl CountedPage {
+    fn new(page: Page<Product>, total: Option<Total>) -> Self {
+        Self {
+            page,
+            total: total.map(|t| t.count),
+            total_exact: total.map(|t| t.exact),
+        }
+    }
+}
+
+async fn counted(s: &AppState, filter: &ProductFilter, trash: bool) -> Result<Total, ApiError> {
+    let msg = CountProducts {
+        filter: filter.clone(),
+        trash,
+    };
+    Ok(s.actors.stores.catalog.send(msg).await?)
 }
 
 async fn trash(
     State(s): State<AppState>,
     who: Principal,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Page<Product>>, ApiError> {
+) -> Result<Json<CountedPage>, ApiError> {
     who.require(Permission::CatalogRead)?;
     q.filter.require_cost_access(&who)?;
-    let (filter, sort, limit, cursor) = q.parse()?;
-    Ok(Json(
-        s.actors
-            .stores
-            .catalog
-            .send(ListTrash {
-                filter,
-                sort,
-                limit,
-                cursor,
-            })
-            .await?,
-    ))
+    let (filter, sort, limit, cursor, count) = q.parse()?;
+    let total = match count {
+        true => Some(counted(&s, &filter, true).await?),
+        false => None,
+    };
+    let page = s
+        .actors
+        .stores
+        .catalog
+        .send(ListTrash {
+            filter,
+            sort,
+            limit,
+            cursor,
+        })
+        .await?;
+    Ok(Json(CountedPage::new(page, total)))
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -608,6 +702,7 @@ struct BulkBody {
 enum ItemOutcome {
     Created { id: Uuid },
     Updated { id: Uuid },
+    Unchanged { id: Uuid },
     Failed { field: String, reason: String },
 }
 
@@ -622,11 +717,13 @@ struct ItemResult {
 struct BulkAnswer {
     created: usize,
     updated: usize,
+    unchanged: usize,
     failed: usize,
     results: Vec<ItemResult>,
 }
 
-/// Creates or updates up to 1,000 products by EAN. Every item gets a result in input order; an
+/// Creates or updates up to 1,000 products by EAN, or by SKU for items without one; an item
+/// that changes nothing is `unchanged`. Every item gets a result in input order; an
 /// invalid item fails alone and the valid ones land.
 async fn bulk(
     State(s): State<AppState>,
@@ -691,13 +788,14 @@ async fn bulk(
     };
     let mut stored = stored.into_iter();
     let mut results = Vec::with_capacity(outcomes.len());
-    let (mut created, mut updated, mut failed) = (0, 0, 0);
+    let (mut created, mut updated, mut unchanged, mut failed) = (0, 0, 0, 0);
     for (index, o) in outcomes.into_iter().enumerate() {
         let outcome = match o {
             Some(o) => o,
             None => match stored.next() {
                 Some(UpsertResult::Created { id }) => ItemOutcome::Created { id },
                 Some(UpsertResult::Updated { id }) => ItemOutcome::Updated { id },
+                Some(UpsertResult::Unchanged { id }) => ItemOutcome::Unchanged { id },
                 Some(UpsertResult::Failed { field, message }) => ItemOutcome::Failed {
                     field: field.into(),
                     reason: message,
@@ -711,6 +809,7 @@ async fn bulk(
         match &outcome {
             ItemOutcome::Created { .. } => created += 1,
             ItemOutcome::Updated { .. } => updated += 1,
+            ItemOutcome::Unchanged { .. } => unchanged += 1,
             ItemOutcome::Failed { .. } => failed += 1,
         }
         results.push(ItemResult { index, outcome });
@@ -718,6 +817,7 @@ async fn bulk(
     Ok(Json(BulkAnswer {
         created,
         updated,
+        unchanged,
         failed,
         results,
     }))

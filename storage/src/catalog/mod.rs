@@ -21,7 +21,8 @@ pub use categories::{Category, CategoryPatch, NewCategory, ProductCategory};
 pub use common::{ChangeSource, Changed};
 pub use prices::{NewPrice, Price, PriceChange, PriceType};
 pub use products::{
-    Attributes, PriceRange, ProductSort, SortKey, UnknownSort, UpsertResult, MAX_UPSERT_BATCH,
+    Attributes, PriceRange, ProductSort, SortKey, Total, UnknownSort, UpsertResult, EXACT_COUNT_LIMIT,
+    EXACT_COUNT_LIMIT_SQLITE, MAX_UPSERT_BATCH,
 };
 pub use products::{NewProduct, Product, ProductFilter, ProductPatch};
 pub use search::{MatchKind, SearchHit, TEXT_CANDIDATES};

@@ -11,6 +11,7 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
+use pm_domain::text::sort_key;
 use pm_domain::{Asin, Gtin, ProductStatus};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -49,6 +50,13 @@ pub struct Product {
     pub updated_at: DateTime<Utc>,
     /// When the product went to the trash; `None` while live.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Grows by one with every change of the row: the product's ETag, and what a write that
+    /// must not overwrite someone else's names (If-Match).
+    pub version: i64,
+    /// The title's case- and accent-free sort key (`pm_domain::text::sort_key`), as stored:
+    /// what title order compares and what its cursors carry. Not part of the API.
+    #[serde(skip)]
+    pub title_key: String,
 }
 
 /// A product to create; values are already validated.
@@ -193,6 +201,19 @@ impl fmt::Display for ProductSort {
 /// The most products one [`Catalog::upsert_products_by_ean`] call takes.
 pub const MAX_UPSERT_BATCH: usize = 1000;
 
+/// Counts at most this many products exactly on PostgreSQL; beyond, the planner estimates.
+pub const EXACT_COUNT_LIMIT: i64 = 10_000;
+/// The same bound on SQLite, where counting in process is cheap.
+pub const EXACT_COUNT_LIMIT_SQLITE: i64 = 1_000_000;
+
+/// How many products a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Total {
+    pub count: i64,
+    /// `false`: `count` is an estimate (at least the exact bound).
+    pub exact: bool,
+}
+
 /// What happened to one item of a bulk upsert, in input order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "lowercase")]
@@ -201,6 +222,11 @@ pub enum UpsertResult {
         id: Uuid,
     },
     Updated {
+        id: Uuid,
+    },
+    /// The item matched a product whose stored values it would not change: nothing was
+    /// written (`updated_at` and `version` stay).
+    Unchanged {
         id: Uuid,
     },
     /// The item was refused; the others are unaffected.
@@ -213,12 +239,12 @@ pub enum UpsertResult {
 /// Product columns in `RETURNING` lists (no table alias: SQLite does not allow one there).
 pub(super) const COLUMNS: &str = "id, ean, sku, asin, title, description, brand, brand_id, \
     primary_category_id, status, weight_grams, length_mm, width_mm, height_mm, attributes, \
-    created_at, updated_at, deleted_at";
+    created_at, updated_at, deleted_at, version, title_key";
 
 /// Product columns of `products p` in queries that join or filter with subqueries.
 pub(super) const P_COLUMNS: &str = "p.id, p.ean, p.sku, p.asin, p.title, p.description, p.brand, \
     p.brand_id, p.primary_category_id, p.status, p.weight_grams, p.length_mm, p.width_mm, \
-    p.height_mm, p.attributes, p.created_at, p.updated_at, p.deleted_at";
+    p.height_mm, p.attributes, p.created_at, p.updated_at, p.deleted_at, p.version, p.title_key";
 
 fn map_unique(e: sqlx::Error, ean: Option<&Gtin>) -> StoreError {
     match &e {
@@ -238,6 +264,7 @@ where
     for<'r> Uuid: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Json<Attributes>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
@@ -273,6 +300,8 @@ where
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         deleted_at: row.try_get("deleted_at")?,
+        version: row.try_get("version")?,
+        title_key: row.try_get("title_key")?,
     })
 }
 
@@ -516,7 +545,7 @@ fn encode_cursor(sort: ProductSort, last: &Product) -> String {
     let value = match sort.key {
         SortKey::Created => None,
         SortKey::UpdatedAt => Some(last.updated_at.to_rfc3339_opts(SecondsFormat::Nanos, true)),
-        SortKey::Title => Some(last.title.clone()),
+        SortKey::Title => Some(last.title_key.clone()),
     };
     let c = Cursor {
         sort: sort.tag().to_owned(),
@@ -559,13 +588,18 @@ enum Shelf {
 /// stored value: a supplier file without descriptions must not erase them), attributes only
 /// when the item has some, and the status is kept: it is the product's lifecycle, changed
 /// through [`Catalog::update_product`], not by whatever a feed says.
+/// Serialises bulk upserts that key items by SKU (see [`Catalog::upsert_products_by_ean`]).
+const SKU_LOCK: &str = "catalog.products.sku";
+
 const UPSERT: &str = "INSERT INTO products (id, ean, sku, asin, title, description, brand, brand_id, \
-    primary_category_id, status, weight_grams, length_mm, width_mm, height_mm, attributes, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+    primary_category_id, status, weight_grams, length_mm, width_mm, height_mm, attributes, created_at, updated_at, \
+    title_key) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $18) \
     ON CONFLICT (ean) WHERE deleted_at IS NULL DO UPDATE SET \
     sku = COALESCE(excluded.sku, products.sku), \
     asin = COALESCE(excluded.asin, products.asin), \
     title = excluded.title, \
+    title_key = excluded.title_key, \
     description = COALESCE(excluded.description, products.description), \
     brand = COALESCE(excluded.brand, products.brand), \
     brand_id = COALESCE(excluded.brand_id, products.brand_id), \
@@ -575,7 +609,57 @@ const UPSERT: &str = "INSERT INTO products (id, ean, sku, asin, title, descripti
     width_mm = COALESCE(excluded.width_mm, products.width_mm), \
     height_mm = COALESCE(excluded.height_mm, products.height_mm), \
     attributes = CASE WHEN $17 THEN excluded.attributes ELSE products.attributes END, \
-    updated_at = excluded.updated_at \
+    updated_at = excluded.updated_at, \
+    version = products.version + 1 \
+    WHERE products.sku IS DISTINCT FROM COALESCE(excluded.sku, products.sku) \
+    OR products.asin IS DISTINCT FROM COALESCE(excluded.asin, products.asin) \
+    OR products.title IS DISTINCT FROM excluded.title \
+    OR products.description IS DISTINCT FROM COALESCE(excluded.description, products.description) \
+    OR products.brand IS DISTINCT FROM COALESCE(excluded.brand, products.brand) \
+    OR products.brand_id IS DISTINCT FROM COALESCE(excluded.brand_id, products.brand_id) \
+    OR products.primary_category_id IS DISTINCT FROM COALESCE(excluded.primary_category_id, products.primary_category_id) \
+    OR products.weight_grams IS DISTINCT FROM COALESCE(excluded.weight_grams, products.weight_grams) \
+    OR products.length_mm IS DISTINCT FROM COALESCE(excluded.length_mm, products.length_mm) \
+    OR products.width_mm IS DISTINCT FROM COALESCE(excluded.width_mm, products.width_mm) \
+    OR products.height_mm IS DISTINCT FROM COALESCE(excluded.height_mm, products.height_mm) \
+    OR ($17 AND products.attributes IS DISTINCT FROM excluded.attributes) \
+    RETURNING id";
+
+/// The same merge as [`UPSERT`] onto one known row (`$1`), for items keyed by SKU and for an
+/// EAN that arrives for a product known so far by its SKU only (it joins that product; `$2` is
+/// then set). Nothing is written when nothing would change. SKUs match without regard to
+/// case, and the stored spelling stays when only the case differs.
+const MERGE_INTO: &str = "UPDATE products SET \
+    ean = COALESCE($2, ean), \
+    sku = CASE WHEN lower(sku) = lower($3) THEN sku ELSE COALESCE($3, sku) END, \
+    asin = COALESCE($4, asin), \
+    title = $5, \
+    title_key = $18, \
+    description = COALESCE($6, description), \
+    brand = COALESCE($7, brand), \
+    brand_id = COALESCE($8, brand_id), \
+    primary_category_id = COALESCE($9, primary_category_id), \
+    weight_grams = COALESCE($11, weight_grams), \
+    length_mm = COALESCE($12, length_mm), \
+    width_mm = COALESCE($13, width_mm), \
+    height_mm = COALESCE($14, height_mm), \
+    attributes = CASE WHEN $17 THEN $15 ELSE attributes END, \
+    updated_at = $16, \
+    version = version + 1 \
+    WHERE id = $1 AND deleted_at IS NULL AND ( \
+    ean IS DISTINCT FROM COALESCE($2, ean) \
+    OR lower(sku) IS DISTINCT FROM lower(COALESCE($3, sku)) \
+    OR asin IS DISTINCT FROM COALESCE($4, asin) \
+    OR title IS DISTINCT FROM $5 \
+    OR description IS DISTINCT FROM COALESCE($6, description) \
+    OR brand IS DISTINCT FROM COALESCE($7, brand) \
+    OR brand_id IS DISTINCT FROM COALESCE($8, brand_id) \
+    OR primary_category_id IS DISTINCT FROM COALESCE($9, primary_category_id) \
+    OR weight_grams IS DISTINCT FROM COALESCE($11, weight_grams) \
+    OR length_mm IS DISTINCT FROM COALESCE($12, length_mm) \
+    OR width_mm IS DISTINCT FROM COALESCE($13, width_mm) \
+    OR height_mm IS DISTINCT FROM COALESCE($14, height_mm) \
+    OR ($17 AND attributes IS DISTINCT FROM $15)) \
     RETURNING id";
 
 impl Catalog {
@@ -627,8 +711,8 @@ impl Catalog {
         let sql = format!(
             "INSERT INTO products (id, ean, sku, asin, title, description, brand, brand_id, \
              primary_category_id, status, weight_grams, length_mm, width_mm, height_mm, attributes, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+             created_at, updated_at, title_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17) \
              RETURNING {COLUMNS}"
         );
         with_conn!(self.db, |conn| {
@@ -649,6 +733,7 @@ impl Catalog {
                 .bind(p.height_mm)
                 .bind(Json(&p.attributes))
                 .bind(now)
+                .bind(sort_key(&p.title))
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(|e| map_unique(e, p.ean.as_ref()))?;
@@ -667,7 +752,15 @@ impl Catalog {
 
     /// Applies `patch` to a live product in one statement that sets only the fields the patch
     /// carries, so concurrent patches of different fields never overwrite each other.
-    pub async fn update_product(&self, id: Uuid, patch: ProductPatch) -> Result<Product, StoreError> {
+    ///
+    /// With `if_version`, the write happens only if the product is still at that version
+    /// (If-Match); otherwise it fails with [`StoreError::Stale`] and changes nothing.
+    pub async fn update_product(
+        &self,
+        id: Uuid,
+        patch: ProductPatch,
+        if_version: Option<i64>,
+    ) -> Result<Product, StoreError> {
         self.check_refs(patch.brand_id.flatten(), patch.primary_category_id.flatten())
             .await?;
         let ean = patch.ean.flatten();
@@ -685,6 +778,7 @@ impl Catalog {
             set(&mut sql, "asin", Arg::Text(v.map(|a| a.as_str().to_owned())));
         }
         if let Some(v) = patch.title {
+            set(&mut sql, "title_key", Arg::Text(Some(sort_key(&v))));
             set(&mut sql, "title", Arg::Text(Some(v)));
         }
         if let Some(v) = patch.description {
@@ -715,34 +809,73 @@ impl Catalog {
         if let Some(v) = patch.attributes {
             set(&mut sql, "attributes", Arg::Json(v));
         }
+        sql.push("version = version + 1, ");
         sql.push_arg("updated_at = ", Arg::Time(Some(Utc::now())), "");
         sql.push_arg(" WHERE id = ", Arg::Uuid(Some(id)), "");
+        if let Some(v) = if_version {
+            sql.push_arg(" AND version = ", Arg::BigInt(v), "");
+        }
         sql.push(&format!(" AND deleted_at IS NULL RETURNING {COLUMNS}"));
-        with_conn!(self.db, |conn| {
-            let row = bind_args!(sqlx::query(&sql.text), &sql.args)
+        let written = with_conn!(self.db, |conn| {
+            bind_args!(sqlx::query(&sql.text), &sql.args)
                 .fetch_optional(&mut *conn)
                 .await
-                .map_err(|e| map_unique(e, ean.as_ref()))?;
-            product_from_row(&row.ok_or_else(|| not_found(id))?)
-        })
+                .map_err(|e| map_unique(e, ean.as_ref()))?
+                .map(|row| product_from_row(&row))
+                .transpose()?
+        });
+        match written {
+            Some(p) => Ok(p),
+            None => Err(self.missing_or_stale(id, if_version).await),
+        }
+    }
+
+    /// Why a conditional write of a live product touched nothing: it is gone (not found), or
+    /// its version is no longer the one the caller read (stale).
+    async fn missing_or_stale(&self, id: Uuid, if_version: Option<i64>) -> StoreError {
+        if if_version.is_none() {
+            return not_found(id);
+        }
+        match self.live_version(id).await {
+            Ok(Some(current)) => StoreError::Stale {
+                entity: "product",
+                id: id.to_string(),
+                current,
+            },
+            Ok(None) => not_found(id),
+            Err(e) => e,
+        }
+    }
+
+    /// The version of a live product, if there is one.
+    async fn live_version(&self, id: Uuid) -> Result<Option<i64>, StoreError> {
+        Ok(with_conn!(self.db, |conn| {
+            sqlx::query_scalar::<_, i64>("SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }))
     }
 
     /// Moves a live product to the trash. It keeps everything but its EAN's hold (see the
     /// module documentation) until [`Catalog::purge_trash`] removes it for good.
-    pub async fn delete_product(&self, id: Uuid) -> Result<(), StoreError> {
+    /// With `if_version`, only if it is still at that version (see [`Catalog::update_product`]).
+    pub async fn delete_product(&self, id: Uuid, if_version: Option<i64>) -> Result<(), StoreError> {
         let now = Utc::now();
         let done = with_conn!(self.db, |conn| {
             sqlx::query(
-                "UPDATE products SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                "UPDATE products SET deleted_at = $1, updated_at = $1, version = version + 1 \
+                 WHERE id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR version = $3)",
             )
             .bind(now)
             .bind(id)
+            .bind(if_version)
             .execute(&mut *conn)
             .await?
             .rows_affected()
         });
         if done == 0 {
-            return Err(not_found(id));
+            return Err(self.missing_or_stale(id, if_version).await);
         }
         Ok(())
     }
@@ -751,7 +884,7 @@ impl Catalog {
     /// has taken its EAN meanwhile, and with not found when it is not in the trash.
     pub async fn restore_product(&self, id: Uuid) -> Result<Product, StoreError> {
         let sql = format!(
-            "UPDATE products SET deleted_at = NULL, updated_at = $1 \
+            "UPDATE products SET deleted_at = NULL, updated_at = $1, version = version + 1 \
              WHERE id = $2 AND deleted_at IS NOT NULL RETURNING {COLUMNS}"
         );
         with_conn!(self.db, |conn| {
@@ -818,6 +951,69 @@ impl Catalog {
         self.list(Shelf::Live, filter, sort, limit, cursor).await
     }
 
+    /// How many live products (or, with `trash`, products in the trash) match `filter`:
+    /// exact up to [`EXACT_COUNT_LIMIT`] on PostgreSQL (the count stops there, so a broad
+    /// filter over millions of rows costs a bounded scan), then the planner's estimate; exact
+    /// up to [`EXACT_COUNT_LIMIT_SQLITE`] on SQLite, whose in-process count is cheap.
+    pub async fn count_products(&self, filter: &ProductFilter, trash: bool) -> Result<Total, StoreError> {
+        let bound = match self.db.backend() {
+            crate::Backend::Postgres => EXACT_COUNT_LIMIT,
+            crate::Backend::Sqlite => EXACT_COUNT_LIMIT_SQLITE,
+        };
+        let mut inner = Sql::new("SELECT 1 FROM products p WHERE ");
+        inner.push(if trash {
+            "p.deleted_at IS NOT NULL"
+        } else {
+            "p.deleted_at IS NULL"
+        });
+        push_filters(&mut inner, filter, Utc::now())?;
+        let mut counted = Sql {
+            text: format!("SELECT COUNT(*) FROM ({}", inner.text),
+            args: inner.args.clone(),
+        };
+        counted.push_arg(" LIMIT ", Arg::BigInt(bound + 1), ") bounded");
+        let n: i64 = with_conn!(self.db, |conn| {
+            bind_args!(sqlx::query_scalar(&counted.text), &counted.args)
+                .fetch_one(&mut *conn)
+                .await?
+        });
+        if n <= bound {
+            return Ok(Total {
+                count: n,
+                exact: true,
+            });
+        }
+        let estimate = match self.db.backend() {
+            crate::Backend::Postgres => self.planner_rows(&inner).await.unwrap_or(0),
+            crate::Backend::Sqlite => 0,
+        };
+        Ok(Total {
+            count: estimate.max(n),
+            exact: false,
+        })
+    }
+
+    /// The planner's row estimate for `sql` (PostgreSQL); `None` when it gives none.
+    async fn planner_rows(&self, sql: &Sql) -> Option<i64> {
+        let explain = format!("EXPLAIN (FORMAT JSON) {}", sql.text);
+        let plan: Result<serde_json::Value, StoreError> = async {
+            Ok(with_conn!(self.db, |conn| {
+                let Json(v): Json<serde_json::Value> = bind_args!(sqlx::query_scalar(&explain), &sql.args)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                v
+            }))
+        }
+        .await;
+        match plan {
+            Ok(v) => v[0]["Plan"]["Plan Rows"].as_f64().map(|r| r as i64),
+            Err(e) => {
+                tracing::debug!(error = %e, "no planner estimate for a product count");
+                None
+            }
+        }
+    }
+
     /// Lists the trash (same filters, sorts and cursors as the live list).
     pub async fn list_trash(
         &self,
@@ -862,14 +1058,14 @@ impl Catalog {
             Some(After::Text(s, id)) => {
                 let s = sql.arg(Arg::Text(Some(s)));
                 let id = sql.arg(Arg::Uuid(Some(id)));
-                sql.push(&format!(" AND (p.title, p.id) {op} ({s}, {id})"));
+                sql.push(&format!(" AND (p.title_key, p.id) {op} ({s}, {id})"));
             }
         }
         push_filters(&mut sql, filter, Utc::now())?;
         sql.push(&match sort.key {
             SortKey::Created => format!(" ORDER BY p.id {dir}"),
             SortKey::UpdatedAt => format!(" ORDER BY p.updated_at {dir}, p.id {dir}"),
-            SortKey::Title => format!(" ORDER BY p.title {dir}, p.id {dir}"),
+            SortKey::Title => format!(" ORDER BY p.title_key {dir}, p.id {dir}"),
         });
         sql.push_arg(" LIMIT ", Arg::BigInt(i64::from(limit) + 1), "");
         let mut items = with_conn!(self.db, |conn| {
@@ -887,18 +1083,19 @@ impl Catalog {
         Ok(Page { items, next_cursor })
     }
 
-    /// Creates or updates up to [`MAX_UPSERT_BATCH`] products by EAN in one transaction, one
-    /// statement per item, and says per item what happened (in input order). An item without
-    /// an EAN or with a blank title fails alone. Items are applied in order, so when one EAN
-    /// appears twice the later item updates what the earlier one created (later wins; both
-    /// results name the same id).
+    /// Creates or updates up to [`MAX_UPSERT_BATCH`] products in one transaction and says per
+    /// item what happened (in input order). An item is keyed by its EAN, or by its SKU
+    /// (compared without regard to case) when it has none; an EAN that arrives for a product
+    /// known so far by its SKU alone joins that product. An item with neither, with a blank
+    /// title, or whose SKU designates several products fails alone. An item that would change
+    /// nothing writes nothing and is `Unchanged` (its product's `updated_at` and `version`
+    /// stay). Items are applied in order, so when one key appears twice the later item updates
+    /// what the earlier one created (later wins; both results name the same id).
     ///
     /// Created and updated are told apart without a read: the statement proposes a fresh id
-    /// and returns the id of the row it wrote, which is the fresh one only if it inserted.
-    pub async fn upsert_products_by_ean(
-        &self,
-        items: Vec<NewProduct>,
-    ) -> Result<Vec<UpsertResult>, StoreError> {
+    /// and returns the id of the row it wrote, which is the fresh one only if it inserted, and
+    /// nothing when its guard found nothing to change.
+    pub async fn upsert_products(&self, items: Vec<NewProduct>) -> Result<Vec<UpsertResult>, StoreError> {
         if items.len() > MAX_UPSERT_BATCH {
             return Err(StoreError::Invalid {
                 field: "items",
@@ -932,8 +1129,16 @@ impl Catalog {
                 }
             }
         }
+        // Items keyed by SKU look a row up before writing it; on PostgreSQL two batches doing
+        // that at once could both insert the same new SKU, so such batches take turns (SQLite
+        // writers always do).
+        let by_sku = items.iter().any(|p| p.sku.is_some());
         with_conn!(self.db, |conn| {
-            let mut tx = conn.begin_write().await?;
+            let mut tx = if by_sku {
+                conn.begin_locked(SKU_LOCK).await?
+            } else {
+                conn.begin_write().await?
+            };
             let mut out = Vec::with_capacity(items.len());
             for p in &items {
                 let dangling = [p.brand_id, p.primary_category_id]
@@ -947,13 +1152,13 @@ impl Catalog {
                     });
                     continue;
                 }
-                let Some(ean) = p.ean.as_ref() else {
+                if p.ean.is_none() && p.sku.is_none() {
                     out.push(UpsertResult::Failed {
                         field: "ean",
-                        message: "an ean is required to upsert by ean".into(),
+                        message: "an ean or a sku is required to upsert".into(),
                     });
                     continue;
-                };
+                }
                 if p.title.trim().is_empty() {
                     out.push(UpsertResult::Failed {
                         field: "title",
@@ -978,10 +1183,56 @@ impl Catalog {
                     });
                     continue;
                 }
+                let ean = p.ean.as_ref().map(Gtin::as_str);
+                // Which known row a SKU designates: for an item without an EAN, the live
+                // product with that SKU; for one with an EAN nobody has yet, the product known
+                // so far by that SKU alone, which the EAN joins (never a duplicate).
+                let by_sku: Option<Vec<Uuid>> = match (ean, p.sku.as_deref()) {
+                    (None, Some(sku)) => Some(
+                        sqlx::query_scalar(
+                            "SELECT id FROM products WHERE deleted_at IS NULL AND lower(sku) = lower($1) \
+                             ORDER BY id LIMIT 2",
+                        )
+                        .bind(sku)
+                        .fetch_all(&mut *tx)
+                        .await?,
+                    ),
+                    (Some(ean), Some(sku)) => Some(
+                        sqlx::query_scalar(
+                            "SELECT id FROM products WHERE deleted_at IS NULL AND ean IS NULL \
+                             AND lower(sku) = lower($1) AND NOT EXISTS \
+                             (SELECT 1 FROM products e WHERE e.ean = $2 AND e.deleted_at IS NULL) \
+                             ORDER BY id LIMIT 2",
+                        )
+                        .bind(sku)
+                        .bind(ean)
+                        .fetch_all(&mut *tx)
+                        .await?,
+                    ),
+                    _ => None,
+                };
+                let target = match by_sku.as_deref() {
+                    Some([id]) => Some(*id),
+                    Some([_, _, ..]) => {
+                        let sku = p.sku.as_deref().unwrap_or_default();
+                        out.push(UpsertResult::Failed {
+                            field: "sku",
+                            message: if ean.is_some() {
+                                format!("{sku:?} is the sku of several products without an ean: which one this ean belongs to is ambiguous")
+                            } else {
+                                format!("{sku:?} is the sku of several products: give the item its ean")
+                            },
+                        });
+                        continue;
+                    }
+                    _ => None,
+                };
+                let title_key = sort_key(&p.title);
                 let fresh = Uuid::now_v7();
-                let id: Uuid = sqlx::query_scalar(UPSERT)
-                    .bind(fresh)
-                    .bind(ean.as_str())
+                let sql = if target.is_some() { MERGE_INTO } else { UPSERT };
+                let written: Option<Uuid> = sqlx::query_scalar(sql)
+                    .bind(target.unwrap_or(fresh))
+                    .bind(ean)
                     .bind(p.sku.as_deref())
                     .bind(p.asin.as_ref().map(Asin::as_str))
                     .bind(&p.title)
@@ -997,12 +1248,23 @@ impl Catalog {
                     .bind(Json(&p.attributes))
                     .bind(now)
                     .bind(!p.attributes.is_empty())
-                    .fetch_one(&mut *tx)
+                    .bind(&title_key)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                out.push(if id == fresh {
-                    UpsertResult::Created { id }
-                } else {
-                    UpsertResult::Updated { id }
+                out.push(match (written, target) {
+                    (Some(id), _) if id == fresh => UpsertResult::Created { id },
+                    (Some(id), _) => UpsertResult::Updated { id },
+                    (None, Some(id)) => UpsertResult::Unchanged { id },
+                    (None, None) => {
+                        // The EAN's live row, which the guarded update left alone.
+                        let id: Uuid = sqlx::query_scalar(
+                            "SELECT id FROM products WHERE ean = $1 AND deleted_at IS NULL",
+                        )
+                        .bind(ean)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        UpsertResult::Unchanged { id }
+                    }
                 });
             }
             tx.commit().await?;
@@ -1201,6 +1463,7 @@ mod tests {
                         status: Some(ProductStatus::Active),
                         ..Default::default()
                     },
+                    None,
                 )
                 .await
                 .unwrap();
@@ -1212,17 +1475,17 @@ mod tests {
             assert!(patched.updated_at >= p.updated_at);
             assert_eq!(patched.created_at, p.created_at, "{label}");
 
-            cat.delete_product(p.id).await.unwrap();
+            cat.delete_product(p.id, None).await.unwrap();
             assert!(matches!(
                 cat.get_product(p.id).await,
                 Err(StoreError::NotFound { .. })
             ));
             assert!(matches!(
-                cat.delete_product(p.id).await,
+                cat.delete_product(p.id, None).await,
                 Err(StoreError::NotFound { .. })
             ));
             assert!(matches!(
-                cat.update_product(p.id, ProductPatch::default()).await,
+                cat.update_product(p.id, ProductPatch::default(), None).await,
                 Err(StoreError::NotFound { .. })
             ));
             dbs.close().await;
@@ -1483,6 +1746,7 @@ mod tests {
                         attributes: Some(attrs(serde_json::json!({"colour": "red"}))),
                         ..Default::default()
                     },
+                    None,
                 )
                 .await
                 .unwrap();
@@ -1516,6 +1780,7 @@ mod tests {
                         height_mm: Some(Some(12)),
                         attributes: Some(Attributes::new()),
                     },
+                    None,
                 )
                 .await
                 .unwrap();
@@ -1563,7 +1828,7 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            cat.delete_product(a.id).await.unwrap();
+            cat.delete_product(a.id, None).await.unwrap();
             assert!(matches!(
                 cat.get_product(a.id).await,
                 Err(StoreError::NotFound { .. })
@@ -1582,11 +1847,11 @@ mod tests {
             assert!(trash.items[0].deleted_at.is_some());
             // Trashed products cannot be patched or deleted again.
             assert!(matches!(
-                cat.update_product(a.id, ProductPatch::default()).await,
+                cat.update_product(a.id, ProductPatch::default(), None).await,
                 Err(StoreError::NotFound { .. })
             ));
             assert!(matches!(
-                cat.delete_product(a.id).await,
+                cat.delete_product(a.id, None).await,
                 Err(StoreError::NotFound { .. })
             ));
             // Restoring a live product: not found (it is not in the trash).
@@ -1624,6 +1889,7 @@ mod tests {
                         ean: Some(Some(ean)),
                         ..Default::default()
                     },
+                    None,
                 )
                 .await
                 .unwrap_err();
@@ -1640,7 +1906,7 @@ mod tests {
                 e => panic!("{label}: {e:?}"),
             }
             // Once `b` is gone, `a` comes back.
-            cat.delete_product(b.id).await.unwrap();
+            cat.delete_product(b.id, None).await.unwrap();
             let back = cat.restore_product(a.id).await.unwrap();
             assert_eq!(back.deleted_at, None);
             assert_eq!(back.ean, Some(ean));
@@ -1649,7 +1915,7 @@ mod tests {
 
             // Purge: only what has been in the trash longer than asked.
             assert_eq!(cat.purge_trash(Duration::days(30)).await.unwrap(), 0, "{label}");
-            cat.delete_product(other.id).await.unwrap();
+            cat.delete_product(other.id, None).await.unwrap();
             let old = Utc::now() - Duration::days(31);
             exec(
                 &cat,
@@ -1781,7 +2047,7 @@ mod tests {
             ] {
                 add_stock(&cat, p, w, q).await;
             }
-            cat.delete_product(gone).await.unwrap();
+            cat.delete_product(gone, None).await.unwrap();
             let since = Utc::now();
             cat.update_product(
                 p4,
@@ -1789,6 +2055,7 @@ mod tests {
                     description: Some(Some("changed".into())),
                     ..Default::default()
                 },
+                None,
             )
             .await
             .unwrap();
@@ -2092,7 +2359,8 @@ mod tests {
         for env in backends() {
             let (dbs, cat) = open(&env).await;
             let label = env.label;
-            let titles = ["delta", "alpha", "charlie", "alpha", "bravo", "echo", "alpha"];
+            // Case and accents do not change the order (the same on both backends).
+            let titles = ["delta", "Alpha", "Écho", "alpha", "bravo", "echo", "ÀLPHA"];
             let mut created = Vec::new();
             for t in titles {
                 created.push(
@@ -2113,6 +2381,7 @@ mod tests {
                         description: Some(Some("x".into())),
                         ..Default::default()
                     },
+                    None,
                 )
                 .await
                 .unwrap();
@@ -2128,7 +2397,7 @@ mod tests {
                     match key {
                         SortKey::Created => want.sort_by_key(|p| p.id),
                         SortKey::UpdatedAt => want.sort_by_key(|p| (p.updated_at, p.id)),
-                        SortKey::Title => want.sort_by(|a, b| (&a.title, a.id).cmp(&(&b.title, b.id))),
+                        SortKey::Title => want.sort_by_key(|p| (sort_key(&p.title), p.id)),
                     }
                     if descending {
                         want.reverse();
@@ -2159,6 +2428,27 @@ mod tests {
             )
             .await;
             assert_eq!(alphas.len(), 7, "{label}");
+            let ascending: Vec<String> = walk(
+                &cat,
+                &ProductFilter::default(),
+                "title".parse().unwrap(),
+                3,
+                false,
+            )
+            .await
+            .iter()
+            .map(|id| all.iter().find(|p| p.id == *id).unwrap().title.clone())
+            .collect();
+            assert_eq!(
+                ascending[..3].iter().map(|t| sort_key(t)).collect::<Vec<_>>(),
+                ["alpha", "alpha", "alpha"],
+                "{label}: {ascending:?}"
+            );
+            assert_eq!(
+                ascending[3..].iter().map(String::as_str).collect::<Vec<_>>()[..2],
+                ["bravo", "delta"],
+                "{label}"
+            );
             assert_eq!(
                 "updated_at".parse::<ProductSort>().unwrap().key,
                 SortKey::UpdatedAt
@@ -2254,6 +2544,143 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bulk_upserts_key_by_sku_and_leave_unchanged_rows_alone() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let l = env.label;
+            let item = |ean: Option<&str>, sku: Option<&str>, title: &str| NewProduct {
+                ean: ean.map(gtin),
+                sku: sku.map(Into::into),
+                title: title.into(),
+                ..Default::default()
+            };
+            // A supplier without barcodes: keyed by SKU, created once, then found again
+            // whatever the case of the SKU.
+            let r = cat
+                .upsert_products(vec![item(None, Some("TSHIRT-RED-M"), "T-shirt rouge M")])
+                .await
+                .unwrap();
+            let UpsertResult::Created { id: shirt } = r[0] else {
+                panic!("{l}: {r:?}")
+            };
+            let before = cat.get_product(shirt).await.unwrap();
+            assert_eq!(before.version, 1, "{l}");
+            let r = cat
+                .upsert_products(vec![
+                    item(None, Some("tshirt-red-m"), "T-shirt rouge M"),
+                    item(None, Some("TSHIRT-RED-M"), "T-shirt rouge (M)"),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(
+                r,
+                [
+                    UpsertResult::Unchanged { id: shirt },
+                    UpsertResult::Updated { id: shirt }
+                ],
+                "{l}"
+            );
+            let after = cat.get_product(shirt).await.unwrap();
+            assert_eq!(
+                (after.version, after.sku.as_deref()),
+                (2, Some("TSHIRT-RED-M")),
+                "{l}"
+            );
+
+            // Its EAN arrives later: it joins the same product, never a duplicate.
+            let r = cat
+                .upsert_products(vec![item(
+                    Some("4006381333931"),
+                    Some("TSHIRT-RED-M"),
+                    "T-shirt rouge (M)",
+                )])
+                .await
+                .unwrap();
+            assert_eq!(r, [UpsertResult::Updated { id: shirt }], "{l}");
+            let joined = cat.get_product(shirt).await.unwrap();
+            assert_eq!(joined.ean, Some(gtin("4006381333931")), "{l}");
+            // From now on the EAN keys it; the same values again change nothing: updated_at
+            // and version stay.
+            let r = cat
+                .upsert_products(vec![item(Some("4006381333931"), None, "T-shirt rouge (M)")])
+                .await
+                .unwrap();
+            assert_eq!(r, [UpsertResult::Unchanged { id: shirt }], "{l}");
+            let same = cat.get_product(shirt).await.unwrap();
+            assert_eq!(
+                (same.version, same.updated_at),
+                (joined.version, joined.updated_at),
+                "{l}"
+            );
+            // Absent fields keep their values, so an item that only repeats some of them is
+            // unchanged too; attributes count when given.
+            let mut with_attrs = item(Some("4006381333931"), None, "T-shirt rouge (M)");
+            with_attrs.attributes = attrs(serde_json::json!({"size": "M"}));
+            let r = cat.upsert_products(vec![with_attrs.clone()]).await.unwrap();
+            assert_eq!(r, [UpsertResult::Updated { id: shirt }], "{l}");
+            let r = cat.upsert_products(vec![with_attrs]).await.unwrap();
+            assert_eq!(r, [UpsertResult::Unchanged { id: shirt }], "{l}");
+
+            // A SKU two products share cannot key an item.
+            for t in ["a", "b"] {
+                cat.create_product(item(None, Some("DUP-1"), t)).await.unwrap();
+            }
+            let r = cat
+                .upsert_products(vec![item(None, Some("dup-1"), "which?")])
+                .await
+                .unwrap();
+            assert!(
+                matches!(r[0], UpsertResult::Failed { field: "sku", .. }),
+                "{l}: {r:?}"
+            );
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_fail_on_a_version_changed_meanwhile() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let l = env.label;
+            let p = cat
+                .create_product(NewProduct {
+                    title: "v".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(p.version, 1, "{l}");
+            let title = |t: &str| ProductPatch {
+                title: Some(t.into()),
+                ..Default::default()
+            };
+            let a = cat.update_product(p.id, title("first"), Some(1)).await.unwrap();
+            assert_eq!(a.version, 2, "{l}");
+            // A second writer that read version 1 too: refused, nothing written.
+            match cat.update_product(p.id, title("second"), Some(1)).await {
+                Err(StoreError::Stale { current: 2, .. }) => {}
+                other => panic!("{l}: {other:?}"),
+            }
+            assert_eq!(cat.get_product(p.id).await.unwrap().title, "first", "{l}");
+            match cat.delete_product(p.id, Some(1)).await {
+                Err(StoreError::Stale { current: 2, .. }) => {}
+                other => panic!("{l}: {other:?}"),
+            }
+            cat.delete_product(p.id, Some(2)).await.unwrap();
+            // Gone: not found, whatever the version.
+            assert!(matches!(
+                cat.update_product(p.id, title("x"), Some(3)).await,
+                Err(StoreError::NotFound { .. })
+            ));
+            let back = cat.restore_product(p.id).await.unwrap();
+            assert_eq!(back.version, 4, "{l}");
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
     async fn bulk_upsert_by_ean() {
         for env in backends() {
             let (dbs, cat) = open(&env).await;
@@ -2279,10 +2706,10 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            cat.delete_product(trashed.id).await.unwrap();
+            cat.delete_product(trashed.id, None).await.unwrap();
 
             let mut results = cat
-                .upsert_products_by_ean(vec![
+                .upsert_products(vec![
                     // updates `existing`
                     NewProduct {
                         ean: Some(gtin("4006381333931")),
@@ -2407,7 +2834,7 @@ mod tests {
                 })
                 .collect();
             let started = std::time::Instant::now();
-            let results = cat.upsert_products_by_ean(batch.clone()).await.unwrap();
+            let results = cat.upsert_products(batch.clone()).await.unwrap();
             eprintln!(
                 "{label}: upsert of {} new products took {:?}",
                 batch.len(),
@@ -2418,14 +2845,33 @@ mod tests {
                 "{label}"
             );
             let started = std::time::Instant::now();
-            let again = cat.upsert_products_by_ean(batch.clone()).await.unwrap();
+            let again = cat.upsert_products(batch.clone()).await.unwrap();
             eprintln!(
                 "{label}: upsert of {} existing products took {:?}",
                 batch.len(),
                 started.elapsed()
             );
+            // The same values again: nothing to write.
             assert!(
-                again.iter().all(|r| matches!(r, UpsertResult::Updated { .. })),
+                again.iter().all(|r| matches!(r, UpsertResult::Unchanged { .. })),
+                "{label}"
+            );
+            let retitled: Vec<NewProduct> = batch
+                .iter()
+                .map(|p| NewProduct {
+                    title: format!("{} v2", p.title),
+                    ..p.clone()
+                })
+                .collect();
+            let started = std::time::Instant::now();
+            let changed = cat.upsert_products(retitled).await.unwrap();
+            eprintln!(
+                "{label}: upsert of {} changed products took {:?}",
+                batch.len(),
+                started.elapsed()
+            );
+            assert!(
+                changed.iter().all(|r| matches!(r, UpsertResult::Updated { .. })),
                 "{label}"
             );
             let mut too_many = batch;
@@ -2434,12 +2880,12 @@ mod tests {
                 title: "x".into(),
                 ..Default::default()
             });
-            let err = cat.upsert_products_by_ean(too_many).await.unwrap_err();
+            let err = cat.upsert_products(too_many).await.unwrap_err();
             assert!(
                 matches!(err, StoreError::Invalid { field: "items", .. }),
                 "{label}: {err:?}"
             );
-            assert!(cat.upsert_products_by_ean(Vec::new()).await.unwrap().is_empty());
+            assert!(cat.upsert_products(Vec::new()).await.unwrap().is_empty());
             dbs.close().await;
             env.cleanup().await;
         }

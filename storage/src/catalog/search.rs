@@ -5,7 +5,8 @@
 //! the user is still typing it ("galax" finds "Galaxy"; see [`is_prefix`]):
 //!
 //! - PostgreSQL: a stored generated `tsvector` (title weight A, brand B, SKU C, 'simple'
-//!   configuration) under a partial GIN index over live rows; the query is
+//!   configuration, accents removed by `pm_unaccent`, catalog migration 0011, as FTS5's
+//!   tokenizer removes them on SQLite) under a partial GIN index over live rows; the query is
 //!   `'word' & 'last':*` through `to_tsquery`, ranked by `ts_rank`. Ranking is bounded: at
 //!   most [`TEXT_CANDIDATES`] matches are taken from the index (in no particular order) and
 //!   only those are ranked, so a query matching half the catalogue costs a bounded amount of
@@ -138,7 +139,9 @@ impl Catalog {
                 sql.push_arg(" OR p.ean = ", Arg::Text(Some(g.as_str().to_owned())), "");
             }
             if let Some(s) = sku {
-                sql.push_arg(" OR p.sku = ", Arg::Text(Some(s.to_owned())), "");
+                // Case-insensitive, as people type SKUs (`sm-x710` for `SM-X710`); the
+                // `lower(sku)` index answers it.
+                sql.push_arg(" OR lower(p.sku) = lower(", Arg::Text(Some(s.to_owned())), ")");
             }
             if let Some(a) = &asin {
                 sql.push_arg(" OR p.asin = ", Arg::Text(Some(a.as_str().to_owned())), "");
@@ -152,7 +155,12 @@ impl Catalog {
                 .map(|(product, score)| {
                     let match_kind = if gtin.is_some() && product.ean == gtin {
                         MatchKind::Ean
-                    } else if sku.is_some() && product.sku.as_deref() == sku {
+                    } else if sku.is_some_and(|s| {
+                        product
+                            .sku
+                            .as_deref()
+                            .is_some_and(|p| p.to_lowercase() == s.to_lowercase())
+                    }) {
                         MatchKind::Sku
                     } else {
                         MatchKind::Asin
@@ -177,8 +185,9 @@ impl Catalog {
                 Backend::Postgres => {
                     let tq = sql.arg(Arg::Text(Some(pg_tsquery(&terms))));
                     sql.push(&format!(
-                        "SELECT {P_COLUMNS}, CAST(ts_rank(p.search, to_tsquery('simple', {tq})) AS DOUBLE PRECISION) AS score \
-                         FROM (SELECT * FROM products p WHERE p.deleted_at IS NULL AND p.search @@ to_tsquery('simple', {tq})"
+                        "SELECT {P_COLUMNS}, CAST(ts_rank(p.search, to_tsquery('simple', pm_unaccent({tq}))) AS DOUBLE PRECISION) AS score \
+                         FROM (SELECT * FROM products p WHERE p.deleted_at IS NULL \
+                         AND p.search @@ to_tsquery('simple', pm_unaccent({tq}))"
                     ));
                     push_filters(&mut sql, filter, now)?;
                     sql.push_arg(
@@ -335,7 +344,7 @@ mod tests {
                 .await
                 .unwrap();
             let gone = cat.create_product(mk("Galaxy Old")).await.unwrap();
-            cat.delete_product(gone.id).await.unwrap();
+            cat.delete_product(gone.id, None).await.unwrap();
             let all = ProductFilter::default();
             let search = |q: &'static str, f: ProductFilter, limit: u32| {
                 let cat = cat.clone();
@@ -362,6 +371,20 @@ mod tests {
             // ASIN, in any case.
             let hits = search("b07n4m94x4", all.clone(), 10).await;
             assert_eq!(kinds(&hits), [(buds.id, MatchKind::Asin)], "{label}");
+            // SKU in any case too.
+            let hits = search("sm-x710", all.clone(), 10).await;
+            assert_eq!(kinds(&hits)[0], (tab.id, MatchKind::Sku), "{label}");
+            // Accents do not matter, either way, on both backends.
+            let cafe = cat.create_product(mk("Machine à café Délonghi")).await.unwrap();
+            for q in ["cafe delonghi", "CAFÉ", "délong", "machine a cafe"] {
+                let hits = search(q, all.clone(), 10).await;
+                assert_eq!(kinds(&hits), [(cafe.id, MatchKind::Text)], "{label}: {q}");
+            }
+            let plain = cat.create_product(mk("Creme brulee torch")).await.unwrap();
+            let hits = search("crème brûlée", all.clone(), 10).await;
+            assert_eq!(kinds(&hits), [(plain.id, MatchKind::Text)], "{label}");
+            cat.delete_product(cafe.id, None).await.unwrap();
+            cat.delete_product(plain.id, None).await.unwrap();
 
             // Prefixes: title matches rank above a brand-only match; the trash is not searched.
             let hits = search("galax", all.clone(), 10).await;
