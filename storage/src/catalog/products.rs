@@ -960,6 +960,15 @@ impl Catalog {
             crate::Backend::Postgres => EXACT_COUNT_LIMIT,
             crate::Backend::Sqlite => EXACT_COUNT_LIMIT_SQLITE,
         };
+        self.count_products_up_to(filter, trash, bound).await
+    }
+
+    async fn count_products_up_to(
+        &self,
+        filter: &ProductFilter,
+        trash: bool,
+        bound: i64,
+    ) -> Result<Total, StoreError> {
         let mut inner = Sql::new("SELECT 1 FROM products p WHERE ");
         inner.push(if trash {
             "p.deleted_at IS NOT NULL"
@@ -2633,6 +2642,59 @@ mod tests {
                 matches!(r[0], UpsertResult::Failed { field: "sku", .. }),
                 "{l}: {r:?}"
             );
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_are_exact_up_to_the_bound_then_estimated() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let l = env.label;
+            for i in 0..6 {
+                let p = NewProduct {
+                    title: format!("c{i}"),
+                    sku: Some(if i < 2 { "two".into() } else { format!("s{i}") }),
+                    ..Default::default()
+                };
+                cat.create_product(p).await.unwrap();
+            }
+            let all = ProductFilter::default();
+            let two = ProductFilter {
+                sku: Some("two".into()),
+                ..Default::default()
+            };
+            assert_eq!(
+                cat.count_products(&all, false).await.unwrap(),
+                Total {
+                    count: 6,
+                    exact: true
+                },
+                "{l}"
+            );
+            assert_eq!(
+                cat.count_products(&two, false).await.unwrap(),
+                Total {
+                    count: 2,
+                    exact: true
+                },
+                "{l}"
+            );
+            assert_eq!(
+                cat.count_products(&all, true).await.unwrap(),
+                Total {
+                    count: 0,
+                    exact: true
+                },
+                "{l}"
+            );
+            // Beyond the bound: an estimate, never below what was counted (the planner's
+            // guess on PostgreSQL, filters and parameters included).
+            let t = cat.count_products_up_to(&all, false, 3).await.unwrap();
+            assert!(!t.exact && t.count >= 4, "{l}: {t:?}");
+            let t = cat.count_products_up_to(&two, false, 1).await.unwrap();
+            assert!(!t.exact && t.count >= 2, "{l}: {t:?}");
             dbs.close().await;
             env.cleanup().await;
         }
