@@ -107,7 +107,7 @@ async fn change_password(
         .core
         .send(pm_actors::store::core::RevokeUserTokens { user_id: id })
         .await?;
-    s.generations.forget(id);
+    s.generations.forget(id).await;
     if user.username == "admin" {
         crate::routes::access::forget_initial_password(&s);
     }
@@ -326,7 +326,7 @@ async fn logout(
             .core
             .send(pm_actors::store::core::BumpTokenGeneration { id })
             .await?;
-        s.generations.forget(id);
+        s.generations.forget(id).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
