@@ -10,8 +10,9 @@ use pm_supervisors::CallError;
 use serde::Serialize;
 
 /// One refused input field.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The field, parameter or path segment: `ean`, `items[3].title`, `limit`, `id`.
     pub field: String,
     pub reason: String,
 }
@@ -105,15 +106,24 @@ impl ApiError {
     }
 }
 
-/// The problem details body.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
+/// An error (RFC 9457 problem details).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// Always `about:blank`: the status says what kind of error it is.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "about:blank")]
     kind: &'a str,
+    /// The status's reason phrase.
+    #[schema(value_type = String, example = "Unprocessable Entity")]
     title: &'a str,
+    /// The HTTP status, again.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// What went wrong, for people.
     detail: String,
+    /// Each refused field and why; absent when the error is about no field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(min_items = 1, required = false)]
     errors: Vec<FieldError>,
 }
 

@@ -6,6 +6,7 @@
 //! - [`extract`]: a JSON body extractor whose errors name the failing field.
 //! - [`etag`]: entity tags, If-Match and If-None-Match.
 //! - [`middleware`]: request ids, request metrics, timeouts.
+//! - [`openapi`]: the OpenAPI document, generated from the routes as they are registered.
 //! - [`sinks`]: the caches writes make stale (responses, API keys), emptied by the change bus.
 //! - [`routes`]: the handlers, one module per route group.
 //! - [`router`]: puts them together.
@@ -15,6 +16,7 @@ pub mod error;
 pub mod etag;
 pub mod extract;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 pub mod sinks;
 pub mod state;
@@ -25,6 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -65,6 +68,14 @@ fn cors(
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    router_and_document(state).0
+}
+
+/// The application and its OpenAPI document, built from the same registrations: each route
+/// group's `OpenApiRouter` carries the operations of its routes, and the layers applied to a
+/// group add what they answer to its operations ([`openapi::secured`],
+/// [`openapi::needs_permission`]).
+pub fn router_and_document(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let s = &state.settings.server;
     let timeout = Duration::from_secs(s.request_timeout_secs);
     let body_limit = s.body_limit_bytes;
@@ -74,26 +85,42 @@ pub fn router(state: AppState) -> Router {
     let authenticated = axum::middleware::from_fn_with_state(state.clone(), auth::authenticate);
     let admin_only = || axum::middleware::from_fn(auth::require_admin);
     let catalog_permission = || axum::middleware::from_fn(auth::principal::require_catalog);
-    let api = Router::new()
-        .merge(routes::products::router().route_layer(catalog_permission()))
-        .merge(routes::catalog::router().route_layer(catalog_permission()))
-        .merge(routes::auth::private())
-        .merge(routes::notifications::router())
-        .merge(routes::jobs::router())
-        .merge(routes::access::router().route_layer(admin_only()))
-        .route_layer(authenticated.clone())
-        .merge(routes::auth::public())
-        // Authenticates itself: by header, or by a first message (browsers).
-        .merge(routes::ws::router());
-    let admin = routes::admin::router()
-        .route_layer(admin_only())
-        .route_layer(authenticated);
-    Router::new()
+    // Served by `GET /api/v1/openapi.json`, filled once the document is complete (it describes
+    // that route too).
+    let document = routes::docs::Document::default();
+    let catalog = |r: OpenApiRouter<AppState>| {
+        openapi::needs_permission(r, "`catalog:read` (GET) or `catalog:write` (other methods)")
+            .route_layer(catalog_permission())
+    };
+    let admin = |r: OpenApiRouter<AppState>| {
+        openapi::needs_permission(r, "the `admin` permission").route_layer(admin_only())
+    };
+    let api = openapi::secured(
+        OpenApiRouter::new()
+            .merge(catalog(routes::products::router()))
+            .merge(catalog(routes::catalog::router()))
+            .merge(routes::auth::private())
+            .merge(routes::notifications::router())
+            .merge(routes::jobs::router())
+            .merge(admin(routes::access::router())),
+    )
+    .route_layer(authenticated.clone())
+    .merge(routes::auth::public())
+    // Authenticates itself: by header, or by a first message (browsers).
+    .merge(routes::ws::router())
+    .merge(routes::docs::document(document.clone()));
+    let admin = openapi::secured(admin(routes::admin::router())).route_layer(authenticated);
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::health::router())
         .merge(routes::metrics::router())
         .merge(admin)
-        .merge(routes::objects::router())
+        .merge(routes::docs::reference())
         .nest("/api/v1", api)
+        .split_for_parts();
+    openapi::finish(&mut doc);
+    document.set(&doc);
+    let router = router
+        .merge(routes::objects::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {
@@ -105,5 +132,6 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .with_state(state);
+    (router, doc)
 }

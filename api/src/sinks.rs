@@ -93,11 +93,10 @@ impl Generations {
         Ok(g)
     }
 
-    pub fn forget(&self, user: uuid::Uuid) {
-        let c = self.0.clone();
-        // `invalidate` is async in moka's future cache; the entry is gone before it returns,
-        // but nobody needs to wait for it here.
-        tokio::spawn(async move { c.invalidate(&user).await });
+    /// Awaited: the caller's answer (a logout's 204) must not come before the entry is gone, or
+    /// the client's next request may still pass with the revoked token.
+    pub async fn forget(&self, user: uuid::Uuid) {
+        self.0.invalidate(&user).await;
     }
 }
 

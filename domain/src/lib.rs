@@ -9,12 +9,14 @@
 //! - [`product`]: product lifecycle status.
 //! - [`money`]: ISO 4217 currencies and exact decimal amounts.
 //! - [`text`]: the one rule for every text field (no control characters, bounded, visible).
+//! - [`schema`]: their OpenAPI schemas, as they look on the wire.
 
 pub mod access;
 pub mod asin;
 pub mod gtin;
 pub mod money;
 pub mod product;
+pub mod schema;
 pub mod text;
 
 pub use access::{Permission, UnknownPermission, BUILTIN_ROLES};

@@ -42,7 +42,7 @@ pub enum MoneyError {
 /// supplier file written during the transition is not refused. Sorted: looked up by binary
 /// search; a test checks the order.
 #[rustfmt::skip]
-const CODES: &[(&str, Option<u8>)] = &[
+pub(crate) const CODES: &[(&str, Option<u8>)] = &[
     ("AED", Some(2)), ("AFN", Some(2)), ("ALL", Some(2)), ("AMD", Some(2)), ("ANG", Some(2)),
     ("AOA", Some(2)), ("ARS", Some(2)), ("AUD", Some(2)), ("AWG", Some(2)), ("AZN", Some(2)),
     ("BAM", Some(2)), ("BBD", Some(2)), ("BDT", Some(2)), ("BGN", Some(2)), ("BHD", Some(3)),
@@ -291,7 +291,7 @@ impl<'de> Deserialize<'de> for Amount {
 
 /// An amount in a currency. Built with [`Money::new`], which gives the amount at least the
 /// currency's minor units (`12.5 EUR` is `12.50`), so equal values print alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Money {
     amount: Amount,
     currency: Currency,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a product is in its life: `draft` until reviewed, `active` when sellable, `inactive`
 /// when withdrawn for now, `archived` when kept only for history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProductStatus {
     #[default]

@@ -9,7 +9,7 @@ use crate::db::BeginLocked;
 use crate::{with_conn, Db, StoreError};
 
 /// One write, as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Activity {
     pub id: Uuid,
     pub user_id: Option<Uuid>,

@@ -36,7 +36,7 @@ use crate::catalog::Page;
 use crate::{with_conn, Backend, Db, StoreError};
 
 /// The five queues and the database each lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Queue {
     Imports,
@@ -179,7 +179,7 @@ impl RetryPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Queued,
@@ -228,7 +228,7 @@ impl FromStr for JobStatus {
 }
 
 /// One job as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: Uuid,
     pub queue: Queue,
@@ -367,7 +367,7 @@ pub enum FailOutcome {
 }
 
 /// What a cancellation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelOutcome {
     /// It had not started: cancelled now.

@@ -14,5 +14,6 @@ mod hardening;
 mod health;
 mod jobs;
 mod objects;
+mod openapi;
 mod products;
 mod ws;

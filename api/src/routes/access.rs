@@ -3,8 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{Duration, Utc};
 use pm_actors::changes::By;
 use pm_actors::store::core::*;
@@ -17,47 +16,62 @@ use pm_storage::core::settings::AppSetting;
 use pm_storage::core::token_hash;
 use pm_storage::core::users::{NewUser, User, UserPatch};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::products::parse_id;
 use crate::auth::{password, tokens, Principal};
 use crate::error::ApiError;
 use crate::extract::{nullable, page_limit, Json as Body, Query};
+use crate::openapi::{Conflict, NotFound};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list_users).post(create_user))
-        .route(
-            "/users/{id}",
-            get(get_user).patch(update_user).delete(delete_user),
-        )
-        .route("/roles", get(list_roles).post(create_role))
-        .route(
-            "/roles/{id}",
-            axum::routing::patch(update_role).delete(delete_role),
-        )
-        .route("/permissions", get(list_permissions))
-        .route("/api-keys", get(list_keys).post(create_key))
-        .route("/api-keys/{id}", delete(revoke_key))
-        .route("/settings", get(list_settings))
-        .route("/settings/{key}", put(put_setting).delete(delete_setting))
-        .route("/activity", get(list_activity))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(list_roles, create_role))
+        .routes(routes!(update_role, delete_role))
+        .routes(routes!(list_permissions))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(list_settings))
+        .routes(routes!(put_setting, delete_setting))
+        .routes(routes!(list_activity))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ActivityQuery {
+    /// Writes by this user.
     user_id: Option<Uuid>,
+    /// e.g. `product`, `user`.
     entity: Option<String>,
     entity_id: Option<String>,
+    /// At or after this time.
     since: Option<chrono::DateTime<Utc>>,
+    /// Before this time.
     until: Option<chrono::DateTime<Utc>>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /api/v1/activity`: who changed what, newest first (admins).
+#[utoipa::path(
+    get,
+    path = "/activity",
+    tag = "access",
+    operation_id = "list_activity",
+    summary = "Who changed what, newest first",
+    params(ActivityQuery),
+    responses((status = 200, description = "A page of the activity log.", body = Page<pm_storage::analytics::Activity>)),
+)]
 async fn list_activity(
     State(s): State<AppState>,
     Query(q): Query<ActivityQuery>,
@@ -124,23 +138,44 @@ fn check_person(email: Option<&str>, display_name: Option<&str>) -> Result<(), A
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserCreate)]
 struct CreateUserBody {
+    /// 3 to 64 letters, digits or `. _ - @`.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{3,64}$")]
     username: String,
+    /// At least the configured strength (`auth.min_password_length`).
     password: String,
+    /// An e-mail address, at most 254 characters.
+    #[schema(max_length = 254)]
     email: Option<String>,
+    #[schema(max_length = 200)]
     display_name: Option<String>,
+    /// Role names; they must exist.
     #[serde(default)]
     roles: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "access",
+    operation_id = "list_users",
+    summary = "List users",
+    params(ListQuery),
+    responses((status = 200, description = "A page of users.", body = Page<User>)),
+)]
 async fn list_users(
     State(s): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -152,6 +187,15 @@ async fn list_users(
     Ok(Json(s.actors.stores.core.send(msg).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "access",
+    operation_id = "create_user",
+    summary = "Create a user",
+    request_body = CreateUserBody,
+    responses((status = 201, description = "The user as stored.", body = User), Conflict),
+)]
 async fn create_user(
     State(s): State<AppState>,
     p: Principal,
@@ -177,14 +221,25 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "access",
+    operation_id = "get_user",
+    summary = "Get a user",
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    responses((status = 200, description = "The user.", body = User), NotFound),
+)]
 async fn get_user(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<User>, ApiError> {
     Ok(Json(
         s.actors.stores.core.send(GetUser { id: parse_id(&id)? }).await?,
     ))
 }
 
-#[derive(Deserialize)]
+/// A partial update; a new password or a deactivation ends the user's sessions.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserPatch)]
 struct PatchUser {
     #[serde(default, deserialize_with = "nullable")]
     email: Option<Option<String>>,
@@ -195,6 +250,16 @@ struct PatchUser {
     roles: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = "access",
+    operation_id = "update_user",
+    summary = "Update a user",
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    request_body = PatchUser,
+    responses((status = 200, description = "The user as stored.", body = User), NotFound, Conflict),
+)]
 async fn update_user(
     State(s): State<AppState>,
     p: Principal,
@@ -255,6 +320,16 @@ pub(crate) fn forget_initial_password(s: &AppState) {
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "access",
+    operation_id = "delete_user",
+    summary = "Delete a user",
+    description = "Deleting oneself is refused (422).",
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    responses((status = 204, description = "Deleted."), NotFound),
+)]
 async fn delete_user(
     State(s): State<AppState>,
     p: Principal,
@@ -272,18 +347,39 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/roles",
+    tag = "access",
+    operation_id = "list_roles",
+    summary = "List roles",
+    responses((status = 200, description = "Every role.", body = Vec<Role>)),
+)]
 async fn list_roles(State(s): State<AppState>) -> Result<Json<Vec<Role>>, ApiError> {
     Ok(Json(s.actors.stores.core.send(ListRoles).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RoleCreate)]
 struct CreateRoleBody {
+    /// 3 to 64 letters, digits or `. _ - @`.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{3,64}$")]
     name: String,
+    #[schema(max_length = 1000)]
     description: Option<String>,
     permissions: Vec<Permission>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/roles",
+    tag = "access",
+    operation_id = "create_role",
+    summary = "Create a role",
+    request_body = CreateRoleBody,
+    responses((status = 201, description = "The role as stored.", body = Role), Conflict),
+)]
 async fn create_role(
     State(s): State<AppState>,
     p: Principal,
@@ -302,14 +398,25 @@ async fn create_role(
     Ok((StatusCode::CREATED, Json(role)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RolePatch)]
 struct PatchRole {
     #[serde(default, deserialize_with = "nullable")]
     description: Option<Option<String>>,
     permissions: Option<Vec<Permission>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/roles/{id}",
+    tag = "access",
+    operation_id = "update_role",
+    summary = "Update a role",
+    params(("id" = Uuid, Path, description = "The role's id.")),
+    request_body = PatchRole,
+    responses((status = 200, description = "The role as stored.", body = Role), NotFound, Conflict),
+)]
 async fn update_role(
     State(s): State<AppState>,
     p: Principal,
@@ -333,6 +440,16 @@ async fn update_role(
     Ok(Json(role))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/roles/{id}",
+    tag = "access",
+    operation_id = "delete_role",
+    summary = "Delete a role",
+    description = "Built-in roles cannot be deleted (409).",
+    params(("id" = Uuid, Path, description = "The role's id.")),
+    responses((status = 204, description = "Deleted."), NotFound, Conflict),
+)]
 async fn delete_role(
     State(s): State<AppState>,
     p: Principal,
@@ -347,11 +464,19 @@ async fn delete_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PermissionInfo {
     name: Permission,
 }
 
+#[utoipa::path(
+    get,
+    path = "/permissions",
+    tag = "access",
+    operation_id = "list_permissions",
+    summary = "List the permissions",
+    responses((status = 200, description = "Every permission.", body = Vec<PermissionInfo>)),
+)]
 async fn list_permissions() -> Json<Vec<PermissionInfo>> {
     Json(
         Permission::ALL
@@ -361,26 +486,51 @@ async fn list_permissions() -> Json<Vec<PermissionInfo>> {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    tag = "access",
+    operation_id = "list_api_keys",
+    summary = "List API keys",
+    responses((status = 200, description = "Every key (never the secret).", body = Vec<ApiKey>)),
+)]
 async fn list_keys(State(s): State<AppState>) -> Result<Json<Vec<ApiKey>>, ApiError> {
     Ok(Json(s.actors.stores.core.send(ListApiKeys).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApiKeyCreate)]
 struct CreateKeyBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// The permissions the key holds.
+    #[schema(min_items = 1)]
     scopes: Vec<Permission>,
+    /// Absent: the key never expires (revoke it instead).
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<u32>,
 }
 
 /// The new key, shown this once.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKeyCreated)]
 struct CreatedKey {
     #[serde(flatten)]
     api_key: ApiKey,
+    /// The key: `pmk_<prefix>_<secret>`, for `Authorization: Bearer ...`.
     key: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    tag = "access",
+    operation_id = "create_api_key",
+    summary = "Create an API key",
+    request_body = CreateKeyBody,
+    responses((status = 201, description = "The key, with its secret shown this once.", body = CreatedKey)),
+)]
 async fn create_key(
     State(s): State<AppState>,
     p: Principal,
@@ -416,6 +566,15 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(CreatedKey { api_key, key })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    tag = "access",
+    operation_id = "revoke_api_key",
+    summary = "Revoke an API key",
+    params(("id" = Uuid, Path, description = "The key's id.")),
+    responses((status = 204, description = "Revoked."), NotFound),
+)]
 async fn revoke_key(
     State(s): State<AppState>,
     p: Principal,
@@ -430,16 +589,36 @@ async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/settings",
+    tag = "access",
+    operation_id = "list_settings",
+    summary = "List the application settings",
+    responses((status = 200, description = "Every setting.", body = Vec<AppSetting>)),
+)]
 async fn list_settings(State(s): State<AppState>) -> Result<Json<Vec<AppSetting>>, ApiError> {
     Ok(Json(s.actors.stores.core.send(ListSettings).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SettingSet)]
 struct SettingBody {
+    /// Any JSON value; strings at most 10,000 characters, nested at most 16 levels.
     value: serde_json::Value,
 }
 
+#[utoipa::path(
+    put,
+    path = "/settings/{key}",
+    tag = "access",
+    operation_id = "put_setting",
+    summary = "Set an application setting",
+    params(("key" = String, Path, description = "The setting's key: 1 to 100 letters, digits or . _ -.")),
+    request_body = SettingBody,
+    responses((status = 200, description = "The setting as stored.", body = AppSetting)),
+)]
 async fn put_setting(
     State(s): State<AppState>,
     p: Principal,
@@ -470,6 +649,15 @@ async fn put_setting(
     Ok(Json(setting))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/settings/{key}",
+    tag = "access",
+    operation_id = "delete_setting",
+    summary = "Delete an application setting",
+    params(("key" = String, Path, description = "The setting's key: 1 to 100 letters, digits or . _ -.")),
+    responses((status = 204, description = "Deleted."), NotFound),
+)]
 async fn delete_setting(
     State(s): State<AppState>,
     p: Principal,

@@ -4,23 +4,33 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    let r = Router::new()
-        .route("/admin/actors", get(list))
-        .route("/admin/actors/{name}", get(show))
-        .route("/admin/actors/{name}/restart", post(restart));
+pub fn router() -> OpenApiRouter<AppState> {
+    let r = OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(restart));
+    // Test builds only: not part of the API, so not in the document.
     #[cfg(feature = "fault-injection")]
-    let r = r.route("/admin/actors/{name}/fault", post(fault));
+    let r = r.route("/admin/actors/{name}/fault", axum::routing::post(fault));
     r
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/actors",
+    tag = "operations",
+    operation_id = "list_actors",
+    summary = "Every supervised actor",
+    responses((status = 200, description = "A snapshot of each actor.", body = Vec<Object>)),
+)]
 async fn list(State(s): State<AppState>) -> Json<Vec<pm_supervisors::ActorSnapshot>> {
     Json(s.actors.registry.snapshots())
 }
@@ -34,6 +44,15 @@ fn entry(s: &AppState, name: &str) -> Result<std::sync::Arc<dyn pm_supervisors::
 
 /// The snapshot plus the actor's own state; an actor too busy to answer within a second is
 /// shown without it.
+#[utoipa::path(
+    get,
+    path = "/admin/actors/{name}",
+    tag = "operations",
+    operation_id = "get_actor",
+    summary = "One actor, with its own state",
+    params(("name" = String, Path, description = "The actor's name, e.g. `store.catalog`.")),
+    responses((status = 200, description = "The snapshot, and `state` (or `state_error`).", body = Object), crate::openapi::NotFound),
+)]
 async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let e = entry(&s, &name)?;
     let mut body = serde_json::to_value(e.snapshot()).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -47,6 +66,15 @@ async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result<Jso
     Ok(Json(body))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/actors/{name}/restart",
+    tag = "operations",
+    operation_id = "restart_actor",
+    summary = "Restart an actor",
+    params(("name" = String, Path, description = "The actor's name, e.g. `store.catalog`.")),
+    responses((status = 202, description = "`{\"actor\", \"status\": \"restarting\"}`", body = Object), crate::openapi::NotFound),
+)]
 async fn restart(
     State(s): State<AppState>,
     Path(name): Path<String>,

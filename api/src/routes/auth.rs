@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use pm_actors::store::core::{
     FindLogin, GetGrants, GetUser, InsertRefreshToken, RevokeRefreshFamily, RotateRefreshToken, TouchLogin,
@@ -14,29 +13,33 @@ use pm_storage::core::token_hash;
 use pm_storage::core::tokens::RefreshRejected;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{password, tokens, Principal};
 use crate::error::ApiError;
 use crate::extract::Json as Body;
+use crate::openapi::{Forbidden, TooManyRequests, Unauthorized};
 use crate::AppState;
 
 /// Routes open to anyone: login and refresh.
-pub fn public() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
+pub fn public() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
 }
 
 /// Routes for authenticated callers.
-pub fn private() -> Router<AppState> {
-    Router::new()
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
-        .route("/auth/password", post(change_password))
+pub fn private() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
@@ -46,6 +49,16 @@ struct PasswordChange {
 /// Self-service password change: the current password, then the new one. Every other session
 /// of the user ends (refresh tokens revoked, access tokens with them); the answer is a fresh
 /// token pair for this one.
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    tag = "auth",
+    operation_id = "change_password",
+    summary = "Change the caller's password",
+    description = "Users only (an API key gets 403). A wrong current password is a 422 naming `current_password`; a weak new one names `new_password`.",
+    request_body = PasswordChange,
+    responses((status = 200, description = "A fresh token pair for this session; every other session ended.", body = TokenPair), Forbidden),
+)]
 async fn change_password(
     State(s): State<AppState>,
     p: Principal,
@@ -94,29 +107,33 @@ async fn change_password(
         .core
         .send(pm_actors::store::core::RevokeUserTokens { user_id: id })
         .await?;
-    s.generations.forget(id);
+    s.generations.forget(id).await;
     if user.username == "admin" {
         crate::routes::access::forget_initial_password(&s);
     }
     Ok(Json(issue(&s, id, None, None).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TokenPair {
+    /// A JWT for `Authorization: Bearer ...`.
     access_token: String,
+    /// For `POST /api/v1/auth/refresh`, once: each use gives a new one.
     refresh_token: String,
+    #[schema(value_type = String, pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds the access token is valid for.
     expires_in: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
@@ -172,6 +189,17 @@ async fn issue(
 /// Every failure answers the same 401, whatever its reason (unknown user, wrong password,
 /// disabled account), so that the answer confirms nothing; the reason is logged (never the
 /// password) and the failure counts toward the limits. Successes do not count.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    summary = "Log in",
+    description = "Every failure is the same 401. Failed attempts are limited per username and per client address (429 with Retry-After).",
+    security(()),
+    request_body = Login,
+    responses((status = 200, description = "A token pair.", body = TokenPair), Unauthorized, TooManyRequests),
+)]
 async fn login(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -219,6 +247,17 @@ async fn login(
     Ok(Json(pair))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    operation_id = "refresh",
+    summary = "Trade a refresh token for a new token pair",
+    description = "A refresh token works once; presenting a spent one again revokes its whole family.",
+    security(()),
+    request_body = RefreshBody,
+    responses((status = 200, description = "A new token pair (the refresh token is rotated).", body = TokenPair), Unauthorized),
+)]
 async fn refresh(State(s): State<AppState>, Body(b): Body<RefreshBody>) -> Result<Json<TokenPair>, ApiError> {
     let next = tokens::new_refresh_token();
     let msg = RotateRefreshToken {
@@ -259,6 +298,16 @@ async fn refresh(State(s): State<AppState>, Body(b): Body<RefreshBody>) -> Resul
 
 /// Ends the session of the refresh token, and the caller's access tokens now (the user's other
 /// sessions refresh theirs).
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    summary = "Log out",
+    description = "Revokes the refresh token's family and the caller's access tokens.",
+    request_body = RefreshBody,
+    responses((status = 204, description = "The session is over.")),
+)]
 async fn logout(
     State(s): State<AppState>,
     p: Principal,
@@ -277,11 +326,36 @@ async fn logout(
             .core
             .send(pm_actors::store::core::BumpTokenGeneration { id })
             .await?;
-        s.generations.forget(id);
+        s.generations.forget(id).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What `me` answers: the principal, and for a user its record.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Me {
+    /// `user` or `api_key`.
+    #[schema(value_type = String, pattern = "^(user|api_key)$")]
+    r#type: String,
+    /// The user's or the key's id.
+    id: Uuid,
+    /// The username or the key's name.
+    name: String,
+    permissions: Vec<pm_domain::Permission>,
+    /// The user (absent for an API key).
+    #[schema(value_type = pm_storage::core::users::User, required = false)]
+    user: Option<pm_storage::core::users::User>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    operation_id = "me",
+    summary = "Who the caller is",
+    responses((status = 200, description = "The principal: a user (with its record) or an API key.", body = Me)),
+)]
 async fn me(State(s): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
     let mut body = serde_json::to_value(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(id) = p.user_id() {

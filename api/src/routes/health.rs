@@ -4,20 +4,21 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use pm_config::Database;
 use pm_supervisors::{ActorStatus, SupervisorStatus};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(live))
-        .route("/health/db", get(databases))
-        .route("/health/redis", get(redis))
-        .route("/health/actors", get(actors))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(databases))
+        .routes(routes!(redis))
+        .routes(routes!(actors))
 }
 
 fn status(ok: bool) -> StatusCode {
@@ -33,6 +34,12 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Liveness: the process serves, and its root supervisor has not given up.
+#[utoipa::path(get, path = "/health", tag = "operations", operation_id = "health",
+    summary = "Liveness", security(()),
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\", \"version\", \"uptime_secs\"}`", body = Object),
+        (status = 503, description = "The root supervisor gave up (`\"status\": \"escalated\"`); the process exits soon.", body = Object),
+    ))]
 async fn live(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let ok = !s.is_escalated();
     let body = json!({
@@ -44,6 +51,12 @@ async fn live(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 /// Each of the seven databases, pinged through its store actor, concurrently.
+#[utoipa::path(get, path = "/health/db", tag = "operations", operation_id = "health_databases",
+    summary = "Each database, pinged", security(()),
+    responses(
+        (status = 200, description = "Every database answered: status and latency of each.", body = Object),
+        (status = 503, description = "A database did not answer; its entry says why.", body = Object),
+    ))]
 async fn databases(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let stores = &s.actors.stores;
     let pings = futures::future::join_all(Database::ALL.map(|db| async move {
@@ -71,6 +84,12 @@ async fn databases(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     (status(all_ok), Json(body))
 }
 
+#[utoipa::path(get, path = "/health/redis", tag = "operations", operation_id = "health_redis",
+    summary = "Redis, pinged", security(()),
+    responses(
+        (status = 200, description = "Redis answered, or none is configured (`not_configured`).", body = Object),
+        (status = 503, description = "Redis did not answer.", body = Object),
+    ))]
 async fn redis(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let Some(redis) = &s.redis else {
         return (StatusCode::OK, Json(json!({ "status": "not_configured" })));
@@ -88,6 +107,12 @@ async fn redis(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 /// 503 if any actor is stuck or stopped, or any supervisor has escalated.
+#[utoipa::path(get, path = "/health/actors", tag = "operations", operation_id = "health_actors",
+    summary = "The actors and their supervisors", security(()),
+    responses(
+        (status = 200, description = "Every actor runs.", body = Object),
+        (status = 503, description = "An actor is stuck or stopped, or a supervisor gave up.", body = Object),
+    ))]
 async fn actors(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let actors = s.actors.registry.snapshots();
     let supervisors = s.actors.registry.supervisors();

@@ -4,26 +4,29 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use pm_actors::jobs::{CancelJob, EnqueueJob, GetJob, ListJobs};
 use pm_domain::Permission;
 use pm_storage::catalog::Page;
 use pm_storage::jobs::{CancelOutcome, Job, JobFilter, JobStatus, NewJob, Queue};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::products::parse_id;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::extract::{page_limit, Query};
+use crate::extract::{page_limit, Json as Body, Query};
+use crate::openapi::{Forbidden, NotFound};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/jobs/{queue}", get(list).post(enqueue))
-        .route("/jobs/{queue}/{id}", get(one))
-        .route("/jobs/{queue}/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, enqueue))
+        .routes(routes!(one))
+        .routes(routes!(cancel))
 }
 
 pub(crate) fn parse_queue(s: &str) -> Result<Queue, ApiError> {
@@ -36,24 +39,42 @@ pub(crate) fn may_see(p: &Principal, job: &Job) -> bool {
     p.can(Permission::Admin) || (job.created_by.is_some() && job.created_by == p.user_id())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = JobCreate)]
 struct NewJobBody {
+    /// A kind the queue knows (`debug.sleep` when `jobs.debug_kinds` is on).
     kind: String,
+    /// The kind's input.
     #[serde(default)]
     payload: serde_json::Value,
+    /// Jobs of one group key run one at a time.
     group_key: Option<String>,
+    /// Higher runs first; clamped to -1000..1000.
     #[serde(default)]
     priority: i32,
+    #[schema(minimum = 1, maximum = 100)]
     max_attempts: Option<u32>,
+    /// Not before this many seconds from now.
     delay_secs: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/jobs/{queue}",
+    tag = "jobs",
+    operation_id = "enqueue_job",
+    summary = "Enqueue a job",
+    description = "Needs `jobs:run`.",
+    params(("queue" = Queue, Path, description = "The queue.")),
+    request_body = NewJobBody,
+    responses((status = 202, description = "The job, queued.", body = Job), Forbidden, NotFound),
+)]
 async fn enqueue(
     State(s): State<AppState>,
     p: Principal,
     Path(queue): Path<String>,
-    Json(b): Json<NewJobBody>,
+    Body(b): Body<NewJobBody>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     p.require(Permission::JobsRun)?;
     let queue = parse_queue(&queue)?;
@@ -73,16 +94,31 @@ async fn enqueue(
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    #[param(value_type = Option<JobStatus>)]
     status: Option<String>,
     kind: Option<String>,
     group_key: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/jobs/{queue}",
+    tag = "jobs",
+    operation_id = "list_jobs",
+    summary = "List jobs, newest first",
+    description = "Needs `jobs:run` or `admin`.",
+    params(("queue" = Queue, Path, description = "The queue."), ListQuery),
+    responses((status = 200, description = "A page of jobs: the caller's own, or everyone's for admins.", body = Page<Job>), Forbidden, NotFound),
+)]
 async fn list(
     State(s): State<AppState>,
     p: Principal,
@@ -125,6 +161,16 @@ async fn fetch(s: &AppState, p: &Principal, queue: &str, id: &str) -> Result<(Qu
     Ok((queue, job))
 }
 
+#[utoipa::path(
+    get,
+    path = "/jobs/{queue}/{id}",
+    tag = "jobs",
+    operation_id = "get_job",
+    summary = "Get a job",
+    description = "Its creator or an admin; anyone else gets 404.",
+    params(("queue" = Queue, Path, description = "The queue."), ("id" = Uuid, Path, description = "The job's id.")),
+    responses((status = 200, description = "The job.", body = Job), NotFound),
+)]
 async fn one(
     State(s): State<AppState>,
     p: Principal,
@@ -133,12 +179,23 @@ async fn one(
     Ok(Json(fetch(&s, &p, &queue, &id).await?.1))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = JobCancelled)]
 struct Cancelled {
     outcome: CancelOutcome,
     job: Job,
 }
 
+#[utoipa::path(
+    post,
+    path = "/jobs/{queue}/{id}/cancel",
+    tag = "jobs",
+    operation_id = "cancel_job",
+    summary = "Cancel a job",
+    description = "Its creator or an admin; anyone else gets 404.",
+    params(("queue" = Queue, Path, description = "The queue."), ("id" = Uuid, Path, description = "The job's id.")),
+    responses((status = 200, description = "Cancelled before it started.", body = Cancelled), (status = 202, description = "Running: its worker is told to stop.", body = Cancelled), (status = 409, description = "It had already finished; nothing changed.", body = Cancelled), NotFound),
+)]
 async fn cancel(
     State(s): State<AppState>,
     p: Principal,

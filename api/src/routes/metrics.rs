@@ -10,16 +10,17 @@ use std::sync::OnceLock;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use pm_supervisors::stats::HANDLING_BUCKETS;
 use pm_supervisors::ActorStatus;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
 /// The process-wide recorder (the `metrics` facade has one global recorder), installed once.
@@ -112,6 +113,13 @@ fn gauge(out: &mut String, name: &str, help: &str, kind: &str, rows: &[(String, 
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    summary = "Prometheus metrics",
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "The Prometheus text format.", content_type = "text/plain; version=0.0.4", body = String),
+        crate::openapi::Unauthorized,
+    ))]
 async fn metrics(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,

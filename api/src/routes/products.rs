@@ -4,48 +4,50 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use pm_actors::changes::By;
 use pm_actors::store::catalog::{
     CountProducts, CreateProduct, DeleteProduct, GetProduct, ListProducts, ListTrash, RestoreProduct,
     SearchProducts, UpdateProduct, UpsertProducts,
 };
-use pm_domain::{text, Asin, Gtin, Permission, ProductStatus, TextKind};
+use pm_domain::{text, Amount, Asin, Currency, Gtin, Permission, ProductStatus, TextKind};
 use pm_storage::cache::Kind;
 use pm_storage::catalog::{
-    Attributes, NewProduct, Page, PriceRange, Product, ProductFilter, ProductPatch, ProductSort, SearchHit,
-    Total, UpsertResult, MAX_UPSERT_BATCH,
+    Attributes, NewProduct, Page, PriceRange, PriceType, Product, ProductFilter, ProductPatch, ProductSort,
+    SearchHit, Total, UpsertResult, MAX_UPSERT_BATCH,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
 use crate::etag;
 use crate::extract::{bounded_limit, nullable, page_limit, Json as Body, Query, DEFAULT_PAGE};
+use crate::openapi::{BadRequest, Conflict, NotFound, PreconditionFailed};
 use crate::AppState;
 
 /// Bodies of bulk upserts may be larger than others: 1,000 products at the maximum sizes of
 /// their text fields (a 500-character title, a 20,000-character description, ...) in JSON.
 const BULK_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/products", get(list).post(create))
-        .route(
-            "/products/bulk",
-            post(bulk).layer(
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(
+            routes!(bulk).layer(
                 tower::ServiceBuilder::new()
                     .layer(axum::Extension(crate::extract::BodyLimit(BULK_BODY_LIMIT)))
                     .layer(DefaultBodyLimit::max(BULK_BODY_LIMIT)),
             ),
         )
-        .route("/products/search", get(search))
-        .route("/products/trash", get(trash))
-        .route("/products/{id}", get(read).patch(update).delete(remove))
-        .route("/products/{id}/restore", post(restore))
+        .routes(routes!(search))
+        .routes(routes!(trash))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(restore))
 }
 
 const MAX_TITLE: usize = 500;
@@ -55,40 +57,63 @@ const MAX_ATTRIBUTES: usize = 500;
 const MAX_SHORT: usize = 200;
 const MAX_SEARCH_LIMIT: u32 = 100;
 
-#[derive(Debug, Deserialize)]
+/// A new product. Texts may not hold control characters (the description may hold line
+/// breaks and tabs); the title needs a visible character.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ProductCreate)]
 struct CreateBody {
     ean: Option<Gtin>,
+    #[schema(max_length = 200)]
     sku: Option<String>,
     asin: Option<Asin>,
+    #[schema(min_length = 1, max_length = 500)]
     title: String,
+    #[schema(max_length = 20000)]
     description: Option<String>,
+    /// The brand as the supplier spells it.
+    #[schema(max_length = 200)]
     brand: Option<String>,
+    /// A curated brand; it must exist.
     brand_id: Option<Uuid>,
+    /// A category; it must exist.
     primary_category_id: Option<Uuid>,
     #[serde(default)]
     status: ProductStatus,
+    #[schema(minimum = 0)]
     weight_grams: Option<i32>,
+    #[schema(minimum = 0)]
     length_mm: Option<i32>,
+    #[schema(minimum = 0)]
     width_mm: Option<i32>,
+    #[schema(minimum = 0)]
     height_mm: Option<i32>,
+    /// Free attributes: at most 500 keys of at most 100 characters; strings at most 10,000
+    /// characters, nested at most 16 levels.
     #[serde(default)]
+    #[schema(value_type = Object)]
     attributes: Attributes,
 }
 
-#[derive(Debug, Deserialize)]
+/// A partial update: an absent field is left alone, `null` clears a field that may be empty.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ProductPatch)]
 struct PatchBody {
     #[serde(default, deserialize_with = "nullable")]
     ean: Option<Option<Gtin>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 200)]
     sku: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     asin: Option<Option<Asin>>,
+    #[schema(min_length = 1, max_length = 500)]
     title: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 20000)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 200)]
     brand: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     brand_id: Option<Option<Uuid>>,
@@ -96,13 +121,19 @@ struct PatchBody {
     primary_category_id: Option<Option<Uuid>>,
     status: Option<ProductStatus>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0)]
     weight_grams: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0)]
     length_mm: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0)]
     width_mm: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0)]
     height_mm: Option<Option<i32>>,
+    /// Replaces all the free attributes.
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Attributes>,
 }
 
@@ -211,6 +242,19 @@ impl CreateBody {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/products",
+    tag = "products",
+    operation_id = "create_product",
+    summary = "Create a product",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The product as stored.", body = Product,
+            headers(("ETag" = String, description = "The product's version, quoted: `\"1\"`."))),
+        Conflict,
+    ),
+)]
 async fn create(
     State(s): State<AppState>,
     who: Principal,
@@ -239,6 +283,26 @@ fn to_bytes<T: Serialize>(v: &T) -> Result<Bytes, ApiError> {
 
 /// Served from the cache: the serialized product, so that a hit costs no query and no
 /// serialization. Its version is its ETag; `If-None-Match` with it answers 304.
+#[utoipa::path(
+    get,
+    path = "/products/{id}",
+    tag = "products",
+    operation_id = "get_product",
+    summary = "Get a product",
+    description = "A product in the trash is not found here; see the trash. The `ETag` is the \
+        product's version; `If-None-Match` with it answers 304 while the product is unchanged.",
+    params(
+        ("id" = Uuid, Path, description = "The product's id."),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag read before: 304 while it is current."),
+    ),
+    responses(
+        (status = 200, description = "The product.", body = Product,
+            headers(("ETag" = String, description = "The product's version, quoted: `\"3\"`."))),
+        (status = 304, description = "The copy the client holds is current.",
+            headers(("ETag" = String, description = "The product's version."))),
+        NotFound,
+    ),
+)]
 async fn read(
     State(s): State<AppState>,
     who: Principal,
@@ -304,6 +368,25 @@ async fn precondition(s: &AppState, id: Uuid, headers: &HeaderMap) -> Result<Opt
 
 /// A partial update; `If-Match` with the ETag read makes it fail (412) instead of
 /// overwriting a change made in between.
+#[utoipa::path(
+    patch,
+    path = "/products/{id}",
+    tag = "products",
+    operation_id = "update_product",
+    summary = "Update a product",
+    description = "With `If-Match` (the ETag read), the write happens only if nobody wrote in \
+        between; otherwise 412 with the current ETag.",
+    params(
+        ("id" = Uuid, Path, description = "The product's id."),
+        ("If-Match" = Option<String>, Header, description = "ETags (`\"3\"`) or `*`: write only at one of these versions."),
+    ),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "The product as stored.", body = Product,
+            headers(("ETag" = String, description = "The new version."))),
+        BadRequest, PreconditionFailed, NotFound, Conflict,
+    ),
+)]
 async fn update(
     State(s): State<AppState>,
     who: Principal,
@@ -365,6 +448,20 @@ async fn update(
 }
 
 /// Moves the product to the trash; it is purged after `catalog.trash_retention_days`.
+#[utoipa::path(
+    delete,
+    path = "/products/{id}",
+    tag = "products",
+    operation_id = "delete_product",
+    summary = "Move a product to the trash",
+    description = "With `If-Match` (the ETag read), only if nobody wrote in between; \
+        otherwise 412 with the current ETag.",
+    params(
+        ("id" = Uuid, Path, description = "The product's id."),
+        ("If-Match" = Option<String>, Header, description = "ETags (`\"3\"`) or `*`: delete only at one of these versions."),
+    ),
+    responses((status = 204, description = "In the trash."), BadRequest, PreconditionFailed, NotFound),
+)]
 async fn remove(
     State(s): State<AppState>,
     who: Principal,
@@ -382,6 +479,15 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/products/{id}/restore",
+    tag = "products",
+    operation_id = "restore_product",
+    summary = "Restore a product from the trash",
+    params(("id" = Uuid, Path, description = "The product's id.")),
+    responses((status = 200, description = "The product, live again.", body = Product), NotFound, Conflict),
+)]
 async fn restore(
     State(s): State<AppState>,
     who: Principal,
@@ -399,24 +505,40 @@ async fn restore(
 }
 
 /// Filters shared by the list, the trash and search.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct FilterQuery {
+    #[param(value_type = Option<ProductStatus>)]
     status: Option<String>,
+    /// Any spelling of the GTIN (8, 12, 13 or 14 digits).
+    #[param(value_type = Option<Gtin>)]
     ean: Option<String>,
     sku: Option<String>,
+    #[param(value_type = Option<Asin>)]
     asin: Option<String>,
     /// Booleans are read as text: flattened query structs see every value as a string.
+    #[param(value_type = Option<bool>)]
     has_asin: Option<String>,
+    /// Products a supplier offers.
     supplier_id: Option<Uuid>,
     brand_id: Option<Uuid>,
+    /// Products in the category or below it.
     category_id: Option<Uuid>,
     /// Price range on `currency` (required with a bound) and `price_type` (default retail).
+    #[param(value_type = Option<Amount>)]
     price_min: Option<String>,
+    #[param(value_type = Option<Amount>)]
     price_max: Option<String>,
+    /// Required with `price_min`, `price_max` or `price_type`, refused without them.
+    #[param(value_type = Option<Currency>)]
     currency: Option<String>,
+    #[param(value_type = Option<PriceType>)]
     price_type: Option<String>,
+    /// Products with (true) or without (false) stock in some warehouse.
+    #[param(value_type = Option<bool>)]
     in_stock: Option<String>,
+    /// Products changed at or after this time.
     updated_since: Option<DateTime<Utc>>,
 }
 
@@ -509,17 +631,25 @@ impl FilterQuery {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     /// `true`: the page carries `total` (exact up to a bound, then estimated; `total_exact`
     /// says which).
+    #[param(pattern = "^(true|false|1|0)$")]
     count: Option<String>,
     /// `created` (default), `updated_at` or `title`; `-` in front for descending.
+    #[param(pattern = "^-?(created|updated_at|title)$")]
     sort: Option<String>,
+    /// Documented by `FilterQuery`'s own parameters, listed beside these.
     #[serde(flatten)]
+    #[param(ignore)]
     filter: FilterQuery,
 }
 
@@ -554,6 +684,15 @@ impl ListQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/products",
+    tag = "products",
+    operation_id = "list_products",
+    summary = "List products",
+    params(ListQuery, FilterQuery),
+    responses((status = 200, description = "A page of live products.", body = CountedPage)),
+)]
 async fn list(
     State(s): State<AppState>,
     who: Principal,
@@ -580,13 +719,18 @@ async fn list(
     Ok(Json(CountedPage::new(page, total)))
 }
 
-/// A page, with the list's total when `count=true` asked for it.
-#[derive(Serialize)]
+/// A page of products, with the list's total when `count=true` asked for it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ProductPage)]
 struct CountedPage {
-    #[serde(flatten)]
-    page: Page<Product>,
+    items: Vec<Product>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    next_cursor: Option<String>,
+    /// With `count=true`: how many products the list holds (all pages).
     #[serde(skip_serializing_if = "Option::is_none")]
     total: Option<i64>,
+    /// With `count=true`: whether `total` is exact, or an estimate (beyond 10,000 products on
+    /// PostgreSQL).
     #[serde(skip_serializing_if = "Option::is_none")]
     total_exact: Option<bool>,
 }
@@ -594,7 +738,8 @@ struct CountedPage {
 impl CountedPage {
     fn new(page: Page<Product>, total: Option<Total>) -> Self {
         Self {
-            page,
+            items: page.items,
+            next_cursor: page.next_cursor,
             total: total.map(|t| t.count),
             total_exact: total.map(|t| t.exact),
         }
@@ -609,6 +754,15 @@ async fn counted(s: &AppState, filter: &ProductFilter, trash: bool) -> Result<To
     Ok(s.actors.stores.catalog.send(msg).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/products/trash",
+    tag = "products",
+    operation_id = "list_trash",
+    summary = "List the trash",
+    params(ListQuery, FilterQuery),
+    responses((status = 200, description = "A page of products in the trash.", body = CountedPage)),
+)]
 async fn trash(
     State(s): State<AppState>,
     who: Principal,
@@ -635,23 +789,40 @@ async fn trash(
     Ok(Json(CountedPage::new(page, total)))
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// Words, an EAN, a SKU or an ASIN; 1 to 200 characters, not only spaces.
+    #[param(min_length = 1, max_length = 200)]
     q: String,
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
+    /// Documented by `FilterQuery`'s own parameters, listed beside these.
     #[serde(flatten)]
+    #[param(ignore)]
     filter: FilterQuery,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SearchAnswer<'a> {
+    /// The query, as given.
+    #[schema(value_type = String)]
     q: &'a str,
     items: Vec<SearchHit>,
 }
 
 /// Exact EAN/SKU/ASIN hits first, then text matches by relevance. Answers are cached per
 /// query (a hash of it) until the next product write.
+#[utoipa::path(
+    get,
+    path = "/products/search",
+    tag = "products",
+    operation_id = "search_products",
+    summary = "Search products",
+    params(SearchQuery, FilterQuery),
+    responses((status = 200, description = "The hits, best first.", body = SearchAnswer)),
+)]
 async fn search(
     State(s): State<AppState>,
     who: Principal,
@@ -691,13 +862,17 @@ async fn search(
     Ok(json_bytes(bytes))
 }
 
-#[derive(Deserialize)]
+/// Products to create or update by EAN (or SKU). An item that is not a valid product fails alone (its
+/// result says why); the document describes the items that succeed.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ProductBulk)]
 struct BulkBody {
+    #[schema(value_type = Vec<CreateBody>, min_items = 1, max_items = 1000)]
     items: Vec<serde_json::Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(tag = "result", rename_all = "lowercase")]
 enum ItemOutcome {
     Created { id: Uuid },
@@ -706,14 +881,17 @@ enum ItemOutcome {
     Failed { field: String, reason: String },
 }
 
-#[derive(Serialize)]
+/// What happened to one item, by its index in the request.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BulkItemResult)]
 struct ItemResult {
     index: usize,
     #[serde(flatten)]
     outcome: ItemOutcome,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = BulkResult)]
 struct BulkAnswer {
     created: usize,
     updated: usize,
@@ -725,6 +903,19 @@ struct BulkAnswer {
 /// Creates or updates up to 1,000 products by EAN, or by SKU for items without one; an item
 /// that changes nothing is `unchanged`. Every item gets a result in input order; an
 /// invalid item fails alone and the valid ones land.
+#[utoipa::path(
+    post,
+    path = "/products/bulk",
+    tag = "products",
+    operation_id = "bulk_upsert_products",
+    summary = "Create or update products by EAN (or SKU), up to 1,000 at once",
+    description = "The body may be up to 32 MiB. Items are keyed by EAN, or by SKU \
+        (case-insensitive) when they have none; an EAN for a product known by its SKU alone \
+        joins it. Every item gets a result in input order: created, updated, unchanged (nothing \
+        to write) or failed; an invalid item fails alone and the valid ones land.",
+    request_body = BulkBody,
+    responses((status = 200, description = "A result per item.", body = BulkAnswer)),
+)]
 async fn bulk(
     State(s): State<AppState>,
     who: Principal,

@@ -23,17 +23,18 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use pm_actors::events::Delivery;
 use pm_actors::jobs::{CancelJob, GetJob};
 use pm_domain::Permission;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::jobs::{may_see, parse_queue};
@@ -42,18 +43,38 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
 }
 
 /// Close codes: 1008 policy violation (auth refused), 4401 (token expired).
 const POLICY: u16 = 1008;
 const EXPIRED: u16 = 4401;
 
+/// A request that is no WebSocket handshake is a 400 problem like any other error (axum's own
+/// rejection is plain text).
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "live",
+    operation_id = "websocket",
+    summary = "Live events and commands over a WebSocket",
+    description = "A WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`). \
+        Authenticated by the `Authorization` header, or (browsers) by a first message \
+        `{\"type\":\"auth\",\"token\":\"...\"}`. Then `subscribe`/`unsubscribe` to topics \
+        (`jobs.<queue>`, `jobs.<queue>.<id>`, `catalog.products`, `catalog.products.<id>`, \
+        `notifications`), `cancel` a job, `ping`. The connection closes when the token expires.",
+    security((), ("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+    ),
+)]
 async fn upgrade(
     State(s): State<AppState>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // A header, when given, must be valid: refused before the upgrade with a plain 401.
     let token = crate::auth::principal::bearer(&headers);
@@ -61,6 +82,7 @@ async fn upgrade(
         Some(t) => Some(resolve(&s, t).await?),
         None => None,
     };
+    let ws = ws.map_err(|e| ApiError::BadRequest(format!("not a websocket handshake: {}", e.body_text())))?;
     let max = s.settings.server.ws_max_message_bytes;
     Ok(ws
         .max_message_size(max)

@@ -12,11 +12,12 @@ use crate::{with_conn, StoreError};
 
 /// An attribute value. Numbers are exact decimals (serialised as strings), so `0.1` stays
 /// `0.1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "value", rename_all = "lowercase")]
 pub enum AttributeValue {
     String(String),
     #[serde(with = "pm_domain::money::decimal_str")]
+    #[schema(value_type = pm_domain::schema::DecimalString)]
     Number(Decimal),
     Boolean(bool),
     Json(serde_json::Value),
@@ -57,7 +58,7 @@ impl AttributeValue {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Attribute {
     pub key: String,
     #[serde(flatten)]

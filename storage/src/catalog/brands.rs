@@ -10,7 +10,7 @@ use super::common::{
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Brand {
     pub id: Uuid,
     pub name: String,

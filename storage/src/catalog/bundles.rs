@@ -12,7 +12,7 @@ use crate::{with_conn, StoreError};
 /// The key of the bundles' write lock: the containment check reads other bundles.
 const LOCK: &str = "catalog.bundles";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Bundle {
     /// The bundle's own product.
     pub product_id: Uuid,
@@ -20,7 +20,7 @@ pub struct Bundle {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BundleItem {
     pub product_id: Uuid,
     pub quantity: i32,

@@ -22,7 +22,7 @@ use crate::{with_conn, StoreError};
 /// The key of the category tree's write lock.
 const TREE_LOCK: &str = "catalog.categories";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Category {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,
@@ -54,7 +54,7 @@ pub struct CategoryPatch {
 }
 
 /// A category of a product in one taxonomy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProductCategory {
     pub product_id: Uuid,
     pub category_id: Uuid,

@@ -19,7 +19,7 @@ pub(crate) fn now() -> DateTime<Utc> {
 }
 
 /// Who changed a price or a stock: the API, or an import job (its id in the imports database).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ChangeSource {
     Api,
@@ -54,7 +54,7 @@ impl ChangeSource {
 
 /// The result of a write that may change nothing: `changed` is false when the stored value
 /// was already the one asked for (and no history row was written).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Changed<T> {
     #[serde(flatten)]
     pub value: T,

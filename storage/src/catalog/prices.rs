@@ -13,7 +13,7 @@ use super::common::{
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PriceType {
     Retail,
@@ -46,7 +46,7 @@ impl PriceType {
 }
 
 /// A price as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Price {
     pub id: Uuid,
     pub product_id: Uuid,
@@ -87,7 +87,7 @@ impl NewPrice {
 }
 
 /// One change of a price: `old` is `None` when it was created, `new` when it was deleted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PriceChange {
     pub id: Uuid,
     pub product_id: Uuid,

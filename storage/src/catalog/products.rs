@@ -26,7 +26,7 @@ use crate::{with_conn, StoreError};
 pub type Attributes = serde_json::Map<String, serde_json::Value>;
 
 /// A product as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     pub id: Uuid,
     pub ean: Option<Gtin>,
@@ -45,6 +45,7 @@ pub struct Product {
     pub length_mm: Option<i32>,
     pub width_mm: Option<i32>,
     pub height_mm: Option<i32>,
+    #[schema(value_type = Object)]
     pub attributes: Attributes,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -30,7 +30,7 @@ use super::{Catalog, Product, ProductFilter};
 use crate::{with_conn, Backend, StoreError};
 
 /// How a hit matched the query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MatchKind {
     Ean,
@@ -40,7 +40,7 @@ pub enum MatchKind {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     pub product: Product,
     pub match_kind: MatchKind,

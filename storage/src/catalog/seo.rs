@@ -8,7 +8,7 @@ use super::common::{not_found, now, opt_text, slug, RowExt};
 use super::Catalog;
 use crate::{with_conn, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Seo {
     pub product_id: Uuid,
     pub slug: String,

@@ -9,7 +9,7 @@ use super::common::{code, invalid, not_found, now, BeginLocked, ChangeSource, Ch
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Stock {
     pub id: Uuid,
     pub product_id: Uuid,
@@ -21,7 +21,7 @@ pub struct Stock {
 
 /// One change of a stock: `old` is `None` for the first stock in a warehouse, `new` when the
 /// row was deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StockChange {
     pub id: Uuid,
     pub product_id: Uuid,

@@ -12,7 +12,7 @@ use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
 
 /// A supplier as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Supplier {
     pub id: Uuid,
     /// Short stable code used by import profiles (`ACME`, `ingram-de`); unique.
@@ -48,7 +48,7 @@ pub struct SupplierPatch {
 }
 
 /// What one supplier sells as one of our products.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SupplierProduct {
     pub id: Uuid,
     pub supplier_id: Uuid,

@@ -15,7 +15,7 @@ use crate::{with_conn, StoreError};
 /// The key of the variants' write lock: the one-level and same-axes rules read other rows.
 const LOCK: &str = "catalog.variants";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Variant {
     pub product_id: Uuid,
     pub parent_id: Uuid,

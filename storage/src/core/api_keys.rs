@@ -10,7 +10,7 @@ use super::Core;
 use crate::{with_conn, StoreError};
 
 /// An API key as listed (never the key itself, which is shown once at creation).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: Uuid,
     pub name: String,

@@ -10,7 +10,7 @@ use crate::catalog::Page;
 use crate::keyset::{after, fetch_limit, page};
 use crate::{with_conn, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: Uuid,
     pub kind: String,

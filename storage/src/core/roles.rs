@@ -10,7 +10,7 @@ use super::Core;
 use crate::db::BeginLocked;
 use crate::{with_conn, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Role {
     pub id: Uuid,
     pub name: String,
@@ -166,7 +166,7 @@ impl Core {
                     .execute(&mut *tx)
                     .await?;
                 for p in ps {
-                    sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2)")
+                    sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                         .bind(id)
                         .bind(p.as_str())
                         .execute(&mut *tx)

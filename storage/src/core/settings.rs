@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::Core;
 use crate::{with_conn, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AppSetting {
     pub key: String,
     pub value: serde_json::Value,

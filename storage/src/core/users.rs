@@ -14,7 +14,7 @@ use crate::keyset::{after, fetch_limit, page};
 use crate::{with_conn, StoreError};
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub username: String,

@@ -2,27 +2,31 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{DeleteAttribute, ListAttributes, SetAttribute};
 use pm_domain::{Decimal, Permission};
 use pm_storage::catalog::{Attribute, AttributeValue};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{path_id, Body};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::openapi::NotFound;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/products/{id}/attributes", get(list))
-        .route("/products/{id}/attributes/{key}", put(set).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(set, remove))
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = AttributeType)]
 enum Type {
     String,
     Number,
@@ -31,11 +35,14 @@ enum Type {
 }
 
 /// `{"type": "number", "value": "0.1"}`: numbers are exact decimals in strings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AttributeSet)]
 struct AttributeBody {
     #[serde(rename = "type")]
     kind: Type,
+    /// A string for `string`, a decimal in a string for `number`, true or false for
+    /// `boolean`, any JSON value for `json`.
     value: serde_json::Value,
 }
 
@@ -57,6 +64,15 @@ impl AttributeBody {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/products/{id}/attributes",
+    tag = "attributes",
+    operation_id = "list_attributes",
+    summary = "List the attributes of a product",
+    params(("id" = Uuid, Path, description = "The product's id.")),
+    responses((status = 200, description = "The product's attributes.", body = Vec<Attribute>), NotFound),
+)]
 async fn list(
     State(s): State<AppState>,
     who: Principal,
@@ -74,6 +90,16 @@ async fn list(
 }
 
 /// Creates or replaces one attribute.
+#[utoipa::path(
+    put,
+    path = "/products/{id}/attributes/{key}",
+    tag = "attributes",
+    operation_id = "set_attribute",
+    summary = "Set an attribute",
+    params(("id" = Uuid, Path, description = "The product's id."), ("key" = String, Path, description = "The attribute's key.", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = AttributeBody,
+    responses((status = 200, description = "The attribute as stored.", body = Attribute), NotFound),
+)]
 async fn set(
     State(s): State<AppState>,
     who: Principal,
@@ -91,6 +117,15 @@ async fn set(
     Ok(Json(attribute))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/products/{id}/attributes/{key}",
+    tag = "attributes",
+    operation_id = "delete_attribute",
+    summary = "Delete an attribute",
+    params(("id" = Uuid, Path, description = "The product's id."), ("key" = String, Path, description = "The attribute's key.", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 204, description = "Deleted."), NotFound),
+)]
 async fn remove(
     State(s): State<AppState>,
     who: Principal,

@@ -3,42 +3,61 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{CreateBrand, DeleteBrand, GetBrand, ListBrands, UpdateBrand};
 use pm_domain::Permission;
 use pm_storage::cache::Kind;
-use pm_storage::catalog::{Brand, BrandPatch, NewBrand};
+use pm_storage::catalog::{Brand, BrandPatch, NewBrand, Page};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{cached, page_key, page_limit, path_id, Body, PageQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
+use crate::openapi::{Conflict, NotFound};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/brands", get(list).post(create))
-        .route("/brands/{id}", get(read).patch(update).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BrandCreate)]
 struct CreateBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
-    /// Absent: derived from the name (`Électroménager` → `electromenager`), made unique.
+    /// Unique among brands. Absent: derived from the name (`Électroménager` →
+    /// `electromenager`), with `-2`, `-3`, ... while taken.
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 120)]
     slug: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BrandPatch)]
 struct PatchBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 120)]
     slug: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/brands",
+    tag = "brands",
+    operation_id = "create_brand",
+    summary = "Create a brand",
+    request_body = CreateBody,
+    responses((status = 201, description = "The brand as stored.", body = Brand), Conflict),
+)]
 async fn create(
     State(s): State<AppState>,
     who: Principal,
@@ -58,6 +77,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(brand)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/brands/{id}",
+    tag = "brands",
+    operation_id = "get_brand",
+    summary = "Get a brand",
+    params(("id" = Uuid, Path, description = "The brand's id.")),
+    responses((status = 200, description = "The brand.", body = Brand), NotFound),
+)]
 async fn read(
     State(s): State<AppState>,
     who: Principal,
@@ -71,6 +99,16 @@ async fn read(
     .await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/brands/{id}",
+    tag = "brands",
+    operation_id = "update_brand",
+    summary = "Update a brand",
+    params(("id" = Uuid, Path, description = "The brand's id.")),
+    request_body = PatchBody,
+    responses((status = 200, description = "The brand as stored.", body = Brand), NotFound, Conflict),
+)]
 async fn update(
     State(s): State<AppState>,
     who: Principal,
@@ -92,6 +130,16 @@ async fn update(
     Ok(Json(brand))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/brands/{id}",
+    tag = "brands",
+    operation_id = "delete_brand",
+    summary = "Delete a brand",
+    description = "A brand products still reference cannot be deleted (409).",
+    params(("id" = Uuid, Path, description = "The brand's id.")),
+    responses((status = 204, description = "Deleted."), NotFound, Conflict),
+)]
 async fn remove(
     State(s): State<AppState>,
     who: Principal,
@@ -107,6 +155,15 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/brands",
+    tag = "brands",
+    operation_id = "list_brands",
+    summary = "List brands",
+    params(PageQuery),
+    responses((status = 200, description = "A page of brands.", body = Page<Brand>)),
+)]
 async fn list(
     State(s): State<AppState>,
     who: Principal,

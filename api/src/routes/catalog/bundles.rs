@@ -4,8 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{
     CreateBundle, DeleteBundle, GetBundle, RemoveBundleItem, SetBundleItem,
@@ -13,42 +12,57 @@ use pm_actors::store::catalog_entities::{
 use pm_domain::Permission;
 use pm_storage::catalog::{Bundle, BundleItem};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{path_id, Body};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::openapi::{Conflict, NotFound};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/products/{id}/bundle", get(read).post(create).delete(remove))
-        .route(
-            "/products/{id}/bundle/items/{product_id}",
-            put(set_item).delete(remove_item),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(read, create, remove))
+        .routes(routes!(set_item, remove_item))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BundleItemInput)]
 struct ItemBody {
     product_id: Uuid,
+    #[schema(minimum = 1)]
     quantity: i32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BundleCreate)]
 struct BundleBody {
     #[serde(default)]
     items: Vec<ItemBody>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BundleQuantity)]
 struct QuantityBody {
+    #[schema(minimum = 1)]
     quantity: i32,
 }
 
+#[utoipa::path(
+    get,
+    path = "/products/{id}/bundle",
+    tag = "bundles",
+    operation_id = "get_bundle",
+    summary = "Get the bundle of a product",
+    params(("id" = Uuid, Path, description = "The bundle product's id.")),
+    responses((status = 200, description = "The bundle.", body = Bundle), NotFound),
+)]
 async fn read(
     State(s): State<AppState>,
     who: Principal,
@@ -62,6 +76,16 @@ async fn read(
 }
 
 /// Makes the product a bundle of `items`; 409 when it already is one.
+#[utoipa::path(
+    post,
+    path = "/products/{id}/bundle",
+    tag = "bundles",
+    operation_id = "create_bundle",
+    summary = "Make a product a bundle",
+    params(("id" = Uuid, Path, description = "The product's id.")),
+    request_body = BundleBody,
+    responses((status = 201, description = "The bundle as stored.", body = Bundle), NotFound, Conflict),
+)]
 async fn create(
     State(s): State<AppState>,
     who: Principal,
@@ -88,6 +112,15 @@ async fn create(
 }
 
 /// Makes the bundle a plain product again.
+#[utoipa::path(
+    delete,
+    path = "/products/{id}/bundle",
+    tag = "bundles",
+    operation_id = "delete_bundle",
+    summary = "Make a bundle a plain product again",
+    params(("id" = Uuid, Path, description = "The bundle product's id.")),
+    responses((status = 204, description = "Done."), NotFound),
+)]
 async fn remove(
     State(s): State<AppState>,
     who: Principal,
@@ -104,6 +137,16 @@ async fn remove(
 }
 
 /// Adds an item or changes its quantity; answers the bundle.
+#[utoipa::path(
+    put,
+    path = "/products/{id}/bundle/items/{product_id}",
+    tag = "bundles",
+    operation_id = "set_bundle_item",
+    summary = "Add an item or change its quantity",
+    params(("id" = Uuid, Path, description = "The bundle product's id."), ("product_id" = Uuid, Path, description = "The item's product id.")),
+    request_body = QuantityBody,
+    responses((status = 200, description = "The bundle.", body = Bundle), NotFound, Conflict),
+)]
 async fn set_item(
     State(s): State<AppState>,
     who: Principal,
@@ -126,6 +169,15 @@ async fn set_item(
 }
 
 /// Takes an item out; answers the bundle.
+#[utoipa::path(
+    delete,
+    path = "/products/{id}/bundle/items/{product_id}",
+    tag = "bundles",
+    operation_id = "delete_bundle_item",
+    summary = "Take an item out of a bundle",
+    params(("id" = Uuid, Path, description = "The bundle product's id."), ("product_id" = Uuid, Path, description = "The item's product id.")),
+    responses((status = 200, description = "The bundle.", body = Bundle), NotFound, Conflict),
+)]
 async fn remove_item(
     State(s): State<AppState>,
     who: Principal,

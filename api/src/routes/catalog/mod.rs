@@ -21,18 +21,19 @@ use std::future::Future;
 use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use pm_domain::{Amount, Currency, Money};
 use pm_storage::cache::Kind;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(suppliers::router())
         .merge(brands::router())
         .merge(categories::router())
@@ -53,21 +54,33 @@ pub(crate) fn path_id(field: &str, s: &str) -> Result<Uuid, ApiError> {
 }
 
 /// `limit` and `cursor` of a list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 /// The window and page of a history list: changes in `[from, to)`, oldest first. `from`
 /// defaults to the beginning of time, `to` to the end of it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct HistoryQuery {
+    /// Changes at or after this time (RFC 3339); default: the beginning.
+    #[param(value_type = Option<DateTime<Utc>>)]
     from: Option<String>,
+    /// Changes before this time (RFC 3339), after `from`; default: the end of time.
+    #[param(value_type = Option<DateTime<Utc>>)]
     to: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -120,8 +133,9 @@ impl HistoryQuery {
 
 /// An amount in a currency, as a body carries it: `{"amount": "19.99", "currency": "EUR"}`.
 /// The amount is a string: a JSON number is refused (it may have been a float already).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MoneyInput)]
 pub(crate) struct MoneyBody {
     amount: Amount,
     currency: Currency,

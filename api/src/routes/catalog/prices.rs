@@ -2,32 +2,36 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{DeletePrice, ListPrices, PriceHistory, SetPrice};
 use pm_domain::{Amount, Currency, Money, Permission};
 use pm_storage::catalog::{ChangeSource, Changed, NewPrice, Page, Price, PriceChange, PriceType};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{path_id, Body, HistoryQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
+use crate::openapi::{Conflict, NotFound};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/products/{id}/prices", get(list).put(set))
-        .route("/products/{id}/price-history", get(history))
-        .route("/prices/{id}", delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, set))
+        .routes(routes!(history))
+        .routes(routes!(remove))
 }
 
 /// One price: identified by product, type, currency and `valid_from`; setting it again
 /// replaces its amount and `valid_to`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PriceSet)]
 struct PriceBody {
     price_type: PriceType,
     currency: Currency,
@@ -36,6 +40,15 @@ struct PriceBody {
     valid_to: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/products/{id}/prices",
+    tag = "prices",
+    operation_id = "list_prices",
+    summary = "List the prices of a product",
+    params(("id" = Uuid, Path, description = "The product's id.")),
+    responses((status = 200, description = "The product's prices.", body = Vec<Price>), NotFound),
+)]
 async fn list(
     State(s): State<AppState>,
     who: Principal,
@@ -52,6 +65,17 @@ async fn list(
 
 /// Sets one price. `changed` in the answer says whether the amount changed (and so whether a
 /// history row was written).
+#[utoipa::path(
+    put,
+    path = "/products/{id}/prices",
+    tag = "prices",
+    operation_id = "set_price",
+    summary = "Set a price",
+    description = "A price is identified by its type, currency and `valid_from`; setting it again replaces its amount and `valid_to`. The amount must not be negative, nor finer than the currency's minor units.",
+    params(("id" = Uuid, Path, description = "The product's id.")),
+    request_body = PriceBody,
+    responses((status = 200, description = "The price as stored; `changed` says whether the amount changed.", body = Changed<Price>), NotFound, Conflict),
+)]
 async fn set(
     State(s): State<AppState>,
     who: Principal,
@@ -79,6 +103,15 @@ async fn set(
     Ok(Json(set))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/prices/{id}",
+    tag = "prices",
+    operation_id = "delete_price",
+    summary = "Delete a price",
+    params(("id" = Uuid, Path, description = "The price's id.")),
+    responses((status = 204, description = "Deleted."), NotFound),
+)]
 async fn remove(
     State(s): State<AppState>,
     who: Principal,
@@ -95,6 +128,15 @@ async fn remove(
 }
 
 /// The price changes of a product in `[from, to)`, oldest first.
+#[utoipa::path(
+    get,
+    path = "/products/{id}/price-history",
+    tag = "prices",
+    operation_id = "list_price_history",
+    summary = "List the price changes of a product",
+    params(("id" = Uuid, Path, description = "The product's id."), HistoryQuery),
+    responses((status = 200, description = "A page of changes, oldest first.", body = Page<PriceChange>), NotFound),
+)]
 async fn history(
     State(s): State<AppState>,
     who: Principal,

@@ -3,8 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use pm_actors::changes::By;
 use pm_actors::store::catalog_entities::{
     CreateSupplier, CreateSupplierProduct, DeleteSupplier, DeleteSupplierProduct, GetSupplier,
@@ -17,38 +16,42 @@ use pm_storage::catalog::{
     NewSupplier, NewSupplierProduct, Page, Supplier, SupplierPatch, SupplierProduct, SupplierProductPatch,
 };
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{cached, nullable, page_key, page_limit, path_id, Body, MoneyBody, PageQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::Query;
+use crate::openapi::{Conflict, NotFound};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/suppliers", get(list).post(create))
-        .route("/suppliers/{id}", get(read).patch(update).delete(remove))
-        .route(
-            "/suppliers/{id}/products",
-            get(list_products).post(create_product),
-        )
-        .route(
-            "/supplier-products/{id}",
-            get(read_product).patch(update_product).delete(remove_product),
-        )
-        .route("/products/{id}/offers", get(offers))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(list_products, create_product))
+        .routes(routes!(read_product, update_product, remove_product))
+        .routes(routes!(offers))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SupplierCreate)]
 struct CreateBody {
+    /// Short stable code used by import profiles; unique.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     code: String,
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    #[schema(max_length = 500)]
     contact: Option<String>,
     /// Absent: `catalog.default_currency` (EUR unless configured).
     default_currency: Option<Currency>,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     active: bool,
 }
 
@@ -56,25 +59,43 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SupplierPatch)]
 struct PatchBody {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     code: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 500)]
     contact: Option<Option<String>>,
     default_currency: Option<Currency>,
     active: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only active (true) or inactive (false) suppliers.
     active: Option<bool>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/suppliers",
+    tag = "suppliers",
+    operation_id = "create_supplier",
+    summary = "Create a supplier",
+    request_body = CreateBody,
+    responses((status = 201, description = "The supplier as stored.", body = Supplier), Conflict),
+)]
 async fn create(
     State(s): State<AppState>,
     who: Principal,
@@ -97,6 +118,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(supplier)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/suppliers/{id}",
+    tag = "suppliers",
+    operation_id = "get_supplier",
+    summary = "Get a supplier",
+    params(("id" = Uuid, Path, description = "The supplier's id.")),
+    responses((status = 200, description = "The supplier.", body = Supplier), NotFound),
+)]
 async fn read(
     State(s): State<AppState>,
     who: Principal,
@@ -110,6 +140,16 @@ async fn read(
     .await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/suppliers/{id}",
+    tag = "suppliers",
+    operation_id = "update_supplier",
+    summary = "Update a supplier",
+    params(("id" = Uuid, Path, description = "The supplier's id.")),
+    request_body = PatchBody,
+    responses((status = 200, description = "The supplier as stored.", body = Supplier), NotFound, Conflict),
+)]
 async fn update(
     State(s): State<AppState>,
     who: Principal,
@@ -134,6 +174,15 @@ async fn update(
     Ok(Json(supplier))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/suppliers/{id}",
+    tag = "suppliers",
+    operation_id = "delete_supplier",
+    summary = "Delete a supplier and its offers",
+    params(("id" = Uuid, Path, description = "The supplier's id.")),
+    responses((status = 204, description = "Deleted."), NotFound),
+)]
 async fn remove(
     State(s): State<AppState>,
     who: Principal,
@@ -150,6 +199,15 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/suppliers",
+    tag = "suppliers",
+    operation_id = "list_suppliers",
+    summary = "List suppliers",
+    params(ListQuery),
+    responses((status = 200, description = "A page of suppliers.", body = Page<Supplier>)),
+)]
 async fn list(
     State(s): State<AppState>,
     who: Principal,
@@ -172,28 +230,47 @@ async fn list(
 
 // ---- supplier products ------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SupplierProductCreate)]
 struct CreateProductBody {
     product_id: Uuid,
+    /// The supplier's own reference; unique per supplier.
+    #[schema(min_length = 1, max_length = 128)]
     supplier_sku: String,
     cost_price: Option<MoneyBody>,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     supplier_stock: Option<i64>,
+    #[schema(minimum = 0)]
     lead_time_days: Option<i32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SupplierProductPatch)]
 struct PatchProductBody {
+    #[schema(min_length = 1, max_length = 128)]
     supplier_sku: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     cost_price: Option<Option<MoneyBody>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     supplier_stock: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0)]
     lead_time_days: Option<Option<i32>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/suppliers/{id}/products",
+    tag = "suppliers",
+    operation_id = "create_supplier_product",
+    summary = "Add an offer of a supplier",
+    params(("id" = Uuid, Path, description = "The supplier's id.")),
+    request_body = CreateProductBody,
+    responses((status = 201, description = "The offer as stored.", body = SupplierProduct), NotFound, Conflict),
+)]
 async fn create_product(
     State(s): State<AppState>,
     who: Principal,
@@ -220,6 +297,15 @@ async fn create_product(
     Ok((StatusCode::CREATED, Json(without_costs(&who, offer))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/suppliers/{id}/products",
+    tag = "suppliers",
+    operation_id = "list_supplier_products",
+    summary = "List the offers of a supplier",
+    params(("id" = Uuid, Path, description = "The supplier's id."), PageQuery),
+    responses((status = 200, description = "A page of offers.", body = Page<SupplierProduct>), NotFound),
+)]
 async fn list_products(
     State(s): State<AppState>,
     who: Principal,
@@ -237,6 +323,15 @@ async fn list_products(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/supplier-products/{id}",
+    tag = "suppliers",
+    operation_id = "get_supplier_product",
+    summary = "Get an offer",
+    params(("id" = Uuid, Path, description = "The offer's id.")),
+    responses((status = 200, description = "The offer.", body = SupplierProduct), NotFound),
+)]
 async fn read_product(
     State(s): State<AppState>,
     who: Principal,
@@ -248,6 +343,16 @@ async fn read_product(
     Ok(Json(without_costs(&who, offer)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/supplier-products/{id}",
+    tag = "suppliers",
+    operation_id = "update_supplier_product",
+    summary = "Update an offer",
+    params(("id" = Uuid, Path, description = "The offer's id.")),
+    request_body = PatchProductBody,
+    responses((status = 200, description = "The offer as stored.", body = SupplierProduct), NotFound, Conflict),
+)]
 async fn update_product(
     State(s): State<AppState>,
     who: Principal,
@@ -272,6 +377,15 @@ async fn update_product(
     Ok(Json(without_costs(&who, offer)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/supplier-products/{id}",
+    tag = "suppliers",
+    operation_id = "delete_supplier_product",
+    summary = "Delete an offer",
+    params(("id" = Uuid, Path, description = "The offer's id.")),
+    responses((status = 204, description = "Deleted."), NotFound),
+)]
 async fn remove_product(
     State(s): State<AppState>,
     who: Principal,
@@ -288,6 +402,15 @@ async fn remove_product(
 }
 
 /// Every supplier's offer for one product.
+#[utoipa::path(
+    get,
+    path = "/products/{id}/offers",
+    tag = "suppliers",
+    operation_id = "list_product_offers",
+    summary = "List the offers of a product",
+    params(("id" = Uuid, Path, description = "The product's id.")),
+    responses((status = 200, description = "Every supplier's offer for the product.", body = Vec<SupplierProduct>), NotFound),
+)]
 async fn offers(
     State(s): State<AppState>,
     who: Principal,
