@@ -17,7 +17,7 @@ fn free_port() -> u16 {
 async fn the_run_command_serves_health_on_embedded_defaults_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("pm-bin-{}", uuid::Uuid::new_v4().simple()));
     let port = free_port();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PM__SERVER__BIND", format!("127.0.0.1:{port}"))
@@ -41,16 +41,8 @@ async fn the_run_command_serves_health_on_embedded_defaults_and_stops_on_sigterm
     }
     assert!(healthy, "no /health within 30s");
     assert!(dir.join("catalog.db").exists());
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    signal(&child, "TERM");
+    let exit = reap(child).await;
     assert!(exit.success(), "{exit:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -168,6 +160,42 @@ async fn start_with_jobs_lease(
     panic!("no /health within 30s");
 }
 
+/// Sends `signal` (`TERM`, `KILL`) to the service process.
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Waits for the service process to exit, off the async workers.
+async fn reap(mut child: std::process::Child) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Enqueues a `debug.sleep` job on the imports queue; answers its URL.
+async fn enqueue_sleep(client: &reqwest::Client, port: u16, token: &str, ms: u64, steps: u64) -> String {
+    let job: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/jobs/imports"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"kind": "debug.sleep", "payload": {"ms": ms, "steps": steps}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    format!(
+        "http://127.0.0.1:{port}/api/v1/jobs/imports/{}",
+        job["id"].as_str().unwrap()
+    )
+}
+
 /// Polls the job until `cond` holds (20 s deadline); returns it.
 async fn wait_job(
     client: &reqwest::Client,
@@ -232,44 +260,23 @@ async fn sigkill_round(pg: Option<&(String, String)>) {
     let dir = std::env::temp_dir().join(format!("pm-bin-{}", uuid::Uuid::new_v4().simple()));
     let port = free_port();
     let client = reqwest::Client::new();
-    let mut first = start_with_jobs(&dir, port, pg).await;
+    let first = start_with_jobs(&dir, port, pg).await;
     let token = admin_token(&client, port).await;
-    let job: serde_json::Value = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/jobs/imports"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"kind": "debug.sleep", "payload": {"ms": 2000, "steps": 20}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!(
-        "http://127.0.0.1:{port}/api/v1/jobs/imports/{}",
-        job["id"].as_str().unwrap()
-    );
+    let url = enqueue_sleep(&client, port, &token, 2000, 20).await;
     // running, with its progress stored at a lease renewal
     wait_job(&client, &url, &token, |j| {
         j["status"] == "running" && j["progress"]["done"].as_u64().is_some()
     })
     .await;
-    let status = Command::new("kill")
-        .arg("-KILL")
-        .arg(first.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = tokio::task::spawn_blocking(move || first.wait()).await;
-    let mut second = start_with_jobs(&dir, port, pg).await;
+    signal(&first, "KILL");
+    reap(first).await;
+    let second = start_with_jobs(&dir, port, pg).await;
     let token = admin_token(&client, port).await;
     let done = wait_job(&client, &url, &token, |j| j["status"] == "succeeded").await;
     assert_eq!(done["attempts"], 2, "{done}");
     assert_eq!(done["result"]["attempt"], 2, "{done}");
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(second.id().to_string())
-        .status();
-    let _ = tokio::task::spawn_blocking(move || second.wait()).await;
+    signal(&second, "TERM");
+    reap(second).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -280,45 +287,21 @@ async fn a_graceful_stop_hands_its_running_job_back_to_run_again_at_once() {
     let client = reqwest::Client::new();
     // A lease far longer than the test's deadlines: only the hand-back makes the job run again
     // in time.
-    let mut first = start_with_jobs_lease(&dir, port, 300, None).await;
+    let first = start_with_jobs_lease(&dir, port, 300, None).await;
     let token = admin_token(&client, port).await;
-    let job: serde_json::Value = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/jobs/imports"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"kind": "debug.sleep", "payload": {"ms": 1500, "steps": 15}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!(
-        "http://127.0.0.1:{port}/api/v1/jobs/imports/{}",
-        job["id"].as_str().unwrap()
-    );
+    let url = enqueue_sleep(&client, port, &token, 1500, 15).await;
     wait_job(&client, &url, &token, |j| j["status"] == "running").await;
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(first.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || first.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    signal(&first, "TERM");
+    let exit = reap(first).await;
     assert!(exit.success(), "{exit:?}");
-    let mut second = start_with_jobs_lease(&dir, port, 300, None).await;
+    let second = start_with_jobs_lease(&dir, port, 300, None).await;
     let token = admin_token(&client, port).await;
     let done = wait_job(&client, &url, &token, |j| j["status"] == "succeeded").await;
     // the interrupted attempt was not counted
     assert_eq!(done["attempts"], 1, "{done}");
     assert_eq!(done["result"]["attempt"], 1, "{done}");
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(second.id().to_string())
-        .status();
-    let _ = tokio::task::spawn_blocking(move || second.wait()).await;
+    signal(&second, "TERM");
+    reap(second).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -698,24 +698,50 @@ async fn list(
     who: Principal,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<CountedPage>, ApiError> {
+    shelf(&s, &who, q, false).await
+}
+
+/// The live list or the trash: the same query, filters, sorts, cursors and counts.
+async fn shelf(
+    s: &AppState,
+    who: &Principal,
+    q: ListQuery,
+    trash: bool,
+) -> Result<Json<CountedPage>, ApiError> {
     who.require(Permission::CatalogRead)?;
-    q.filter.require_cost_access(&who)?;
+    q.filter.require_cost_access(who)?;
     let (filter, sort, limit, cursor, count) = q.parse()?;
     let total = match count {
-        true => Some(counted(&s, &filter, false).await?),
+        true => {
+            let msg = CountProducts {
+                filter: filter.clone(),
+                trash,
+            };
+            Some(s.actors.stores.catalog.send(msg).await?)
+        }
         false => None,
     };
-    let page = s
-        .actors
-        .stores
-        .catalog
-        .send(ListProducts {
-            filter,
-            sort,
-            limit,
-            cursor,
-        })
-        .await?;
+    let catalog = &s.actors.stores.catalog;
+    let page = match trash {
+        false => {
+            let msg = ListProducts {
+                filter,
+                sort,
+                limit,
+                cursor,
+            };
+            catalog.send(msg).await?
+        }
+        true => {
+            let msg = ListTrash {
+                filter,
+                sort,
+                limit,
+                cursor,
+            };
+            catalog.send(msg).await?
+        }
+    };
     Ok(Json(CountedPage::new(page, total)))
 }
 
@@ -746,14 +772,6 @@ impl CountedPage {
     }
 }
 
-async fn counted(s: &AppState, filter: &ProductFilter, trash: bool) -> Result<Total, ApiError> {
-    let msg = CountProducts {
-        filter: filter.clone(),
-        trash,
-    };
-    Ok(s.actors.stores.catalog.send(msg).await?)
-}
-
 #[utoipa::path(
     get,
     path = "/products/trash",
@@ -768,25 +786,7 @@ async fn trash(
     who: Principal,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<CountedPage>, ApiError> {
-    who.require(Permission::CatalogRead)?;
-    q.filter.require_cost_access(&who)?;
-    let (filter, sort, limit, cursor, count) = q.parse()?;
-    let total = match count {
-        true => Some(counted(&s, &filter, true).await?),
-        false => None,
-    };
-    let page = s
-        .actors
-        .stores
-        .catalog
-        .send(ListTrash {
-            filter,
-            sort,
-            limit,
-            cursor,
-        })
-        .await?;
-    Ok(Json(CountedPage::new(page, total)))
+    shelf(&s, &who, q, true).await
 }
 
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
