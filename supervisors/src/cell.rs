@@ -172,11 +172,12 @@ fn finish<T, E: Display>(
     result: &Result<T, E>,
     is_failure: fn(&E) -> bool,
 ) {
-    let failure = match result {
-        Err(e) if is_failure(e) => Some(e.to_string()),
-        _ => None,
+    let (failure, refused) = match result {
+        Err(e) if is_failure(e) => (Some(e.to_string()), false),
+        Err(_) => (None, true),
+        Ok(_) => (None, false),
     };
-    shared.finish(started, failure);
+    shared.finish(started, failure, refused);
 }
 
 impl<B: Behaviour> Cell<B> {
@@ -293,7 +294,7 @@ impl<B: Behaviour> Cell<B> {
                             sink.send(result.map_err(CallError::Handler));
                         }
                         Err(_) => {
-                            shared.finish(started, Some("request dropped unanswered".into()));
+                            shared.finish(started, Some("request dropped unanswered".into()), false);
                             sink.send(Err(CallError::Stopped {
                                 actor: shared.name.clone(),
                             }));

@@ -147,6 +147,9 @@ pub struct ActorSnapshot {
     pub in_flight: usize,
     pub concurrency: usize,
     pub processed: u64,
+    /// Messages answered with the caller's own error (not found, invalid input): counted
+    /// apart, as they say nothing about the actor's health.
+    pub refused: u64,
     pub failed: u64,
     pub panics: u64,
     pub restarts: u64,
@@ -180,6 +183,7 @@ pub(crate) struct Shared {
     in_flight: AtomicUsize,
     processed: AtomicU64,
     failed: AtomicU64,
+    refused: AtomicU64,
     panics: AtomicU64,
     restarts: AtomicU64,
     rejected: AtomicU64,
@@ -225,6 +229,7 @@ impl Shared {
             in_flight: AtomicUsize::new(0),
             processed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -273,7 +278,9 @@ impl Shared {
     }
 
     /// Records a finished message: `error` is the handler's error text, if it returned one.
-    pub fn finish(&self, started: Instant, error: Option<String>) {
+    /// Counts a finished message: `error` is the actor's failure, `refused` an error that is the
+    /// caller's (a 404 or 422 at the edge).
+    pub fn finish(&self, started: Instant, error: Option<String>, refused: bool) {
         let now = Instant::now();
         self.histogram.record(now - started);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -283,6 +290,8 @@ impl Shared {
         if let Some(e) = error {
             self.failed.fetch_add(1, Ordering::Relaxed);
             *self.last_error.lock() = Some(e);
+        } else if refused {
+            self.refused.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -355,6 +364,7 @@ impl Shared {
             concurrency: self.concurrency,
             processed: self.processed.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
             panics: self.panics.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),

@@ -66,6 +66,13 @@ async fn metrics_expose_requests_actors_and_pools() {
     let id = p["id"].as_str().unwrap();
     let (st, _) = app.get(&format!("/api/v1/products/{id}")).await;
     assert_eq!(st, 200);
+    // A caller's error (an unknown id, a bad cursor) is refused, not an actor's failure.
+    let (st, _) = app
+        .get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(st, 404);
+    let (st, _) = app.get("/api/v1/products?cursor=garbage").await;
+    assert_eq!(st, 422);
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -80,6 +87,7 @@ async fn metrics_expose_requests_actors_and_pools() {
         "pm_actor_mailbox_depth{actor=\"store.catalog\",kind=\"store\"} 0",
         "pm_actor_mailbox_capacity{actor=\"store.catalog\",kind=\"store\"} 1024",
         "pm_actor_failed_total{actor=\"store.catalog\",kind=\"store\"} 0",
+        "pm_actor_refused_total{actor=\"store.catalog\",kind=\"store\"} 2",
         "pm_actor_panics_total{actor=\"store.core\",kind=\"store\"} 0",
         "pm_actor_restarts_total{actor=\"store.media\",kind=\"store\"} 0",
         "pm_db_pool_size{database=\"catalog\"}",

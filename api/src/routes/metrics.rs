@@ -171,9 +171,16 @@ async fn metrics(
     gauge(
         &mut out,
         "pm_actor_failed_total",
-        "Messages answered with an error or a panic.",
+        "Messages that failed in the actor: an error of its own (the database, a bug) or a panic.",
         "counter",
         &per(&|a| a.failed as f64),
+    );
+    gauge(
+        &mut out,
+        "pm_actor_refused_total",
+        "Messages answered with the caller's error (not found, invalid input, conflict): not the actor's failure.",
+        "counter",
+        &per(&|a| a.refused as f64),
     );
     gauge(
         &mut out,
