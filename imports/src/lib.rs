@@ -7,6 +7,8 @@
 //!   spreadsheet lost them), decimals with commas or thousands separators.
 //! - [`mapping`]: which column is which field, suggested from header names in English, French
 //!   and German and from the values themselves.
+//! - [`rows`]: the stages together for a text file: validated product rows, or rejects with
+//!   their line, column, value and reason, streamed.
 //!
 //! Nothing here does I/O beyond the `Read` it is given, so every stage is tested on bytes made
 //! in the tests, and the session actor that runs an import (issue 8) composes them.
@@ -15,3 +17,4 @@ pub mod cells;
 pub mod decode;
 pub mod dialect;
 pub mod mapping;
+pub mod rows;

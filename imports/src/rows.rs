@@ -1,0 +1,570 @@
+//! From a text file to validated product rows: decode → sniff → parse → map → validate.
+//!
+//! [`CsvRows`] streams: it holds one record at a time (plus the 64 KiB sample detection read),
+//! so memory stays flat whatever the file's size. Every row comes out as a [`ProductRow`] or a
+//! [`RowError`] naming its physical line (1-based, the header counted, a quoted cell's line
+//! breaks counted), the column, the value and why; a bad row never stops the others.
+
+use std::io::{self, Read};
+
+use pm_domain::{text, Amount, Currency, Gtin, TextKind};
+use serde::Serialize;
+
+use crate::cells::{decimal, gtin_from_text, DecimalMark};
+use crate::decode::{self, DecodeError, DecodingReader, Detected, SNIFF_BYTES};
+use crate::dialect::{sniff, Dialect};
+use crate::mapping::{suggest, Suggestion, Target};
+
+/// The longest cell kept; a longer one is a row error (a 50 MB cell is not a product title).
+pub const MAX_CELL_BYTES: usize = 64 * 1024;
+/// The most columns a file may have.
+pub const MAX_COLUMNS: usize = 1000;
+
+/// How to read a file; every field has a sensible default (detect everything).
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// A WHATWG label (`windows-1252`, `iso-8859-15`) instead of detection.
+    pub encoding: Option<String>,
+    /// `;` `,` `\t` `|` instead of detection.
+    pub delimiter: Option<u8>,
+    /// Records to skip before looking for the header.
+    pub skip_rows: usize,
+    /// The column → field mapping; `None`: suggested from the header and the first rows.
+    pub mapping: Option<Vec<(usize, Target)>>,
+    /// The currency of prices whose row has none (the supplier's default).
+    pub currency: Option<Currency>,
+    pub decimal_mark: DecimalMark,
+}
+
+/// Why a file cannot be read at all (as opposed to a row that is bad).
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("the file has no header line (it is empty or holds only blank lines)")]
+    NoHeader,
+    #[error("the file has {0} columns; at most {MAX_COLUMNS} are read")]
+    TooManyColumns(usize),
+    #[error("reading line {line}: {reason}")]
+    Parse { line: u64, reason: String },
+    #[error("reading the file: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What was found about the file, stored with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileInfo {
+    pub encoding: &'static str,
+    pub delimiter: &'static str,
+    /// Physical line of the header (1-based).
+    pub header_line: u64,
+    pub headers: Vec<String>,
+    pub suggestion: Suggestion,
+}
+
+/// A row that passed validation, ready to be written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductRow {
+    pub line: u64,
+    pub ean: Option<Gtin>,
+    pub sku: Option<String>,
+    pub supplier_sku: Option<String>,
+    pub title: String,
+    pub description: Option<String>,
+    pub brand: Option<String>,
+    pub category_path: Option<String>,
+    /// `(price type, amount)` in `currency`.
+    pub prices: Vec<(Target, Amount)>,
+    pub currency: Option<Currency>,
+    pub stock: Option<i64>,
+    pub images: Vec<String>,
+}
+
+/// A rejected row: where, what, why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub column: Option<String>,
+    pub value: Option<String>,
+    /// Stable machine-readable reason: `bad_gtin`, `digits_lost`, `missing_title`,
+    /// `missing_key`, `bad_number`, `bad_currency`, `bad_text`, `cell_too_large`.
+    pub code: &'static str,
+    pub message: String,
+    /// The row's cells as they were, for the rejects file.
+    pub raw: Vec<String>,
+}
+
+/// The rows of a delimited text file.
+pub struct CsvRows<R: Read> {
+    records: csv::StringRecordsIntoIter<Lines<DecodingReader<Chain<R>>>>,
+    info: FileInfo,
+    mapping: Vec<(usize, Target)>,
+    options: ReadOptions,
+}
+
+/// The sample read for detection, then the rest of the file.
+type Chain<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+impl<R: Read> CsvRows<R> {
+    /// Reads the first [`SNIFF_BYTES`], detects encoding, delimiter and header, suggests a
+    /// mapping (unless one is given), and positions the reader on the first data row.
+    pub fn open(mut input: R, options: ReadOptions) -> Result<Self, FileError> {
+        let mut sample = Vec::with_capacity(SNIFF_BYTES);
+        (&mut input).take(SNIFF_BYTES as u64).read_to_end(&mut sample)?;
+        let complete = sample.len() < SNIFF_BYTES;
+        let detected: Detected = match &options.encoding {
+            Some(label) => decode::given(&sample, decode::encoding_for_label(label)?),
+            None => decode::detect(&sample, complete)?,
+        };
+        let text = {
+            let mut s = String::new();
+            DecodingReader::new(&sample[..], detected).read_to_string(&mut s)?;
+            s
+        };
+        let mut dialect = sniff(&text, options.skip_rows, complete).ok_or(FileError::NoHeader)?;
+        if let Some(d) = options.delimiter {
+            dialect = Dialect {
+                delimiter: d,
+                ..dialect
+            };
+        }
+        let reader = Lines::new(
+            DecodingReader::new(io::Cursor::new(sample).chain(input), detected),
+            dialect.delimiter,
+        );
+        let mut records = csv::ReaderBuilder::new()
+            .delimiter(dialect.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(reader)
+            .into_records();
+        // To the header: the same records the sniffer counted (blank ones skipped).
+        let mut seen = 0;
+        let (headers, header_line) = loop {
+            let Some(r) = records.next() else {
+                return Err(FileError::NoHeader);
+            };
+            let r = r.map_err(parse_error)?;
+            if r.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            if seen == dialect.header_record {
+                let line = r.position().map_or(0, csv::Position::line);
+                break (r.iter().map(|h| h.trim().to_owned()).collect::<Vec<_>>(), line);
+            }
+            seen += 1;
+        };
+        if headers.len() > MAX_COLUMNS {
+            return Err(FileError::TooManyColumns(headers.len()));
+        }
+        // The suggestion looks at the header and the sample's first rows.
+        let sample_rows: Vec<Vec<String>> = {
+            let mut rdr = csv::ReaderBuilder::new()
+                .delimiter(dialect.delimiter)
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(text.as_bytes());
+            rdr.records()
+                .map_while(Result::ok)
+                .filter(|r| !r.iter().all(|f| f.trim().is_empty()))
+                .skip(dialect.header_record + 1)
+                .take(200)
+                .map(|r| r.iter().map(str::to_owned).collect())
+                .collect()
+        };
+        let suggestion = suggest(&headers, &sample_rows);
+        let mapping = match &options.mapping {
+            Some(m) => m.clone(),
+            None => suggestion.columns.iter().map(|c| (c.column, c.target)).collect(),
+        };
+        let info = FileInfo {
+            encoding: detected.name(),
+            delimiter: dialect.delimiter_name(),
+            header_line,
+            headers,
+            suggestion,
+        };
+        Ok(Self {
+            records,
+            info,
+            mapping,
+            options,
+        })
+    }
+
+    pub fn info(&self) -> &FileInfo {
+        &self.info
+    }
+
+    /// The next row: `None` at the end of the file; `Some(Err(FileError))` when the file itself
+    /// cannot be read on (an I/O error), after which the iteration should stop.
+    pub fn next_row(&mut self) -> Option<Result<Result<ProductRow, Box<RowError>>, FileError>> {
+        loop {
+            let r = match self.records.next()? {
+                Ok(r) => r,
+                Err(e) => return Some(Err(parse_error(e))),
+            };
+            if r.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            let line = r.position().map_or(0, csv::Position::line);
+            return Some(Ok(self.row(line, &r)));
+        }
+    }
+
+    fn row(&self, line: u64, r: &csv::StringRecord) -> Result<ProductRow, Box<RowError>> {
+        let raw = || r.iter().map(str::to_owned).collect::<Vec<_>>();
+        let err = |column: usize, code: &'static str, message: String| {
+            Box::new(RowError {
+                line,
+                column: self.info.headers.get(column).cloned(),
+                value: r.get(column).map(|v| v.chars().take(200).collect()),
+                code,
+                message,
+                raw: raw(),
+            })
+        };
+        if let Some((i, _)) = r.iter().enumerate().find(|(_, c)| c.len() > MAX_CELL_BYTES) {
+            return Err(err(
+                i,
+                "cell_too_large",
+                format!("a cell of more than {MAX_CELL_BYTES} bytes"),
+            ));
+        }
+        let cell = |t: Target| -> Option<(usize, &str)> {
+            self.mapping
+                .iter()
+                .find(|(_, target)| *target == t)
+                .and_then(|(i, _)| r.get(*i).map(|v| (*i, v.trim())))
+                .filter(|(_, v)| !v.is_empty())
+        };
+        let line_text = |t: Target, max: usize| -> Result<Option<String>, Box<RowError>> {
+            match cell(t) {
+                None => Ok(None),
+                Some((i, v)) => text::check(v, TextKind::Line, max)
+                    .map(|()| Some(v.to_owned()))
+                    .map_err(|e| err(i, "bad_text", e.to_string())),
+            }
+        };
+        let ean = match cell(Target::Ean) {
+            None => None,
+            Some((i, v)) => Some(gtin_from_text(v).map_err(|e| {
+                let code = match e {
+                    crate::cells::CodeError::DigitsLost { .. } => "digits_lost",
+                    _ => "bad_gtin",
+                };
+                err(i, code, e.to_string())
+            })?),
+        };
+        let sku = line_text(Target::Sku, 200)?;
+        let Some(title) = line_text(Target::Title, 500)? else {
+            let column = self
+                .mapping
+                .iter()
+                .find(|(_, t)| *t == Target::Title)
+                .map_or(usize::MAX, |(i, _)| *i);
+            return Err(err(column, "missing_title", "the title is empty".into()));
+        };
+        if ean.is_none() && sku.is_none() {
+            return Err(err(
+                usize::MAX,
+                "missing_key",
+                "an ean or a sku is required".into(),
+            ));
+        }
+        let description = match cell(Target::Description) {
+            None => None,
+            Some((i, v)) => {
+                text::check(v, TextKind::Multiline, 100_000)
+                    .map_err(|e| err(i, "bad_text", e.to_string()))?;
+                Some(v.to_owned())
+            }
+        };
+        let currency = match cell(Target::Currency) {
+            None => self.options.currency,
+            Some((i, v)) => Some(
+                Currency::parse(v)
+                    .ok()
+                    .filter(Currency::is_money)
+                    .ok_or_else(|| err(i, "bad_currency", format!("{v:?} is not an ISO 4217 currency")))?,
+            ),
+        };
+        let mut prices = Vec::new();
+        for t in [
+            Target::RetailPrice,
+            Target::CostPrice,
+            Target::SalePrice,
+            Target::Msrp,
+        ] {
+            if let Some((i, v)) = cell(t) {
+                let d =
+                    decimal(v, self.options.decimal_mark).map_err(|e| err(i, "bad_number", e.to_string()))?;
+                let a = Amount::parse_non_negative(&d).map_err(|e| err(i, "bad_number", e.to_string()))?;
+                prices.push((t, a));
+            }
+        }
+        if !prices.is_empty() && currency.is_none() {
+            return Err(err(
+                usize::MAX,
+                "bad_currency",
+                "prices need a currency: map a currency column or set the supplier's".into(),
+            ));
+        }
+        let stock = match cell(Target::Stock) {
+            None => None,
+            Some((i, v)) => {
+                let d = decimal(v, DecimalMark::Auto).map_err(|e| err(i, "bad_number", e.to_string()))?;
+                let n: i64 = d
+                    .parse()
+                    .ok()
+                    .filter(|n| (0..=1_000_000_000).contains(n))
+                    .ok_or_else(|| {
+                        err(
+                            i,
+                            "bad_number",
+                            format!("{v:?} is not a stock quantity (a whole number, 0 to 1,000,000,000)"),
+                        )
+                    })?;
+                Some(n)
+            }
+        };
+        let images = cell(Target::ImageUrl)
+            .map(|(_, v)| {
+                v.split([',', '|', ' '])
+                    .map(str::trim)
+                    .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(ProductRow {
+            line,
+            ean,
+            sku,
+            supplier_sku: line_text(Target::SupplierSku, 200)?,
+            title,
+            description,
+            brand: line_text(Target::Brand, 200)?,
+            category_path: line_text(Target::CategoryPath, 1000)?,
+            prices,
+            currency,
+            stock,
+            images,
+        })
+    }
+}
+
+/// Line endings made plain for the CSV reader, so that the line numbers it reports are the
+/// file's physical lines: `\r\n` and a lone `\r` (old Mac exports, mixed endings) become `\n`,
+/// and a blank line outside quotes becomes a line holding one delimiter (a record of empty
+/// cells, skipped like any other), because the reader skips blank lines without counting them.
+/// Works on UTF-8, where `"`, `\r` and `\n` never occur inside a multi-byte character.
+struct Lines<R> {
+    inner: R,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    delimiter: u8,
+    prev_cr: bool,
+    at_line_start: bool,
+    in_quotes: bool,
+}
+
+impl<R: Read> Lines<R> {
+    fn new(inner: R, delimiter: u8) -> Self {
+        Self {
+            inner,
+            buf: vec![0; 64 * 1024],
+            out: Vec::with_capacity(64 * 1024 + 1024),
+            out_pos: 0,
+            delimiter,
+            prev_cr: false,
+            at_line_start: true,
+            in_quotes: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Lines<R> {
+    fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        while self.out_pos == self.out.len() {
+            let n = self.inner.read(&mut self.buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.out.clear();
+            self.out_pos = 0;
+            for &b in &self.buf[..n] {
+                if self.prev_cr && b == b'\n' {
+                    self.prev_cr = false;
+                    continue;
+                }
+                self.prev_cr = b == b'\r';
+                let b = if b == b'\r' { b'\n' } else { b };
+                if b == b'\n' && self.at_line_start && !self.in_quotes {
+                    self.out.push(self.delimiter);
+                }
+                if b == b'"' {
+                    self.in_quotes = !self.in_quotes;
+                }
+                self.at_line_start = b == b'\n';
+                self.out.push(b);
+            }
+        }
+        let n = (self.out.len() - self.out_pos).min(dst.len());
+        dst[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
+}
+
+fn parse_error(e: csv::Error) -> FileError {
+    let line = e.position().map_or(0, csv::Position::line);
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => FileError::Io(io),
+        other => FileError::Parse {
+            line,
+            reason: format!("{other:?}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use encoding_rs::WINDOWS_1252;
+
+    use super::*;
+
+    fn collect<R: Read>(rows: &mut CsvRows<R>) -> (Vec<ProductRow>, Vec<RowError>) {
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        while let Some(r) = rows.next_row() {
+            match r.unwrap() {
+                Ok(p) => ok.push(p),
+                Err(e) => bad.push(*e),
+            }
+        }
+        (ok, bad)
+    }
+
+    #[test]
+    fn a_windows_1252_semicolon_file_with_french_headers_and_decimal_commas() {
+        let text = "Tarif Fournisseur Dupont 2026\r\n\r\nCode EAN;Désignation;Marque;Prix HT;Quantité\r\n\
+                    4006381333931;Stylo à bille bleu;Stabilo;1,50;12\r\n\
+                    0887276302195;Câble USB-C 2 m;Anker;12,90;0\r\n\
+                    4006381333932;Mauvais EAN;X;1,00;1\r\n\
+                    3.65275E+11;Arrondi par Excel;X;1,00;1\r\n\
+                    ;Sans code;X;1,00;1\r\n\
+                    8.87276302195E11;Câble (notation scientifique exacte);Anker;12,90;3\r\n";
+        let (bytes, _, _) = WINDOWS_1252.encode(text);
+        let options = ReadOptions {
+            currency: Some(Currency::parse("EUR").unwrap()),
+            ..Default::default()
+        };
+        let mut rows = CsvRows::open(&bytes[..], options).unwrap();
+        let info = rows.info().clone();
+        assert_eq!(
+            (info.encoding, info.delimiter, info.header_line),
+            ("windows-1252", ";", 3)
+        );
+        assert!(info.suggestion.confident, "{:?}", info.suggestion);
+        let (ok, bad) = collect(&mut rows);
+        assert_eq!(ok.len(), 3, "{ok:?}");
+        assert_eq!(ok[0].line, 4);
+        assert_eq!(ok[0].title, "Stylo à bille bleu");
+        assert_eq!(ok[0].ean.unwrap().as_str(), "4006381333931");
+        assert_eq!(
+            ok[0].prices,
+            [(Target::CostPrice, Amount::parse("1.50").unwrap())]
+        );
+        assert_eq!(ok[0].stock, Some(12));
+        assert_eq!(ok[2].ean.unwrap().as_str(), "0887276302195");
+        let got: Vec<(u64, &str, Option<&str>)> = bad
+            .iter()
+            .map(|e| (e.line, e.code, e.column.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (6, "bad_gtin", Some("Code EAN")),
+                (7, "digits_lost", Some("Code EAN")),
+                (8, "missing_key", None),
+            ]
+        );
+        assert_eq!(bad[0].value.as_deref(), Some("4006381333932"));
+        assert_eq!(bad[0].raw[1], "Mauvais EAN");
+    }
+
+    #[test]
+    fn a_utf8_bom_tsv_with_multiline_quoted_cells_keeps_physical_line_numbers() {
+        let text = "\u{FEFF}sku\ttitle\tdescription\tprice\tcurrency\n\
+                    A-1\tLamp\t\"two\nlines, \"\"quoted\"\"\"\t10.5\tEUR\n\
+                    A-2\t\t\"x\"\t1\tEUR\n\
+                    A-3\tDesk\tplain\t1.234,50\tXAU\n\
+                    A-4\tChair\tplain\t99\tchf\n";
+        let mut rows = CsvRows::open(text.as_bytes(), ReadOptions::default()).unwrap();
+        assert_eq!((rows.info().encoding, rows.info().delimiter), ("UTF-8", "tab"));
+        let (ok, bad) = collect(&mut rows);
+        assert_eq!(ok.len(), 2, "{ok:?} {bad:?}");
+        assert_eq!(ok[0].description.as_deref(), Some("two\nlines, \"quoted\""));
+        assert_eq!(ok[0].line, 2);
+        assert_eq!(ok[1].line, 6, "the quoted line break counts");
+        assert_eq!(ok[1].currency.unwrap().as_str(), "CHF");
+        let got: Vec<(u64, &str)> = bad.iter().map(|e| (e.line, e.code)).collect();
+        assert_eq!(got, [(4, "missing_title"), (5, "bad_currency")]);
+    }
+
+    #[test]
+    fn mixed_line_endings_and_blank_lines_keep_line_numbers_exact() {
+        let text = "sku;title\r\n\r\nA;one\rB;two\n\n\nC;\"three\r\nlines\"\r\nD;four";
+        let mut rows = CsvRows::open(text.as_bytes(), ReadOptions::default()).unwrap();
+        let (ok, bad) = collect(&mut rows);
+        let lines: Vec<(u64, &str)> = ok.iter().map(|r| (r.line, r.title.as_str())).collect();
+        assert_eq!(lines, [(3, "one"), (4, "two"), (9, "four")]);
+        // A title may not hold a line break; its row is refused at its first line.
+        let refused: Vec<(u64, &str)> = bad.iter().map(|e| (e.line, e.code)).collect();
+        assert_eq!(refused, [(7, "bad_text")]);
+        assert_eq!(bad[0].value.as_deref(), Some("three\nlines"));
+    }
+
+    #[test]
+    fn files_that_cannot_be_read_say_why() {
+        let e = CsvRows::open(&b""[..], ReadOptions::default()).err().unwrap();
+        assert!(matches!(e, FileError::Decode(DecodeError::Empty)), "{e}");
+        let e = CsvRows::open(&b"PK\x03\x04\x00\x00binary"[..], ReadOptions::default())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("binary"), "{e}");
+        let e = CsvRows::open(&b"\n\n\n"[..], ReadOptions::default())
+            .err()
+            .unwrap();
+        assert!(matches!(e, FileError::NoHeader), "{e}");
+        // Header only: no rows, no error.
+        let mut rows = CsvRows::open(&b"ean;title\n"[..], ReadOptions::default()).unwrap();
+        assert!(rows.next_row().is_none());
+        // Too many columns.
+        let wide = (0..1500).map(|i| format!("c{i}")).collect::<Vec<_>>().join(";") + "\n";
+        let e = CsvRows::open(wide.as_bytes(), ReadOptions::default())
+            .err()
+            .unwrap();
+        assert!(matches!(e, FileError::TooManyColumns(1500)), "{e}");
+        // A huge cell is that row's error only.
+        let big = format!("sku;title\nA;{}\nB;ok\n", "x".repeat(MAX_CELL_BYTES + 1));
+        let mut rows = CsvRows::open(big.as_bytes(), ReadOptions::default()).unwrap();
+        let (ok, bad) = collect(&mut rows);
+        assert_eq!((ok.len(), bad[0].code), (1, "cell_too_large"));
+    }
+
+    #[test]
+    fn a_given_mapping_and_encoding_win() {
+        let (bytes, _, _) = encoding_rs::ISO_8859_15.encode("a;b\nX-1;Prix en \u{20ac}\n");
+        let options = ReadOptions {
+            encoding: Some("iso-8859-15".into()),
+            mapping: Some(vec![(0, Target::Sku), (1, Target::Title)]),
+            ..Default::default()
+        };
+        let mut rows = CsvRows::open(&bytes[..], options).unwrap();
+        let (ok, _) = collect(&mut rows);
+        assert_eq!(ok[0].title, "Prix en €");
+        assert_eq!(ok[0].sku.as_deref(), Some("X-1"));
+    }
+}
