@@ -109,7 +109,7 @@ pub fn sniff(sample: &str, skip_rows: usize, complete: bool) -> Option<Dialect> 
 
 /// A header has at least half the usual number of non-empty cells, and most of them are not
 /// numbers (a title line has one cell; a data line has prices and codes).
-fn looks_like_header(r: &[String], fields: usize) -> bool {
+pub(crate) fn looks_like_header(r: &[String], fields: usize) -> bool {
     let filled: Vec<&str> = r.iter().map(|c| c.trim()).filter(|c| !c.is_empty()).collect();
     if filled.len() * 2 < fields.max(2) {
         return false;

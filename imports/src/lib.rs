@@ -9,6 +9,8 @@
 //!   and German and from the values themselves.
 //! - [`rows`]: the stages together for a text file: validated product rows, or rejects with
 //!   their line, column, value and reason, streamed.
+//! - [`sheets`]: the same for XLSX, XLS, XLSB and ODS (calamine), with title rows above the
+//!   header skipped and codes stored as numbers restored.
 //!
 //! Nothing here does I/O beyond the `Read` it is given, so every stage is tested on bytes made
 //! in the tests, and the session actor that runs an import (issue 8) composes them.
@@ -18,3 +20,4 @@ pub mod decode;
 pub mod dialect;
 pub mod mapping;
 pub mod rows;
+pub mod sheets;

@@ -54,9 +54,15 @@ pub enum FileError {
 /// What was found about the file, stored with it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileInfo {
-    pub encoding: &'static str,
-    pub delimiter: &'static str,
-    /// Physical line of the header (1-based).
+    /// `csv` (any delimited text), `xlsx`, `xls`, `xlsb` or `ods`.
+    pub format: &'static str,
+    /// Text files: the detected (or given) encoding.
+    pub encoding: Option<&'static str>,
+    /// Text files: the delimiter.
+    pub delimiter: Option<&'static str>,
+    /// Spreadsheets: the sheet read.
+    pub sheet: Option<String>,
+    /// Physical line (text) or row number (sheet) of the header, 1-based.
     pub header_line: u64,
     pub headers: Vec<String>,
     pub suggestion: Suggestion,
@@ -98,8 +104,16 @@ pub struct RowError {
 pub struct CsvRows<R: Read> {
     records: csv::StringRecordsIntoIter<Lines<DecodingReader<Chain<R>>>>,
     info: FileInfo,
-    mapping: Vec<(usize, Target)>,
-    options: ReadOptions,
+    check: RowCheck,
+}
+
+/// Turns a row's cells into a [`ProductRow`] or a [`RowError`]: the validation every format
+/// shares (text files here, spreadsheets in [`crate::sheets`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RowCheck {
+    pub(crate) headers: Vec<String>,
+    pub(crate) mapping: Vec<(usize, Target)>,
+    pub(crate) options: ReadOptions,
 }
 
 /// The sample read for detection, then the rest of the file.
@@ -178,18 +192,20 @@ impl<R: Read> CsvRows<R> {
             None => suggestion.columns.iter().map(|c| (c.column, c.target)).collect(),
         };
         let info = FileInfo {
-            encoding: detected.name(),
-            delimiter: dialect.delimiter_name(),
+            format: "csv",
+            encoding: Some(detected.name()),
+            delimiter: Some(dialect.delimiter_name()),
+            sheet: None,
             header_line,
             headers,
             suggestion,
         };
-        Ok(Self {
-            records,
-            info,
+        let check = RowCheck {
+            headers: info.headers.clone(),
             mapping,
             options,
-        })
+        };
+        Ok(Self { records, info, check })
     }
 
     pub fn info(&self) -> &FileInfo {
@@ -208,16 +224,19 @@ impl<R: Read> CsvRows<R> {
                 continue;
             }
             let line = r.position().map_or(0, csv::Position::line);
-            return Some(Ok(self.row(line, &r)));
+            let cells: Vec<&str> = r.iter().collect();
+            return Some(Ok(self.check.row(line, &cells)));
         }
     }
+}
 
-    fn row(&self, line: u64, r: &csv::StringRecord) -> Result<ProductRow, Box<RowError>> {
-        let raw = || r.iter().map(str::to_owned).collect::<Vec<_>>();
+impl RowCheck {
+    pub(crate) fn row(&self, line: u64, r: &[&str]) -> Result<ProductRow, Box<RowError>> {
+        let raw = || r.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
         let err = |column: usize, code: &'static str, message: String| {
             Box::new(RowError {
                 line,
-                column: self.info.headers.get(column).cloned(),
+                column: self.headers.get(column).cloned(),
                 value: r.get(column).map(|v| v.chars().take(200).collect()),
                 code,
                 message,
@@ -464,7 +483,7 @@ mod tests {
         let info = rows.info().clone();
         assert_eq!(
             (info.encoding, info.delimiter, info.header_line),
-            ("windows-1252", ";", 3)
+            (Some("windows-1252"), Some(";"), 3)
         );
         assert!(info.suggestion.confident, "{:?}", info.suggestion);
         let (ok, bad) = collect(&mut rows);
@@ -502,7 +521,10 @@ mod tests {
                     A-3\tDesk\tplain\t1.234,50\tXAU\n\
                     A-4\tChair\tplain\t99\tchf\n";
         let mut rows = CsvRows::open(text.as_bytes(), ReadOptions::default()).unwrap();
-        assert_eq!((rows.info().encoding, rows.info().delimiter), ("UTF-8", "tab"));
+        assert_eq!(
+            (rows.info().encoding, rows.info().delimiter),
+            (Some("UTF-8"), Some("tab"))
+        );
         let (ok, bad) = collect(&mut rows);
         assert_eq!(ok.len(), 2, "{ok:?} {bad:?}");
         assert_eq!(ok[0].description.as_deref(), Some("two\nlines, \"quoted\""));
