@@ -5,6 +5,7 @@
 //! - [`core`]: users, roles, tokens, API keys, settings, notifications.
 //! - [`analytics`]: the activity log.
 //! - [`catalog`]: queries of the catalog database (products).
+//! - [`imports`]: the rows imports rejected (the imports database beyond its queue).
 //! - [`jobs`]: the durable job queues (one table per database), claimed under a lease.
 //! - [`object_store`]: one [`ObjectStore`] interface over the local filesystem and any S3 API.
 //! - [`redis`]: the optional Redis connection (plain or `rediss://`).
@@ -18,6 +19,7 @@ pub mod catalog;
 pub mod core;
 pub mod db;
 pub mod error;
+pub mod imports;
 pub mod jobs;
 mod keyset;
 pub mod object_store;
