@@ -75,7 +75,7 @@ pub async fn run(
     let (escalation_tx, mut escalation_rx) = tokio::sync::watch::channel(None::<String>);
     let actors = {
         let escalated = escalated.clone();
-        ActorSystem::start(&settings, databases, move |reason| {
+        ActorSystem::start(&settings, databases, objects.clone(), move |reason| {
             escalated.store(true, Ordering::Release);
             escalation_tx.send_replace(Some(reason));
         })?

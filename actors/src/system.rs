@@ -17,6 +17,7 @@
 //! restart intensity of the settings; when the root gives up, the callback given to
 //! [`ActorSystem::start`] runs (the application turns health red and exits non-zero).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pm_config::{Database, PerDatabase, Settings};
@@ -120,6 +121,7 @@ impl ActorSystem {
     pub fn start(
         settings: &Settings,
         databases: Databases,
+        objects: Arc<dyn pm_storage::object_store::ObjectStore>,
         on_escalate: impl FnOnce(String) + Send + 'static,
     ) -> Result<Self, RegistryError> {
         let a = &settings.actors;
@@ -205,7 +207,7 @@ impl ActorSystem {
                 .capacity(16),
             )?;
         }
-        let jobs = start_jobs(settings, &root, intensity, &databases, &stores, &hub)?;
+        let jobs = start_jobs(settings, &root, intensity, &databases, &stores, &hub, &objects)?;
         Ok(Self {
             registry,
             root,
@@ -245,8 +247,22 @@ impl ActorSystem {
 }
 
 /// The job kinds this build runs, by queue. Features register theirs here.
-fn job_kinds(settings: &Settings) -> JobKinds {
+fn job_kinds(
+    settings: &Settings,
+    stores: &Stores,
+    databases: &Databases,
+    objects: &Arc<dyn pm_storage::object_store::ObjectStore>,
+) -> JobKinds {
     let mut kinds = JobKinds::default();
+    kinds.register(
+        Queue::Imports,
+        crate::jobs::import::KIND,
+        crate::jobs::import::ImportFile {
+            catalog: stores.catalog_bulk.clone(),
+            objects: objects.clone(),
+            imports: pm_storage::imports::Imports::new(databases.get(Database::Imports).clone()),
+        },
+    );
     if settings.jobs.debug_kinds {
         for q in Queue::ALL {
             kinds.register(q, crate::jobs::debug::KIND, crate::jobs::debug::DebugSleep);
@@ -262,6 +278,7 @@ fn start_jobs(
     databases: &Databases,
     stores: &Stores,
     hub: &Hub,
+    objects: &Arc<dyn pm_storage::object_store::ObjectStore>,
 ) -> Result<Jobs, RegistryError> {
     let j = &settings.jobs;
     let a = &settings.actors;
@@ -271,7 +288,7 @@ fn start_jobs(
         max_delay: Duration::from_secs(j.retry_max_delay_secs),
         max_attempts: j.max_attempts.max(1),
     };
-    let kinds = job_kinds(settings);
+    let kinds = job_kinds(settings, stores, databases, objects);
     let sup = root.child_supervisor("jobs", Strategy::OneForOne, intensity);
     let mut gates = Vec::new();
     let mut workers = Vec::new();

@@ -12,6 +12,7 @@ mod changes;
 mod expected;
 mod hardening;
 mod health;
+mod imports;
 mod jobs;
 mod objects;
 mod openapi;

@@ -6,6 +6,7 @@
 //! - [`gate`]: [`JobGate`] and its messages.
 //! - [`worker`]: [`JobWorker`], one job at a time: claim, run, renew the lease, record.
 //! - [`debug`]: the `debug.sleep` kind (when `jobs.debug_kinds` is on) for trying the layer.
+//! - [`import`]: `import.file` on the imports queue: a supplier file into the catalog.
 //!
 //! A job kind is a [`JobHandler`] registered for a queue in [`JobKinds`]. Its run can be cut off
 //! (the process dies, the worker crashes, the lease is lost) and is then run again: handlers
@@ -14,6 +15,7 @@
 
 pub mod debug;
 pub mod gate;
+pub mod import;
 pub mod worker;
 
 use std::collections::HashMap;

@@ -1,0 +1,430 @@
+//! `import.file` (imports queue): one supplier file already in object storage into the
+//! catalog. The first slice of issue 8's pipeline, on the job layer; the per-supplier session
+//! actors, uploads, templates and rollback build on it.
+//!
+//! Payload: `{"supplier_id": uuid, "bucket": "imports", "key": "2026/12/04/….csv",
+//! "format": "csv" | "xlsx" | … (default: from the key's extension, else sniffed),
+//! "encoding", "delimiter", "skip_rows", "sheet", "dry_run"}`.
+//!
+//! Stages: the object is read (bounded by `MAX_FILE_BYTES`), parsed and validated on the
+//! blocking pool ([`pm_imports`]), and handed over in batches of [`BATCH`] rows through a
+//! channel of [`IN_FLIGHT`] batches, so a slow database slows the parser instead of filling
+//! memory; each batch is one bulk upsert on the catalog's bulk lane, then its prices and
+//! stocks (a history row only on change, with the job as source). Rejected rows go to
+//! `import_errors` with their line. A rerun (after a crash or a retry) clears the job's rejects
+//! and upserts again: nothing is duplicated, an unchanged row writes nothing.
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use futures::TryStreamExt;
+use pm_domain::Money;
+use pm_imports::mapping::Target;
+use pm_imports::rows::{CsvRows, FileError, ProductRow, ReadOptions, RowError};
+use pm_imports::sheets::{SheetRef, SheetRows};
+use pm_storage::catalog::{ChangeSource, NewPrice, NewProduct, PriceType, UpsertResult};
+use pm_storage::imports::{Imports, NewImportError};
+use pm_storage::object_store::ObjectStore;
+use pm_supervisors::Mailbox;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{JobError, JobHandler, JobRun};
+use crate::changes::{By, Origin};
+use crate::store::catalog::{CatalogStore, UpsertProducts};
+use crate::store::catalog_entities::{GetSupplier, SetPrice, SetStock};
+
+pub const KIND: &str = "import.file";
+
+/// Rows per bulk upsert (the catalog's batch limit).
+pub const BATCH: usize = 1000;
+/// Parsed batches waiting for the writer at most: the parser blocks beyond.
+const IN_FLIGHT: usize = 2;
+/// The largest file read (the upload limit is checked before; this guards the job itself).
+pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
+pub struct ImportFile {
+    pub catalog: Mailbox<CatalogStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub imports: Imports,
+}
+
+/// What the parser sends the writer.
+enum Parsed {
+    Info(Value),
+    Batch(Vec<ProductRow>, Vec<RowError>),
+}
+
+#[derive(Default, serde::Serialize)]
+struct Counters {
+    rows_read: u64,
+    /// Rows that passed validation (what a dry run would write).
+    valid: u64,
+    /// Valid rows a later row of the same batch with the same EAN (or SKU) replaced: the last
+    /// one wins, and the earlier is not written, so a second run of the file changes nothing.
+    superseded: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    rejected: u64,
+    prices_changed: u64,
+    stocks_changed: u64,
+}
+
+impl JobHandler for ImportFile {
+    fn run(&self, run: JobRun) -> BoxFuture<'static, Result<Value, JobError>> {
+        let (catalog, objects, imports) = (self.catalog.clone(), self.objects.clone(), self.imports.clone());
+        Box::pin(async move { import(run, catalog, objects, imports).await })
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> JobError {
+    JobError::Fatal(e.to_string())
+}
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retryable(e.to_string())
+}
+
+async fn import(
+    run: JobRun,
+    catalog: Mailbox<CatalogStore>,
+    objects: Arc<dyn ObjectStore>,
+    imports: Imports,
+) -> Result<Value, JobError> {
+    let started = Instant::now();
+    let job_id = run.job.id;
+    let p = run.job.payload.clone();
+    let supplier_id: Uuid = p["supplier_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| fatal("payload: supplier_id (a uuid) is required"))?;
+    let bucket = p["bucket"].as_str().unwrap_or("imports").to_owned();
+    let key = p["key"]
+        .as_str()
+        .ok_or_else(|| fatal("payload: key is required"))?
+        .to_owned();
+    let dry_run = p["dry_run"].as_bool().unwrap_or(false);
+    let supplier = match catalog.send(GetSupplier { id: supplier_id }).await {
+        Ok(s) => s,
+        Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => return Err(fatal(e)),
+        Err(e) => return Err(retry(e)),
+    };
+    let options = ReadOptions {
+        encoding: p["encoding"].as_str().map(str::to_owned),
+        delimiter: p["delimiter"].as_str().and_then(|d| match d {
+            "tab" | "\t" => Some(b'\t'),
+            ";" | "," | "|" => d.bytes().next(),
+            _ => None,
+        }),
+        skip_rows: p["skip_rows"].as_u64().unwrap_or(0).min(1000) as usize,
+        mapping: None,
+        currency: Some(supplier.default_currency),
+        decimal_mark: Default::default(),
+    };
+    let sheet = match &p["sheet"] {
+        Value::String(s) => Some(SheetRef::Name(s.clone())),
+        Value::Number(n) => n.as_u64().map(|i| SheetRef::Index(i as usize)),
+        _ => None,
+    };
+
+    // The file, bounded.
+    let (meta, stream) = objects.get(&bucket, &key).await.map_err(|e| match e {
+        pm_storage::object_store::ObjectError::NotFound { .. } => fatal(format!("no file {bucket}/{key}")),
+        other => retry(other),
+    })?;
+    if meta.size > MAX_FILE_BYTES {
+        return Err(fatal(format!(
+            "the file has {} bytes; at most {MAX_FILE_BYTES} are imported",
+            meta.size
+        )));
+    }
+    let bytes: Vec<u8> = stream
+        .try_fold(
+            Vec::with_capacity(meta.size as usize),
+            |mut acc, chunk| async move {
+                acc.extend_from_slice(&chunk);
+                Ok(acc)
+            },
+        )
+        .await
+        .map_err(retry)?;
+
+    if !dry_run {
+        imports.clear_errors(job_id).await.map_err(retry)?;
+    }
+    let spreadsheet = matches!(
+        bytes.get(..4),
+        Some([0x50, 0x4B, 0x03, 0x04] | [0xD0, 0xCF, 0x11, 0xE0])
+    );
+    let (tx, mut rx) = mpsc::channel::<Result<Parsed, FileError>>(IN_FLIGHT);
+    // Parsing is CPU work: on the blocking pool, never on the async workers.
+    let parser = tokio::task::spawn_blocking(move || parse(bytes, spreadsheet, sheet, options, tx));
+
+    let mut c = Counters::default();
+    let mut info = Value::Null;
+    let origin = Origin::system("import");
+    let source = ChangeSource::Import { job_id };
+    while let Some(msg) = rx.recv().await {
+        if run.is_cancelled() {
+            return Err(JobError::Cancelled);
+        }
+        let (rows, rejects) = match msg {
+            Err(e) => return Err(fatal(e)),
+            Ok(Parsed::Info(i)) => {
+                info = i;
+                continue;
+            }
+            Ok(Parsed::Batch(rows, rejects)) => (rows, rejects),
+        };
+        c.rows_read += (rows.len() + rejects.len()) as u64;
+        let mut errors: Vec<NewImportError> = rejects.into_iter().map(reject).collect();
+        let before = rows.len();
+        let rows = last_of_each_key(rows);
+        c.superseded += (before - rows.len()) as u64;
+        if !rows.is_empty() && !dry_run {
+            let products: Vec<NewProduct> = rows.iter().map(new_product).collect();
+            let results = catalog
+                .send(UpsertProducts(products).by(origin.clone()))
+                .await
+                .map_err(retry)?;
+            c.valid += rows.len() as u64;
+            for (row, result) in rows.iter().zip(results) {
+                let id = match result {
+                    UpsertResult::Created { id } => {
+                        c.created += 1;
+                        id
+                    }
+                    UpsertResult::Updated { id } => {
+                        c.updated += 1;
+                        id
+                    }
+                    UpsertResult::Unchanged { id } => {
+                        c.unchanged += 1;
+                        id
+                    }
+                    UpsertResult::Failed { field, message } => {
+                        errors.push(NewImportError {
+                            line: row.line as i64,
+                            column: Some(field.to_owned()),
+                            value: None,
+                            code: "refused".into(),
+                            message,
+                            raw: Vec::new(),
+                        });
+                        continue;
+                    }
+                };
+                write_values(
+                    &catalog,
+                    &origin,
+                    source,
+                    id,
+                    row,
+                    &supplier.code,
+                    &mut c,
+                    &mut errors,
+                )
+                .await?;
+            }
+        } else if dry_run {
+            // A dry run parses and validates only: what would be written.
+            c.valid += rows.len() as u64;
+        }
+        c.rejected += errors.len() as u64;
+        if !dry_run {
+            imports.add_errors(job_id, &errors).await.map_err(retry)?;
+        }
+        run.progress(json!({ "stage": "write", "counters": &c }));
+    }
+    match parser.await {
+        Ok(()) => {}
+        Err(e) => return Err(fatal(format!("the parser stopped: {e}"))),
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(json!({
+        "counters": c,
+        "file": info,
+        "dry_run": dry_run,
+        "duration_ms": (secs * 1000.0) as u64,
+        "rows_per_sec": if secs > 0.0 { (c.rows_read as f64 / secs) as u64 } else { 0 },
+    }))
+}
+
+/// Prices and stock of one stored row: one message each, written only on change.
+#[allow(clippy::too_many_arguments)]
+async fn write_values(
+    catalog: &Mailbox<CatalogStore>,
+    origin: &Origin,
+    source: ChangeSource,
+    product_id: Uuid,
+    row: &ProductRow,
+    warehouse: &str,
+    c: &mut Counters,
+    errors: &mut Vec<NewImportError>,
+) -> Result<(), JobError> {
+    let refused = |errors: &mut Vec<NewImportError>, column: &str, e: String| {
+        errors.push(NewImportError {
+            line: row.line as i64,
+            column: Some(column.to_owned()),
+            value: None,
+            code: "refused".into(),
+            message: e,
+            raw: Vec::new(),
+        });
+    };
+    if let Some(currency) = row.currency {
+        for (target, amount) in &row.prices {
+            let price_type = match target {
+                Target::CostPrice => PriceType::Cost,
+                Target::SalePrice => PriceType::Sale,
+                Target::Msrp => PriceType::Msrp,
+                _ => PriceType::Retail,
+            };
+            let msg = SetPrice {
+                product_id,
+                price: NewPrice {
+                    price_type,
+                    price: Money::new(*amount, currency),
+                    valid_from: None,
+                    valid_to: None,
+                },
+                source,
+            };
+            match catalog.send(msg.by(origin.clone())).await {
+                Ok(changed) => c.prices_changed += u64::from(changed.changed),
+                Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
+                    refused(errors, price_type.as_str(), e.to_string());
+                }
+                Err(e) => return Err(retry(e)),
+            }
+        }
+    }
+    if let Some(quantity) = row.stock {
+        let msg = SetStock {
+            product_id,
+            warehouse: warehouse.to_owned(),
+            quantity,
+            source,
+        };
+        match catalog.send(msg.by(origin.clone())).await {
+            Ok(changed) => c.stocks_changed += u64::from(changed.changed),
+            Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
+                refused(errors, "stock", e.to_string())
+            }
+            Err(e) => return Err(retry(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The rows of a batch without those a later row with the same key replaces (EAN, else the
+/// SKU without regard to case), in file order.
+fn last_of_each_key(rows: Vec<ProductRow>) -> Vec<ProductRow> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<ProductRow> = rows
+        .into_iter()
+        .rev()
+        .filter(|r| {
+            let key = match (&r.ean, &r.sku) {
+                (Some(e), _) => format!("ean:{}", e.as_str()),
+                (None, Some(s)) => format!("sku:{}", s.to_lowercase()),
+                (None, None) => return true,
+            };
+            seen.insert(key)
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
+fn new_product(r: &ProductRow) -> NewProduct {
+    NewProduct {
+        ean: r.ean,
+        sku: r.sku.clone(),
+        title: r.title.clone(),
+        description: r.description.clone(),
+        brand: r.brand.clone(),
+        ..Default::default()
+    }
+}
+
+fn reject(e: RowError) -> NewImportError {
+    NewImportError {
+        line: e.line as i64,
+        column: e.column,
+        value: e.value,
+        code: e.code.to_owned(),
+        message: e.message,
+        raw: e.raw,
+    }
+}
+
+/// The parser stage: the file's info first, then batches of rows and rejects.
+fn parse(
+    bytes: Vec<u8>,
+    spreadsheet: bool,
+    sheet: Option<SheetRef>,
+    options: ReadOptions,
+    tx: mpsc::Sender<Result<Parsed, FileError>>,
+) {
+    let send = |m: Result<Parsed, FileError>| tx.blocking_send(m).is_ok();
+    let mut rows = Vec::with_capacity(BATCH);
+    let mut rejects = Vec::new();
+    let flush = |rows: &mut Vec<ProductRow>, rejects: &mut Vec<RowError>, force: bool| -> bool {
+        if force || rows.len() + rejects.len() >= BATCH {
+            let batch = Parsed::Batch(std::mem::take(rows), std::mem::take(rejects));
+            return send(Ok(batch));
+        }
+        true
+    };
+    if spreadsheet {
+        let mut sheet_rows = match SheetRows::open(bytes, sheet, options) {
+            Ok(r) => r,
+            Err(e) => {
+                send(Err(e));
+                return;
+            }
+        };
+        if !send(Ok(Parsed::Info(json!(sheet_rows.info())))) {
+            return;
+        }
+        while let Some(r) = sheet_rows.next_row() {
+            match r {
+                Ok(p) => rows.push(p),
+                Err(e) => rejects.push(*e),
+            }
+            if !flush(&mut rows, &mut rejects, false) {
+                return;
+            }
+        }
+    } else {
+        let mut csv_rows = match CsvRows::open(Cursor::new(bytes), options) {
+            Ok(r) => r,
+            Err(e) => {
+                send(Err(e));
+                return;
+            }
+        };
+        if !send(Ok(Parsed::Info(json!(csv_rows.info())))) {
+            return;
+        }
+        while let Some(r) = csv_rows.next_row() {
+            match r {
+                Ok(Ok(p)) => rows.push(p),
+                Ok(Err(e)) => rejects.push(*e),
+                Err(e) => {
+                    send(Err(e));
+                    return;
+                }
+            }
+            if !flush(&mut rows, &mut rejects, false) {
+                return;
+            }
+        }
+    }
+    flush(&mut rows, &mut rejects, true);
+}

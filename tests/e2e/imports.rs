@@ -1,0 +1,143 @@
+//! Supplier imports (issue 8, first slice): a file in object storage through the `import.file`
+//! job into the catalog, its rejects recorded with their lines, and a second run that changes
+//! nothing.
+
+use pm_config::Database;
+use serde_json::{json, Value};
+
+use crate::helpers::{backends, spawn_app, TestApp};
+
+/// Puts `body` into the imports bucket of the app's object store.
+async fn put_file(app: &TestApp, key: &str, body: Vec<u8>) {
+    let store = pm_storage::object_store::from_settings(&app.settings)
+        .await
+        .unwrap();
+    let stream: pm_storage::object_store::ByteStream =
+        Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from(body))]));
+    let bucket = app.settings.object_store.buckets.imports.clone();
+    store.put(&bucket, key, stream, None).await.unwrap();
+}
+
+/// Enqueues an import of `key` for `supplier` and waits until it ends; the job as it ended.
+async fn import(app: &TestApp, supplier: &str, key: &str) -> Value {
+    let (st, job) = app
+        .post(
+            "/api/v1/jobs/imports",
+            json!({"kind": "import.file", "payload": {"supplier_id": supplier, "key": key,
+                "bucket": app.settings.object_store.buckets.imports}}),
+        )
+        .await;
+    assert!(st == 201 || st == 202, "{st} {job}");
+    let path = format!("/api/v1/jobs/imports/{}", job["id"].as_str().unwrap());
+    let mut last = Value::Null;
+    let ended = app
+        .wait_for(&path, |_, j| {
+            last = j.clone();
+            matches!(j["status"].as_str(), Some("succeeded" | "failed" | "cancelled"))
+        })
+        .await;
+    assert!(ended, "the import did not end: {last}");
+    last
+}
+
+#[tokio::test]
+async fn a_windows_1252_supplier_file_lands_with_its_rejects_and_a_rerun_changes_nothing() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (st, supplier) = app
+            .post(
+                "/api/v1/suppliers",
+                json!({"code": "dupont", "name": "Dupont SA"}),
+            )
+            .await;
+        assert_eq!(st, 201, "{supplier}");
+        let supplier = supplier["id"].as_str().unwrap().to_owned();
+        let text = "Tarif Dupont 2026\r\n\r\nCode EAN;Désignation;Marque;Prix HT;Quantité\r\n\
+                    4006381333931;Stylo à bille bleu;Stabilo;1,50;12\r\n\
+                    0887276302195;Câble USB-C 2 m;Anker;12,90;0\r\n\
+                    4006381333932;Mauvais EAN;X;1,00;1\r\n\
+                    3.65275E+11;Arrondi par Excel;X;1,00;1\r\n\
+                    ;Sans code;X;1,00;1\r\n\
+                    8.87276302195E11;Câble (même EAN, écrit par Excel);Anker;12,90;3\r\n";
+        let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(text);
+        put_file(&app, "2026/12/04/dupont.csv", bytes.into_owned()).await;
+
+        let job = import(&app, &supplier, "2026/12/04/dupont.csv").await;
+        assert_eq!(job["status"], "succeeded", "{backend:?}: {job}");
+        let r = &job["result"];
+        assert_eq!(r["file"]["encoding"], "windows-1252", "{r}");
+        assert_eq!(r["file"]["delimiter"], ";", "{r}");
+        let c = &r["counters"];
+        // The same EAN twice in the file: the later row wins, the earlier is superseded.
+        assert_eq!(
+            (
+                c["rows_read"].as_u64(),
+                c["created"].as_u64(),
+                c["superseded"].as_u64(),
+                c["rejected"].as_u64()
+            ),
+            (Some(6), Some(2), Some(1), Some(3)),
+            "{c}"
+        );
+        let (_, hits) = app.get("/api/v1/products/search?q=0887276302195").await;
+        assert_eq!(
+            hits["items"][0]["product"]["title"],
+            "Câble (même EAN, écrit par Excel)",
+            "{hits}"
+        );
+        // The catalog: titles, the cost price in the supplier's currency, the stock.
+        let (_, hits) = app.get("/api/v1/products/search?q=4006381333931").await;
+        let pen = &hits["items"][0]["product"];
+        assert_eq!(pen["title"], "Stylo à bille bleu", "{hits}");
+        let pen_id = pen["id"].as_str().unwrap();
+        let (_, prices) = app.get(&format!("/api/v1/products/{pen_id}/prices")).await;
+        assert_eq!(prices[0]["price_type"], "cost", "{prices}");
+        assert_eq!(prices[0]["amount"], "1.50", "{prices}");
+        assert_eq!(prices[0]["currency"], "EUR", "{prices}");
+        let (_, stocks) = app.get(&format!("/api/v1/products/{pen_id}/stocks")).await;
+        assert_eq!(
+            (stocks[0]["warehouse"].as_str(), stocks[0]["quantity"].as_i64()),
+            (Some("dupont"), Some(12)),
+            "{stocks}"
+        );
+        // The rejects, with their physical lines and reasons.
+        let imports = pm_storage::imports::Imports::new(app.db(Database::Imports).await);
+        let job_id = job["id"].as_str().unwrap().parse().unwrap();
+        let errors = imports.errors(job_id, 10, None).await.unwrap().items;
+        let got: Vec<(i64, &str)> = errors.iter().map(|e| (e.line, e.code.as_str())).collect();
+        assert_eq!(
+            got,
+            [(6, "bad_gtin"), (7, "digits_lost"), (8, "missing_key")],
+            "{backend:?}"
+        );
+        assert_eq!(errors[0].raw[1], "Mauvais EAN");
+
+        // The same file again: nothing to write, no new price or stock history.
+        let again = import(&app, &supplier, "2026/12/04/dupont.csv").await;
+        let c = &again["result"]["counters"];
+        assert_eq!(
+            (
+                c["created"].as_u64(),
+                c["unchanged"].as_u64(),
+                c["prices_changed"].as_u64(),
+                c["stocks_changed"].as_u64()
+            ),
+            (Some(0), Some(2), Some(0), Some(0)),
+            "{again}"
+        );
+        // A file that is not one: the job fails with the reason, nothing is written.
+        put_file(
+            &app,
+            "2026/12/04/garbage.csv",
+            b"PK\x03\x04\x00\x00 not a sheet".to_vec(),
+        )
+        .await;
+        let bad = import(&app, &supplier, "2026/12/04/garbage.csv").await;
+        assert_eq!(bad["status"], "failed", "{bad}");
+        assert!(
+            bad["last_error"].as_str().unwrap().contains("spreadsheet"),
+            "{bad}"
+        );
+        app.stop().await;
+    }
+}
