@@ -18,6 +18,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub object_store: ObjectStoreSettings,
     pub catalog: CatalogSettings,
+    pub imports: ImportSettings,
     pub actors: ActorSettings,
     pub jobs: JobSettings,
     pub auth: AuthSettings,
@@ -290,6 +291,13 @@ pub struct AuthSettings {
     pub login_attempts_per_user_per_minute: u32,
     pub login_attempts_per_ip_per_minute: u32,
     pub metrics_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSettings {
+    /// The largest supplier file an upload may bring.
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

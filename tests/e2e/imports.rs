@@ -81,8 +81,7 @@ async fn a_windows_1252_supplier_file_lands_with_its_rejects_and_a_rerun_changes
         );
         let (_, hits) = app.get("/api/v1/products/search?q=0887276302195").await;
         assert_eq!(
-            hits["items"][0]["product"]["title"],
-            "Câble (même EAN, écrit par Excel)",
+            hits["items"][0]["product"]["title"], "Câble (même EAN, écrit par Excel)",
             "{hits}"
         );
         // The catalog: titles, the cost price in the supplier's currency, the stock.
@@ -138,6 +137,135 @@ async fn a_windows_1252_supplier_file_lands_with_its_rejects_and_a_rerun_changes
             bad["last_error"].as_str().unwrap().contains("spreadsheet"),
             "{bad}"
         );
+        app.stop().await;
+    }
+}
+
+/// `POST /suppliers/{id}/imports`: a multipart upload, then the job and its rejects over the
+/// API; bad uploads are refused with the reason.
+#[tokio::test]
+async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
+    for backend in backends() {
+        let app = crate::helpers::spawn_app_with(backend, |s| s.imports.max_upload_bytes = 4096).await;
+        let (_, supplier) = app
+            .post(
+                "/api/v1/suppliers",
+                json!({"code": "mode", "name": "Mode SARL", "default_currency": "EUR"}),
+            )
+            .await;
+        let sid = supplier["id"].as_str().unwrap();
+        let upload = |c: &reqwest::Client, name: &str, body: Vec<u8>, query: &str| {
+            let form = reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(body).file_name(name.to_owned()),
+            );
+            c.post(app.url(&format!("/api/v1/suppliers/{sid}/imports{query}")))
+                .multipart(form)
+                .send()
+        };
+        // Fashion without barcodes: keyed by SKU; a UTF-8 BOM, tabs, a multi-line cell.
+        let tsv = "\u{FEFF}ref\tnom\tdescription\tprix\tstock\n\
+                   TS-RED-M\tT-shirt rouge M\t\"Coton bio,\nlavable à 30°\"\t19,90\t7\n\
+                   TS-RED-L\t\tsans nom\t19,90\t2\n\
+                   TS-BLU-M\tT-shirt bleu M\tcoton\t-3\t1\n";
+        let r = upload(&app.client, "collection.tsv", tsv.as_bytes().to_vec(), "")
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{backend:?}");
+        let job: Value = r.json().await.unwrap();
+        assert_eq!(job["kind"], "import.file");
+        assert_eq!(job["group_key"], format!("supplier:{sid}"));
+        let path = format!("/api/v1/imports/jobs/{}", job["id"].as_str().unwrap());
+        let mut last = Value::Null;
+        assert!(
+            app.wait_for(&path, |_, j| {
+                last = j.clone();
+                j["status"] == "succeeded" || j["status"] == "failed"
+            })
+            .await,
+            "{last}"
+        );
+        assert_eq!(last["status"], "succeeded", "{last}");
+        let c = &last["result"]["counters"];
+        assert_eq!(
+            (c["created"].as_u64(), c["rejected"].as_u64()),
+            (Some(1), Some(2)),
+            "{c}"
+        );
+        assert_eq!(
+            last["payload"]["sha256"].as_str().map(str::len),
+            Some(64),
+            "{last}"
+        );
+        let (_, page) = app.get(&format!("{path}/errors?limit=1")).await;
+        assert_eq!(
+            (
+                page["items"][0]["line"].as_u64(),
+                page["items"][0]["code"].as_str()
+            ),
+            (Some(4), Some("missing_title")),
+            "{page}"
+        );
+        let next = page["next_cursor"].as_str().unwrap();
+        let (_, page) = app.get(&format!("{path}/errors?limit=1&cursor={next}")).await;
+        assert_eq!(
+            (
+                page["items"][0]["line"].as_u64(),
+                page["items"][0]["code"].as_str()
+            ),
+            (Some(5), Some("bad_number")),
+            "{page}"
+        );
+        let (_, hits) = app.get("/api/v1/products/search?q=ts-red-m").await;
+        assert_eq!(
+            hits["items"][0]["product"]["description"], "Coton bio,\nlavable à 30°",
+            "{hits}"
+        );
+
+        // Refused: too large (the 413 quotes the limit), no file field, an unknown supplier,
+        // a bad option, and a viewer.
+        let r = upload(&app.client, "big.csv", vec![b'x'; 5000], "")
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413);
+        assert!(r.text().await.unwrap().contains("4096"));
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/suppliers/{sid}/imports")))
+            .multipart(reqwest::multipart::Form::new().text("other", "x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        let r = upload(&app.client, "a.csv", b"x".to_vec(), "?encoding=klingon")
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        let nobody = uuid::Uuid::now_v7();
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/suppliers/{nobody}/imports")))
+            .multipart(
+                reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"a".to_vec())),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        let viewer = app.user_client("vivi", &["viewer"]).await;
+        assert_eq!(
+            upload(&viewer, "a.csv", b"a;b\n".to_vec(), "")
+                .await
+                .unwrap()
+                .status(),
+            403
+        );
+        // Another user's import job is not theirs to see.
+        let (st, _) = {
+            let r = viewer.get(app.url(&path)).send().await.unwrap();
+            (r.status().as_u16(), ())
+        };
+        assert_eq!(st, 404);
         app.stop().await;
     }
 }

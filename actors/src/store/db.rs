@@ -32,3 +32,23 @@ impl Handles<Ping> for DbStore {
         super::ping(&self.db)
     }
 }
+
+/// The rejects of an import job, in file order (the imports database's store).
+#[derive(Debug)]
+pub struct ListImportErrors {
+    pub job_id: uuid::Uuid,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+impl Handles<ListImportErrors> for DbStore {
+    type Ok = pm_storage::catalog::Page<pm_storage::imports::ImportError>;
+    type Err = StoreError;
+    fn is_failure(e: &StoreError) -> bool {
+        !e.is_callers()
+    }
+    fn handle(&mut self, m: ListImportErrors, _ctx: &Ctx<Self>) -> Reply<Result<Self::Ok, StoreError>> {
+        let imports = pm_storage::imports::Imports::new(self.db.clone());
+        Reply::spawn(async move { imports.errors(m.job_id, m.limit, m.cursor.as_deref()).await })
+    }
+}

@@ -150,7 +150,12 @@ async fn list(
     Ok(Json(s.actors.jobs.gate(queue).send(ListJobs(filter)).await?))
 }
 
-async fn fetch(s: &AppState, p: &Principal, queue: &str, id: &str) -> Result<(Queue, Job), ApiError> {
+pub(crate) async fn fetch(
+    s: &AppState,
+    p: &Principal,
+    queue: &str,
+    id: &str,
+) -> Result<(Queue, Job), ApiError> {
     let queue = parse_queue(queue)?;
     let id: Uuid = parse_id(id)?;
     let job = s.actors.jobs.gate(queue).send(GetJob(id)).await?;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod docs;
 pub mod health;
+pub mod imports;
 pub mod jobs;
 pub mod metrics;
 pub mod notifications;

@@ -1,0 +1,266 @@
+//! Supplier imports (issue 8, first slice): upload a supplier's file, follow its job, read its
+//! rejects.
+//!
+//! - `POST /api/v1/suppliers/{id}/imports`: multipart upload (field `file`), stored in the
+//!   imports bucket under `YYYY/MM/DD/<uuid>.<ext>` with its size and SHA-256, and an
+//!   `import.file` job enqueued on the imports queue (the supplier's jobs run one at a time, in
+//!   order: their group is the supplier). Options in the query string.
+//! - `GET /api/v1/imports/jobs/{id}`: the job (status, progress, counters, file info).
+//! - `GET /api/v1/imports/jobs/{id}/errors`: its rejected rows, in file order, paginated.
+
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use pm_actors::jobs::EnqueueJob;
+use pm_actors::store::catalog_entities::GetSupplier;
+use pm_actors::store::db::ListImportErrors;
+use pm_domain::Permission;
+use pm_storage::catalog::Page;
+use pm_storage::imports::ImportError;
+use pm_storage::jobs::{Job, NewJob, Queue};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use super::catalog::path_id;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::{page_limit, BodyLimit, Query};
+use crate::openapi::{Forbidden, NotFound, PayloadTooLarge, Unprocessable};
+use crate::AppState;
+
+pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(
+            routes!(upload).layer(
+                tower::ServiceBuilder::new()
+                    .layer(axum::Extension(BodyLimit(max_upload)))
+                    // The multipart envelope around the file: a few kilobytes.
+                    .layer(DefaultBodyLimit::max(max_upload.saturating_add(64 * 1024))),
+            ),
+        )
+        .routes(routes!(job))
+        .routes(routes!(errors))
+}
+
+/// The multipart form of an upload.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// The supplier's file: CSV/TSV/TXT in any encoding, or XLSX, XLS, XLSB, ODS.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct UploadQuery {
+    /// `true`: parse and validate only; nothing is written.
+    #[param(pattern = "^(true|false)$")]
+    dry_run: Option<String>,
+    /// A WHATWG encoding label (`windows-1252`, `iso-8859-15`) instead of detection.
+    encoding: Option<String>,
+    /// `;`, `,`, `|` or `tab` instead of detection.
+    #[param(pattern = "^(;|,|\\||tab)$")]
+    delimiter: Option<String>,
+    /// Records to pass over before looking for the header.
+    #[param(minimum = 0, maximum = 1000)]
+    skip_rows: Option<u32>,
+    /// Spreadsheets: the sheet's name (default: the first sheet).
+    sheet: Option<String>,
+}
+
+/// The file's extension, kept in the object key when it is a plain one.
+fn extension(name: Option<&str>) -> String {
+    name.and_then(|n| n.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "bin".into())
+}
+
+#[utoipa::path(
+    post,
+    path = "/suppliers/{id}/imports",
+    tag = "imports",
+    operation_id = "upload_import",
+    summary = "Upload a supplier's file and start its import",
+    description = "Multipart, field `file`. The file is stored, then imported by a job on the \
+        imports queue (one supplier's imports run one at a time, in order); follow it at \
+        `/imports/jobs/{id}` or over the WebSocket (`jobs.imports.<id>`). Needs `jobs:run`.",
+    params(("id" = Uuid, Path, description = "The supplier's id."), UploadQuery),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Stored; the import job is queued.", body = Job),
+        Unprocessable, PayloadTooLarge, Forbidden, NotFound,
+    ),
+)]
+async fn upload(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<UploadQuery>,
+    mut form: Multipart,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    who.require(Permission::JobsRun)?;
+    let supplier_id = path_id("id", &id)?;
+    let dry_run = match q.dry_run.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::invalid("dry_run", "must be true or false")),
+    };
+    if q.skip_rows.is_some_and(|n| n > 1000) {
+        return Err(ApiError::invalid("skip_rows", "must be 0 to 1000"));
+    }
+    if let Some(label) = &q.encoding {
+        pm_imports::decode::encoding_for_label(label).map_err(|e| ApiError::invalid("encoding", e))?;
+    }
+    // 404 before reading the body when the supplier does not exist.
+    s.actors
+        .stores
+        .catalog
+        .send(GetSupplier { id: supplier_id })
+        .await?;
+    let limit = s.settings.imports.max_upload_bytes;
+    let multipart_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge { limit }
+        } else {
+            ApiError::BadRequest(format!("multipart: {}", e.body_text()))
+        }
+    };
+    let mut field = loop {
+        match form.next_field().await.map_err(multipart_error)? {
+            Some(f) if f.name() == Some("file") => break f,
+            Some(_) => continue,
+            None => {
+                return Err(ApiError::invalid(
+                    "file",
+                    "a multipart field named file is required",
+                ))
+            }
+        }
+    };
+    let file_name = field.file_name().map(str::to_owned);
+    let mut body = Vec::new();
+    let mut sha = Sha256::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        sha.update(&chunk);
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(ApiError::invalid("file", "the file is empty"));
+    }
+    let size = body.len();
+    let sha256 = hex::encode(sha.finalize());
+    let key = format!(
+        "{}/{}.{}",
+        Utc::now().format("%Y/%m/%d"),
+        uuid::Uuid::now_v7(),
+        extension(file_name.as_deref())
+    );
+    let bucket = s.settings.object_store.buckets.imports.clone();
+    let stream: pm_storage::object_store::ByteStream =
+        Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from(body))]));
+    s.objects.put(&bucket, &key, stream, None).await?;
+    let payload = serde_json::json!({
+        "supplier_id": supplier_id, "bucket": bucket, "key": key, "file_name": file_name,
+        "size": size, "sha256": sha256, "dry_run": dry_run, "encoding": q.encoding,
+        "delimiter": q.delimiter, "skip_rows": q.skip_rows, "sheet": q.sheet,
+    });
+    let new = NewJob {
+        kind: pm_actors::jobs::import::KIND.into(),
+        payload,
+        group_key: Some(format!("supplier:{supplier_id}")),
+        priority: 0,
+        max_attempts: None,
+        delay: None,
+        created_by: who.user_id(),
+    };
+    let job = s.actors.jobs.gate(Queue::Imports).send(EnqueueJob(new)).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/imports/jobs/{id}",
+    tag = "imports",
+    operation_id = "get_import_job",
+    summary = "An import job: status, progress, counters, the file's detected format",
+    description = "Its creator or an admin; anyone else gets 404. The result carries \
+        `counters` (`rows_read`, `created`, `updated`, `unchanged`, `superseded`, `rejected`, \
+        `prices_changed`, `stocks_changed`), `file` (format, encoding, delimiter, sheet, header \
+        line, headers, the suggested mapping), `duration_ms` and `rows_per_sec`.",
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    responses((status = 200, description = "The job.", body = Job), NotFound),
+)]
+async fn job(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    let (_, job) = super::jobs::fetch(&s, &who, "imports", &id).await?;
+    if job.kind != pm_actors::jobs::import::KIND {
+        return Err(ApiError::NotFound(format!("import job {id} not found")));
+    }
+    Ok(Json(job))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ErrorsQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/imports/jobs/{id}/errors",
+    tag = "imports",
+    operation_id = "list_import_errors",
+    summary = "The rows an import rejected, in file order",
+    description = "Each has its `line` (the physical line of a text file or the row of a \
+        sheet, 1-based, the header counted), `column`, `value`, `code`, `message` and the row's \
+        cells as they were (`raw`).",
+    params(("id" = Uuid, Path, description = "The job's id."), ErrorsQuery),
+    responses((status = 200, description = "A page of rejected rows.", body = Page<ImportError>), NotFound),
+)]
+async fn errors(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<ErrorsQuery>,
+) -> Result<Json<Page<ImportError>>, ApiError> {
+    let (_, job) = super::jobs::fetch(&s, &who, "imports", &id).await?;
+    if job.kind != pm_actors::jobs::import::KIND {
+        return Err(ApiError::NotFound(format!("import job {id} not found")));
+    }
+    let msg = ListImportErrors {
+        job_id: job.id,
+        limit: page_limit(q.limit)?,
+        cursor: q.cursor,
+    };
+    Ok(Json(s.actors.stores.imports.send(msg).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn extensions_are_kept_only_when_plain() {
+        assert_eq!(super::extension(Some("Tarif 2026.CSV")), "csv");
+        assert_eq!(super::extension(Some("a.xlsx")), "xlsx");
+        assert_eq!(super::extension(Some("../../etc/passwd")), "bin");
+        assert_eq!(super::extension(Some("noext")), "bin");
+        assert_eq!(super::extension(None), "bin");
+    }
+}
