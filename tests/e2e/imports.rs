@@ -241,6 +241,16 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
             .await
             .unwrap();
         assert_eq!(r.status(), 422);
+        // Not multipart at all: a 400 in problem+json.
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/suppliers/{sid}/imports")))
+            .json(&json!({"file": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
         let nobody = uuid::Uuid::now_v7();
         let r = app
             .client

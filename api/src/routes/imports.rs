@@ -29,7 +29,7 @@ use super::catalog::path_id;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{page_limit, BodyLimit, Query};
-use crate::openapi::{Forbidden, NotFound, PayloadTooLarge, Unprocessable};
+use crate::openapi::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Unprocessable};
 use crate::AppState;
 
 pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
@@ -95,7 +95,7 @@ fn extension(name: Option<&str>) -> String {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, description = "Stored; the import job is queued.", body = Job),
-        Unprocessable, PayloadTooLarge, Forbidden, NotFound,
+        BadRequest, Unprocessable, PayloadTooLarge, Forbidden, NotFound,
     ),
 )]
 async fn upload(
@@ -103,9 +103,16 @@ async fn upload(
     who: Principal,
     Path(id): Path<String>,
     Query(q): Query<UploadQuery>,
-    mut form: Multipart,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     who.require(Permission::JobsRun)?;
+    // Not a multipart body at all: said as problem+json, like every other error.
+    let mut form = form.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected a multipart/form-data body with a field named file ({})",
+            e.body_text()
+        ))
+    })?;
     let supplier_id = path_id("id", &id)?;
     let dry_run = match q.dry_run.as_deref() {
         None | Some("false") => false,
