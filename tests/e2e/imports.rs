@@ -216,6 +216,42 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
             (Some(5), Some("bad_number")),
             "{page}"
         );
+        // The rejects as a CSV to fix and send again: the file's header, line and reason.
+        let r = app
+            .client
+            .get(app.url(&format!("{path}/errors.csv")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+        let text = r.text().await.unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "ref,nom,description,prix,stock,line,reason", "{text}");
+        assert!(
+            lines[1].starts_with("TS-RED-L,,sans nom,\"19,90\",2,4,missing_title"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("TS-BLU-M,T-shirt bleu M,coton,-3,1,5,bad_number"),
+            "{text}"
+        );
+        assert_eq!(lines.len(), 3, "{text}");
+        // Listed by supplier; a finished job cannot be cancelled.
+        let (_, jobs) = app.get(&format!("/api/v1/imports/jobs?supplier_id={sid}")).await;
+        assert_eq!(jobs["items"][0]["id"], last["id"], "{jobs}");
+        let (_, none) = app
+            .get(&format!(
+                "/api/v1/imports/jobs?supplier_id={}",
+                uuid::Uuid::now_v7()
+            ))
+            .await;
+        assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "{none}");
+        let (st, c) = app.post(&format!("{path}/cancel"), json!({})).await;
+        assert_eq!(
+            (st, c["outcome"].as_str()),
+            (409, Some("already_finished")),
+            "{c}"
+        );
         let (_, hits) = app.get("/api/v1/products/search?q=ts-red-m").await;
         assert_eq!(
             hits["items"][0]["product"]["description"], "Coton bio,\nlavable à 30°",

@@ -42,8 +42,113 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
                     .layer(DefaultBodyLimit::max(max_upload.saturating_add(64 * 1024))),
             ),
         )
+        .routes(routes!(list))
         .routes(routes!(job))
+        .routes(routes!(cancel))
         .routes(routes!(errors))
+        .routes(routes!(errors_csv))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only this supplier's imports.
+    supplier_id: Option<uuid::Uuid>,
+    #[param(value_type = Option<pm_storage::jobs::JobStatus>)]
+    status: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/imports/jobs",
+    tag = "imports",
+    operation_id = "list_import_jobs",
+    summary = "Import jobs, newest first",
+    description = "The caller's own, or everyone's for admins; by supplier and status.",
+    params(ListQuery),
+    responses((status = 200, description = "A page of import jobs.", body = Page<Job>)),
+)]
+async fn list(
+    State(s): State<AppState>,
+    who: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Job>>, ApiError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<pm_storage::jobs::JobStatus>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("status", e))?;
+    let filter = pm_storage::jobs::JobFilter {
+        status,
+        kind: Some(pm_actors::jobs::import::KIND.into()),
+        group_key: q.supplier_id.map(|id| format!("supplier:{id}")),
+        created_by: if who.can(Permission::Admin) {
+            None
+        } else {
+            Some(who.require_user()?)
+        },
+        cursor: q.cursor,
+        limit: page_limit(q.limit)?,
+    };
+    let page = s
+        .actors
+        .jobs
+        .gate(Queue::Imports)
+        .send(pm_actors::jobs::ListJobs(filter))
+        .await?;
+    Ok(Json(page))
+}
+
+/// The import job `id` if the caller may see it (its creator, or an admin).
+async fn import_job(s: &AppState, who: &Principal, id: &str) -> Result<Job, ApiError> {
+    let (_, job) = super::jobs::fetch(s, who, "imports", id).await?;
+    if job.kind != pm_actors::jobs::import::KIND {
+        return Err(ApiError::NotFound(format!("import job {id} not found")));
+    }
+    Ok(job)
+}
+
+#[utoipa::path(
+    post,
+    path = "/imports/jobs/{id}/cancel",
+    tag = "imports",
+    operation_id = "cancel_import_job",
+    summary = "Cancel an import",
+    description = "Queued: cancelled at once. Running: it stops after the batch it is writing \
+        (what was written stays; the rows read so far are in its counters).",
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "Cancelled before it started.", body = super::jobs::Cancelled),
+        (status = 202, description = "Running: it is told to stop.", body = super::jobs::Cancelled),
+        (status = 409, description = "It had already finished; nothing changed.", body = super::jobs::Cancelled),
+        NotFound,
+    ),
+)]
+async fn cancel(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<super::jobs::Cancelled>), ApiError> {
+    let job = import_job(&s, &who, &id).await?;
+    let (outcome, job) = s
+        .actors
+        .jobs
+        .gate(Queue::Imports)
+        .send(pm_actors::jobs::CancelJob(job.id))
+        .await?;
+    let status = match outcome {
+        pm_storage::jobs::CancelOutcome::Cancelled => StatusCode::OK,
+        pm_storage::jobs::CancelOutcome::Requested => StatusCode::ACCEPTED,
+        pm_storage::jobs::CancelOutcome::AlreadyFinished => StatusCode::CONFLICT,
+    };
+    Ok((status, Json(super::jobs::Cancelled { outcome, job })))
 }
 
 /// The multipart form of an upload.
@@ -212,11 +317,7 @@ async fn job(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
-    let (_, job) = super::jobs::fetch(&s, &who, "imports", &id).await?;
-    if job.kind != pm_actors::jobs::import::KIND {
-        return Err(ApiError::NotFound(format!("import job {id} not found")));
-    }
-    Ok(Json(job))
+    Ok(Json(import_job(&s, &who, &id).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -248,10 +349,7 @@ async fn errors(
     Path(id): Path<String>,
     Query(q): Query<ErrorsQuery>,
 ) -> Result<Json<Page<ImportError>>, ApiError> {
-    let (_, job) = super::jobs::fetch(&s, &who, "imports", &id).await?;
-    if job.kind != pm_actors::jobs::import::KIND {
-        return Err(ApiError::NotFound(format!("import job {id} not found")));
-    }
+    let job = import_job(&s, &who, &id).await?;
     let msg = ListImportErrors {
         job_id: job.id,
         limit: page_limit(q.limit)?,
@@ -260,8 +358,115 @@ async fn errors(
     Ok(Json(s.actors.stores.imports.send(msg).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/imports/jobs/{id}/errors.csv",
+    tag = "imports",
+    operation_id = "import_errors_csv",
+    summary = "The rejected rows as a CSV to fix and send again",
+    description = "The file's header with `line` and `reason` columns added, then each rejected \
+        row's cells as they were in the file, in file order. Streamed.",
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The rejects.", content_type = "text/csv", body = String),
+        NotFound,
+    ),
+)]
+async fn errors_csv(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+    let job = import_job(&s, &who, &id).await?;
+    let headers: Vec<String> = job.result.as_ref().map_or_else(Vec::new, |r| {
+        r["file"]["headers"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    });
+    let first = csv_line(headers.iter().map(String::as_str).chain(["line", "reason"]));
+    let imports = s.actors.stores.imports.clone();
+    let job_id = job.id;
+    let width = headers.len();
+    // One page of rejects per chunk: memory stays at a page whatever their number.
+    let pages = futures::stream::unfold(
+        (Some(None::<String>), imports),
+        move |(cursor, imports)| async move {
+            let cursor = cursor?;
+            let msg = ListImportErrors {
+                job_id,
+                limit: 500,
+                cursor,
+            };
+            let page = match imports.send(msg).await {
+                Ok(p) => p,
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), (None, imports))),
+            };
+            let mut chunk = String::new();
+            for e in &page.items {
+                let mut cells: Vec<String> = e.raw.clone();
+                cells.resize(width.max(cells.len()), String::new());
+                let reason = match &e.column {
+                    Some(c) => format!("{}: {} ({c})", e.code, e.message),
+                    None => format!("{}: {}", e.code, e.message),
+                };
+                let line = e.line.to_string();
+                chunk.push_str(&csv_line(
+                    cells
+                        .iter()
+                        .map(String::as_str)
+                        .chain([line.as_str(), reason.as_str()]),
+                ));
+            }
+            let next = page.next_cursor.map(Some);
+            Some((Ok(bytes::Bytes::from(chunk)), (next, imports)))
+        },
+    );
+    let body =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(first)) }).chain(pages);
+    let name = format!("attachment; filename=\"import-{job_id}-rejects.csv\"");
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_owned(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, name),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// One CSV record: fields quoted when they hold a delimiter, a quote or a line break.
+fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if f.contains([',', '"', '\n', '\r', ';']) {
+            out.push('"');
+            out.push_str(&f.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(f);
+        }
+    }
+    out.push_str("\r\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn csv_lines_quote_what_needs_it() {
+        let l = super::csv_line(["a", "b,c", "say \"hi\"", "two\nlines"].into_iter());
+        assert_eq!(l, "a,\"b,c\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n");
+    }
+
     #[test]
     fn extensions_are_kept_only_when_plain() {
         assert_eq!(super::extension(Some("Tarif 2026.CSV")), "csv");

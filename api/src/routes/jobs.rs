@@ -186,9 +186,9 @@ async fn one(
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = JobCancelled)]
-struct Cancelled {
-    outcome: CancelOutcome,
-    job: Job,
+pub(crate) struct Cancelled {
+    pub(crate) outcome: CancelOutcome,
+    pub(crate) job: Job,
 }
 
 #[utoipa::path(
