@@ -261,6 +261,7 @@ fn job_kinds(
             catalog: stores.catalog_bulk.clone(),
             objects: objects.clone(),
             imports: pm_storage::imports::Imports::new(databases.get(Database::Imports).clone()),
+            core: stores.core.clone(),
         },
     );
     if settings.jobs.debug_kinds {

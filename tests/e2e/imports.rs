@@ -236,6 +236,21 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
             "{text}"
         );
         assert_eq!(lines.len(), 3, "{text}");
+        // Whoever started it is told that rows were rejected.
+        let (_, notes) = app.get("/api/v1/notifications").await;
+        let note = notes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["kind"] == "import_rejects")
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert!(
+            note["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("collection.tsv") && t.contains("2 rejected")),
+            "{notes}"
+        );
         // Listed by supplier; a finished job cannot be cancelled.
         let (_, jobs) = app.get(&format!("/api/v1/imports/jobs?supplier_id={sid}")).await;
         assert_eq!(jobs["items"][0]["id"], last["id"], "{jobs}");

@@ -50,6 +50,9 @@ pub struct ImportFile {
     pub catalog: Mailbox<CatalogStore>,
     pub objects: Arc<dyn ObjectStore>,
     pub imports: Imports,
+    /// Where the notice of an import that ended with rejects goes (to whoever started it; a
+    /// failed job is notified by the worker).
+    pub core: Mailbox<crate::store::core::CoreStore>,
 }
 
 /// What the parser sends the writer.
@@ -77,7 +80,29 @@ struct Counters {
 impl JobHandler for ImportFile {
     fn run(&self, run: JobRun) -> BoxFuture<'static, Result<Value, JobError>> {
         let (catalog, objects, imports) = (self.catalog.clone(), self.objects.clone(), self.imports.clone());
-        Box::pin(async move { import(run, catalog, objects, imports).await })
+        let core = self.core.clone();
+        Box::pin(async move {
+            let (job_id, user, name) = (
+                run.job.id,
+                run.job.created_by,
+                run.job.payload["file_name"].as_str().map(str::to_owned),
+            );
+            let result = import(run, catalog, objects, imports).await?;
+            let rejected = result["counters"]["rejected"].as_u64().unwrap_or(0);
+            if let (Some(user_id), true) = (user, rejected > 0) {
+                let file = name.unwrap_or_else(|| "a file".into());
+                let notice = crate::store::core::Notify {
+                    user_id,
+                    kind: "import_rejects".into(),
+                    title: format!("import of {file} ended with {rejected} rejected rows"),
+                    body: Some(format!("/api/v1/imports/jobs/{job_id}/errors")),
+                };
+                if let Err(e) = core.send(notice).await {
+                    tracing::warn!(job = %job_id, error = %e, "import notice not sent");
+                }
+            }
+            Ok(result)
+        })
     }
 }
 
