@@ -268,6 +268,15 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
             "{c}"
         );
         let (_, hits) = app.get("/api/v1/products/search?q=ts-red-m").await;
+        // The supplier's offer under its own reference, with its stock.
+        let shirt = hits["items"][0]["product"]["id"].as_str().unwrap().to_owned();
+        let (_, offers) = app.get(&format!("/api/v1/products/{shirt}/offers")).await;
+        assert_eq!(
+            (offers[0]["supplier_sku"].as_str(), offers[0]["supplier_stock"].as_i64()),
+            (Some("TS-RED-M"), Some(7)),
+            "{offers}"
+        );
+        assert_eq!(offers[0]["last_seen_import"], last["id"], "{offers}");
         assert_eq!(
             hits["items"][0]["product"]["description"], "Coton bio,\nlavable à 30°",
             "{hits}"

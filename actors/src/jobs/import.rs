@@ -21,7 +21,7 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use futures::TryStreamExt;
 use pm_domain::Money;
-use pm_imports::mapping::Target;
+use pm_imports::mapping::Target as Field;
 use pm_imports::rows::{CsvRows, FileError, ProductRow, ReadOptions, RowError};
 use pm_imports::sheets::{SheetRef, SheetRows};
 use pm_storage::catalog::{ChangeSource, NewPrice, NewProduct, PriceType, UpsertResult};
@@ -35,7 +35,7 @@ use uuid::Uuid;
 use super::{JobError, JobHandler, JobRun};
 use crate::changes::{By, Origin};
 use crate::store::catalog::{CatalogStore, UpsertProducts};
-use crate::store::catalog_entities::{GetSupplier, SetPrice, SetStock};
+use crate::store::catalog_entities::{GetSupplier, SetPrice, SetStock, UpsertOffer};
 
 pub const KIND: &str = "import.file";
 
@@ -75,6 +75,8 @@ struct Counters {
     rejected: u64,
     prices_changed: u64,
     stocks_changed: u64,
+    /// Supplier offers (the supplier's SKU, cost and stock) created or changed.
+    offers_changed: u64,
 }
 
 impl JobHandler for ImportFile {
@@ -243,17 +245,13 @@ async fn import(
                         continue;
                     }
                 };
-                write_values(
-                    &catalog,
-                    &origin,
-                    source,
-                    id,
-                    row,
-                    &supplier.code,
-                    &mut c,
-                    &mut errors,
-                )
-                .await?;
+                let to = Target {
+                    product_id: id,
+                    supplier_id,
+                    job_id,
+                    warehouse: &supplier.code,
+                };
+                write_values(&catalog, &origin, source, &to, row, &mut c, &mut errors).await?;
             }
         } else if dry_run {
             // A dry run parses and validates only: what would be written.
@@ -279,18 +277,28 @@ async fn import(
     }))
 }
 
-/// Prices and stock of one stored row: one message each, written only on change.
-#[allow(clippy::too_many_arguments)]
+/// Where one stored row's values go.
+struct Target<'a> {
+    product_id: Uuid,
+    supplier_id: Uuid,
+    job_id: Uuid,
+    /// The stock's warehouse: the supplier's code.
+    warehouse: &'a str,
+}
+
+/// Prices, stock and the supplier's offer of one stored row: one message each, written only
+/// on change.
 async fn write_values(
     catalog: &Mailbox<CatalogStore>,
     origin: &Origin,
     source: ChangeSource,
-    product_id: Uuid,
+    to: &Target<'_>,
     row: &ProductRow,
-    warehouse: &str,
     c: &mut Counters,
     errors: &mut Vec<NewImportError>,
 ) -> Result<(), JobError> {
+    let product_id = to.product_id;
+    let warehouse = to.warehouse;
     let refused = |errors: &mut Vec<NewImportError>, column: &str, e: String| {
         errors.push(NewImportError {
             line: row.line as i64,
@@ -304,9 +312,9 @@ async fn write_values(
     if let Some(currency) = row.currency {
         for (target, amount) in &row.prices {
             let price_type = match target {
-                Target::CostPrice => PriceType::Cost,
-                Target::SalePrice => PriceType::Sale,
-                Target::Msrp => PriceType::Msrp,
+                Field::CostPrice => PriceType::Cost,
+                Field::SalePrice => PriceType::Sale,
+                Field::Msrp => PriceType::Msrp,
                 _ => PriceType::Retail,
             };
             let msg = SetPrice {
@@ -326,6 +334,32 @@ async fn write_values(
                 }
                 Err(e) => return Err(retry(e)),
             }
+        }
+    }
+    // The supplier's offer, under its own reference (the SKU column when there is no
+    // separate supplier SKU): cost and availability as the supplier states them.
+    if let Some(sku) = row.supplier_sku.as_ref().or(row.sku.as_ref()) {
+        let cost = row.currency.and_then(|cur| {
+            row.prices
+                .iter()
+                .find(|(t, _)| *t == Field::CostPrice)
+                .map(|(_, a)| Money::new(*a, cur))
+        });
+        let offer = pm_storage::catalog::NewSupplierProduct {
+            supplier_id: to.supplier_id,
+            product_id,
+            supplier_sku: sku.clone(),
+            cost_price: cost,
+            supplier_stock: row.stock,
+            lead_time_days: None,
+            last_seen_import: Some(to.job_id),
+        };
+        match catalog.send(UpsertOffer { offer }.by(origin.clone())).await {
+            Ok(changed) => c.offers_changed += u64::from(changed.changed),
+            Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
+                refused(errors, "supplier_sku", e.to_string());
+            }
+            Err(e) => return Err(retry(e)),
         }
     }
     if let Some(quantity) = row.stock {

@@ -101,6 +101,8 @@ write_msg!(CreateSupplierProduct { offer: NewSupplierProduct } => SupplierProduc
     c.create_supplier_product(m.offer).await
 });
 query!(GetSupplierProduct { id: Uuid } => SupplierProduct, |c, m| c.get_supplier_product(m.id).await);
+write_msg!(UpsertOffer { offer: NewSupplierProduct } => Changed<SupplierProduct>, SupplierProduct "upsert" result(|r| r.value.id),
+    |c, m| c.upsert_offer(m.offer).await);
 write_msg!(UpdateSupplierProduct { id: Uuid, patch: SupplierProductPatch } => SupplierProduct, SupplierProduct "update" key(m.id),
     |c, m| c.update_supplier_product(m.id, m.patch).await);
 write_msg!(DeleteSupplierProduct { id: Uuid } => (), SupplierProduct "delete" key(m.id), |c, m| c.delete_supplier_product(m.id).await);

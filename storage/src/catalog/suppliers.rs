@@ -6,7 +6,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::common::{
-    code, non_negative, non_negative_money, not_found, now, opt_text, text, Arg, DbAmount, Entity, RowExt,
+    code, non_negative, non_negative_money, not_found, now, opt_text, text, Arg, Changed, DbAmount, Entity,
+    RowExt,
 };
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
@@ -330,6 +331,65 @@ impl Catalog {
         self.explain(res, sku_taken(&sku), &refs).await
     }
 
+    /// An import's offer: creates the supplier's product under its SKU, or updates it (its
+    /// product, cost and stock when the row has them), and always records the import as the
+    /// last that listed it. `changed`: a value differed (`updated_at` moves only then).
+    pub async fn upsert_offer(&self, p: NewSupplierProduct) -> Result<Changed<SupplierProduct>, StoreError> {
+        let sku = supplier_sku(&p.supplier_sku)?;
+        let (cost, stock, lead) = offer_values(p.cost_price, p.supplier_stock, p.lead_time_days)?;
+        let now = now();
+        let seen_at = p.last_seen_import.map(|_| now);
+        let differs = "(supplier_products.product_id IS DISTINCT FROM excluded.product_id \
+             OR supplier_products.cost_amount IS DISTINCT FROM COALESCE(excluded.cost_amount, supplier_products.cost_amount) \
+             OR supplier_products.cost_currency IS DISTINCT FROM COALESCE(excluded.cost_currency, supplier_products.cost_currency) \
+             OR supplier_products.supplier_stock IS DISTINCT FROM COALESCE(excluded.supplier_stock, supplier_products.supplier_stock))";
+        let sql = format!(
+            "INSERT INTO supplier_products ({OFFER_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (supplier_id, supplier_sku) DO UPDATE SET \
+             updated_at = CASE WHEN {differs} THEN excluded.updated_at ELSE supplier_products.updated_at END, \
+             product_id = excluded.product_id, \
+             cost_amount = COALESCE(excluded.cost_amount, supplier_products.cost_amount), \
+             cost_currency = COALESCE(excluded.cost_currency, supplier_products.cost_currency), \
+             supplier_stock = COALESCE(excluded.supplier_stock, supplier_products.supplier_stock), \
+             lead_time_days = COALESCE(excluded.lead_time_days, supplier_products.lead_time_days), \
+             last_seen_import = COALESCE(excluded.last_seen_import, supplier_products.last_seen_import), \
+             last_seen_at = COALESCE(excluded.last_seen_at, supplier_products.last_seen_at) \
+             RETURNING {OFFER_COLUMNS}"
+        );
+        let res = async {
+            with_conn!(self.db, |conn| {
+                let row = sqlx::query(&sql)
+                    .bind(Uuid::now_v7())
+                    .bind(p.supplier_id)
+                    .bind(p.product_id)
+                    .bind(&sku)
+                    .bind(cost.map(|m| DbAmount::from(m.amount())))
+                    .bind(cost.map(|m| m.currency().as_str()))
+                    .bind(stock)
+                    .bind(lead)
+                    .bind(p.last_seen_import)
+                    .bind(seen_at)
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                SupplierProduct::from_row(&row)
+            })
+        }
+        .await;
+        let refs = [
+            ("supplier_id", "suppliers", p.supplier_id),
+            ("product_id", "products", p.product_id),
+        ];
+        let offer = self.explain(res, sku_taken(&sku), &refs).await?;
+        // Created now, or updated now: the row's updated_at is this call's.
+        let changed = offer.updated_at == now;
+        Ok(Changed {
+            value: offer,
+            changed,
+        })
+    }
+
     pub async fn get_supplier_product(&self, id: Uuid) -> Result<SupplierProduct, StoreError> {
         self.get_entity(id).await
     }
@@ -428,6 +488,51 @@ mod tests {
             contact: Some("orders@example.com".into()),
             default_currency: eur(),
             active: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_import_upserts_offers_by_supplier_sku_and_tells_what_changed() {
+        for env in backends() {
+            let (dbs, cat) = crate::catalog::common::testing::open(&env).await;
+            let l = env.label;
+            let supplier = cat
+                .create_supplier(NewSupplier {
+                    code: "up".into(),
+                    name: "Up".into(),
+                    contact: None,
+                    default_currency: Currency::parse("EUR").unwrap(),
+                    active: true,
+                })
+                .await
+                .unwrap();
+            let p = crate::catalog::common::testing::product(&cat, "Offer").await;
+            let job = Uuid::now_v7();
+            let offer = |cost: Option<&str>, stock: Option<i64>| NewSupplierProduct {
+                supplier_id: supplier.id,
+                product_id: p,
+                supplier_sku: "UP-1".into(),
+                cost_price: cost.map(|c| Money::parse(c, "EUR").unwrap()),
+                supplier_stock: stock,
+                lead_time_days: None,
+                last_seen_import: Some(job),
+            };
+            let a = cat.upsert_offer(offer(Some("4.10"), Some(3))).await.unwrap();
+            assert!(a.changed, "{l}");
+            let b = cat.upsert_offer(offer(Some("4.10"), Some(3))).await.unwrap();
+            assert!(!b.changed, "{l}: the same values change nothing");
+            assert_eq!(
+                (b.value.id, b.value.updated_at),
+                (a.value.id, a.value.updated_at),
+                "{l}"
+            );
+            // Absent values keep what is stored; a new one changes it.
+            let c = cat.upsert_offer(offer(None, Some(5))).await.unwrap();
+            assert!(c.changed, "{l}");
+            assert_eq!(c.value.cost_price, a.value.cost_price, "{l}");
+            assert_eq!(c.value.supplier_stock, Some(5), "{l}");
+            dbs.close().await;
+            env.cleanup().await;
         }
     }
 
