@@ -24,6 +24,44 @@ use crate::rows::{FileError, FileInfo, ProductRow, ReadOptions, RowCheck, RowErr
 /// 100,000 rows of 200 columns.
 pub const MAX_CELLS: u64 = 20_000_000;
 
+/// The most a workbook may decompress to, all parts together.
+pub const MAX_UNCOMPRESSED_BYTES: u64 = 512 * 1024 * 1024;
+/// A part this large that compresses more than [`MAX_RATIO`] times is a decompression bomb,
+/// not a supplier's price list (real sheets compress 5 to 20 times).
+const BOMB_PART_BYTES: u64 = 32 * 1024 * 1024;
+const MAX_RATIO: u64 = 100;
+
+/// Refuses a zip (XLSX, XLSB, ODS) whose parts would decompress to more than
+/// [`MAX_UNCOMPRESSED_BYTES`], or one part of which is a bomb; reads the directory only.
+fn check_zip(bytes: &[u8]) -> Result<(), FileError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(sheet_error)?;
+    let mut total: u64 = 0;
+    for i in 0..zip.len() {
+        let part = zip.by_index_raw(i).map_err(sheet_error)?;
+        let (size, packed) = (part.size(), part.compressed_size().max(1));
+        total = total.saturating_add(size);
+        if size > BOMB_PART_BYTES && size / packed > MAX_RATIO {
+            return Err(FileError::Parse {
+                line: 0,
+                reason: format!(
+                    "the workbook's part {:?} would expand {} times, to {size} bytes: a decompression bomb, refused",
+                    part.name(),
+                    size / packed
+                ),
+            });
+        }
+    }
+    if total > MAX_UNCOMPRESSED_BYTES {
+        return Err(FileError::Parse {
+            line: 0,
+            reason: format!(
+                "the workbook would expand to {total} bytes; at most {MAX_UNCOMPRESSED_BYTES} are read"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Which sheet to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SheetRef {
@@ -66,6 +104,9 @@ impl SheetRows {
             return Err(sheet_error(
                 "neither a zip (xlsx, xlsb, ods) nor an ole file (xls)",
             ));
+        }
+        if bytes.starts_with(&[0x50, 0x4B, 0x03, 0x04]) {
+            check_zip(&bytes)?;
         }
         let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(sheet_error)?;
         let format = match &wb {
@@ -324,6 +365,29 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("neither a zip"), "{e}");
+    }
+
+    #[test]
+    fn a_decompression_bomb_disguised_as_xlsx_is_refused_before_it_is_read() {
+        let mut out = Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut out);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .large_file(false);
+            z.start_file("xl/worksheets/sheet1.xml", opts).unwrap();
+            let zeros = vec![b'0'; 1 << 20];
+            for _ in 0..40 {
+                z.write_all(&zeros).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        let bytes = out.into_inner();
+        assert!(bytes.len() < 1 << 20, "the bomb is small: {}", bytes.len());
+        let e = SheetRows::open(bytes, None, ReadOptions::default())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("decompression bomb"), "{e}");
     }
 
     #[test]

@@ -272,7 +272,10 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
         let shirt = hits["items"][0]["product"]["id"].as_str().unwrap().to_owned();
         let (_, offers) = app.get(&format!("/api/v1/products/{shirt}/offers")).await;
         assert_eq!(
-            (offers[0]["supplier_sku"].as_str(), offers[0]["supplier_stock"].as_i64()),
+            (
+                offers[0]["supplier_sku"].as_str(),
+                offers[0]["supplier_stock"].as_i64()
+            ),
             (Some("TS-RED-M"), Some(7)),
             "{offers}"
         );
