@@ -39,6 +39,8 @@ use crate::store::catalog_entities::{GetSupplier, SetPrice, SetStock, UpsertOffe
 
 pub const KIND: &str = "import.file";
 
+/// Rows a dry run shows as they would be written.
+const SAMPLE: usize = 10;
 /// Rows per bulk upsert (the catalog's batch limit).
 pub const BATCH: usize = 1000;
 /// Parsed batches waiting for the writer at most: the parser blocks beyond.
@@ -77,6 +79,9 @@ struct Counters {
     stocks_changed: u64,
     /// Supplier offers (the supplier's SKU, cost and stock) created or changed.
     offers_changed: u64,
+    /// A dry run's forecast: valid rows whose key no live product has, and those it has.
+    would_create: u64,
+    would_update: u64,
 }
 
 impl JobHandler for ImportFile {
@@ -180,9 +185,8 @@ async fn import(
         .await
         .map_err(retry)?;
 
-    if !dry_run {
-        imports.clear_errors(job_id).await.map_err(retry)?;
-    }
+    // A rerun of this job records its rejects afresh (a dry run's too: they are its report).
+    imports.clear_errors(job_id).await.map_err(retry)?;
     let spreadsheet = matches!(
         bytes.get(..4),
         Some([0x50, 0x4B, 0x03, 0x04] | [0xD0, 0xCF, 0x11, 0xE0])
@@ -192,6 +196,8 @@ async fn import(
     let parser = tokio::task::spawn_blocking(move || parse(bytes, spreadsheet, sheet, options, tx));
 
     let mut c = Counters::default();
+    // A dry run's first valid rows, as they would be written.
+    let mut sample: Vec<Value> = Vec::new();
     let mut info = Value::Null;
     let origin = Origin::system("import");
     let source = ChangeSource::Import { job_id };
@@ -253,14 +259,40 @@ async fn import(
                 };
                 write_values(&catalog, &origin, source, &to, row, &mut c, &mut errors).await?;
             }
-        } else if dry_run {
-            // A dry run parses and validates only: what would be written.
+        } else if dry_run && !rows.is_empty() {
+            // A dry run validates and forecasts; nothing is written.
             c.valid += rows.len() as u64;
+            let eans: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.ean.map(|e| e.as_str().to_owned()))
+                .collect();
+            let skus: Vec<String> = rows
+                .iter()
+                .filter(|r| r.ean.is_none())
+                .filter_map(|r| r.sku.clone())
+                .collect();
+            let (known_eans, known_skus) = catalog
+                .send(crate::store::catalog::ExistingKeys { eans, skus })
+                .await
+                .map_err(retry)?;
+            for r in &rows {
+                let known = match (&r.ean, &r.sku) {
+                    (Some(e), _) => known_eans.contains(e.as_str()),
+                    (None, Some(k)) => known_skus.contains(&k.to_lowercase()),
+                    (None, None) => false,
+                };
+                if known {
+                    c.would_update += 1;
+                } else {
+                    c.would_create += 1;
+                }
+            }
+            if sample.len() < SAMPLE {
+                sample.extend(rows.iter().take(SAMPLE - sample.len()).map(|r| json!(r)));
+            }
         }
         c.rejected += errors.len() as u64;
-        if !dry_run {
-            imports.add_errors(job_id, &errors).await.map_err(retry)?;
-        }
+        imports.add_errors(job_id, &errors).await.map_err(retry)?;
         run.progress(json!({ "stage": "write", "counters": &c }));
     }
     match parser.await {
@@ -272,6 +304,7 @@ async fn import(
         "counters": c,
         "file": info,
         "dry_run": dry_run,
+        "sample": sample,
         "duration_ms": (secs * 1000.0) as u64,
         "rows_per_sec": if secs > 0.0 { (c.rows_read as f64 / secs) as u64 } else { 0 },
     }))

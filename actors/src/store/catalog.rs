@@ -119,6 +119,16 @@ pub struct CountProducts {
 }
 query!(CountProducts => Total, |c, m| async move { c.count_products(&m.filter, m.trash).await });
 
+/// Which of these EANs and SKUs live products already have (a dry run's forecast).
+#[derive(Debug)]
+pub struct ExistingKeys {
+    pub eans: Vec<String>,
+    pub skus: Vec<String>,
+}
+query!(ExistingKeys => (std::collections::HashSet<String>, std::collections::HashSet<String>), |c, m| async move {
+    c.existing_keys(&m.eans, &m.skus).await
+});
+
 #[derive(Debug)]
 pub struct RestoreProduct(pub Uuid);
 write_handler!(CatalogStore, catalog, RestoreProduct => Product, |c, m| {

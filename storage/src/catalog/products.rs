@@ -952,6 +952,52 @@ impl Catalog {
         self.list(Shelf::Live, filter, sort, limit, cursor).await
     }
 
+    /// Which of these keys live products already have: EANs (canonical form) and SKUs
+    /// (compared without regard to case; answered lower-cased). For a dry run's "would
+    /// create / would update".
+    pub async fn existing_keys(
+        &self,
+        eans: &[String],
+        skus: &[String],
+    ) -> Result<
+        (
+            std::collections::HashSet<String>,
+            std::collections::HashSet<String>,
+        ),
+        StoreError,
+    > {
+        let mut found_eans = std::collections::HashSet::new();
+        let mut found_skus = std::collections::HashSet::new();
+        for chunk in eans.chunks(500) {
+            let mut sql = Sql::new("SELECT ean FROM products WHERE deleted_at IS NULL AND ean IN (");
+            for (i, e) in chunk.iter().enumerate() {
+                sql.push_arg(if i == 0 { "" } else { ", " }, text(e), "");
+            }
+            sql.push(")");
+            let rows: Vec<String> = with_conn!(self.db, |conn| {
+                bind_args!(sqlx::query_scalar(&sql.text), &sql.args)
+                    .fetch_all(&mut *conn)
+                    .await?
+            });
+            found_eans.extend(rows);
+        }
+        for chunk in skus.chunks(500) {
+            let mut sql =
+                Sql::new("SELECT lower(sku) FROM products WHERE deleted_at IS NULL AND lower(sku) IN (");
+            for (i, k) in chunk.iter().enumerate() {
+                sql.push_arg(if i == 0 { "lower(" } else { ", lower(" }, text(k), ")");
+            }
+            sql.push(")");
+            let rows: Vec<String> = with_conn!(self.db, |conn| {
+                bind_args!(sqlx::query_scalar(&sql.text), &sql.args)
+                    .fetch_all(&mut *conn)
+                    .await?
+            });
+            found_skus.extend(rows);
+        }
+        Ok((found_eans, found_skus))
+    }
+
     /// How many live products (or, with `trash`, products in the trash) match `filter`:
     /// exact up to [`EXACT_COUNT_LIMIT`] on PostgreSQL (the count stops there, so a broad
     /// filter over millions of rows costs a bounded scan), then the planner's estimate; exact
@@ -2643,6 +2689,35 @@ mod tests {
                 matches!(r[0], UpsertResult::Failed { field: "sku", .. }),
                 "{l}: {r:?}"
             );
+            dbs.close().await;
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn existing_keys_answer_which_eans_and_skus_are_taken() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let l = env.label;
+            cat.create_product(NewProduct {
+                ean: Some(gtin("4006381333931")),
+                sku: Some("Ab-1".into()),
+                title: "k".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let (eans, skus) = cat
+                .existing_keys(
+                    &["4006381333931".into(), "0887276302195".into()],
+                    &["AB-1".into(), "zz".into()],
+                )
+                .await
+                .unwrap();
+            assert_eq!(eans.into_iter().collect::<Vec<_>>(), ["4006381333931"], "{l}");
+            assert_eq!(skus.into_iter().collect::<Vec<_>>(), ["ab-1"], "{l}");
+            let (none, _) = cat.existing_keys(&[], &[]).await.unwrap();
+            assert!(none.is_empty());
             dbs.close().await;
             env.cleanup().await;
         }
