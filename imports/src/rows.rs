@@ -29,8 +29,13 @@ pub struct ReadOptions {
     pub delimiter: Option<u8>,
     /// Records to skip before looking for the header.
     pub skip_rows: usize,
-    /// The column → field mapping; `None`: suggested from the header and the first rows.
+    /// The column → field mapping by column index; `None`: see `named_mapping`.
     pub mapping: Option<Vec<(usize, Target)>>,
+    /// The mapping by header name (compared without regard to case, accents or punctuation),
+    /// as a person or a template gives it; `None` with `mapping` `None`: suggested from the
+    /// header and the first rows, and refused ([`FileError::MappingNeeded`]) when the
+    /// suggestion is not confident.
+    pub named_mapping: Option<Vec<(String, Target)>>,
     /// The currency of prices whose row has none (the supplier's default).
     pub currency: Option<Currency>,
     pub decimal_mark: DecimalMark,
@@ -47,6 +52,15 @@ pub enum FileError {
     TooManyColumns(usize),
     #[error("reading line {line}: {reason}")]
     Parse { line: u64, reason: String },
+    #[error("a mapping is needed: no confident column for {}; the file's columns are {headers:?}; give one by header name, e.g. {{\"{}\": \"title\"}}", missing.join(", "), headers.first().map(String::as_str).unwrap_or("Name"))]
+    MappingNeeded {
+        missing: Vec<&'static str>,
+        headers: Vec<String>,
+    },
+    #[error(
+        "the mapping names the column {name:?}, which the file does not have; its columns are {headers:?}"
+    )]
+    UnknownColumn { name: String, headers: Vec<String> },
     #[error("reading the file: {0}")]
     Io(#[from] io::Error),
 }
@@ -187,10 +201,7 @@ impl<R: Read> CsvRows<R> {
                 .collect()
         };
         let suggestion = suggest(&headers, &sample_rows);
-        let mapping = match &options.mapping {
-            Some(m) => m.clone(),
-            None => suggestion.columns.iter().map(|c| (c.column, c.target)).collect(),
-        };
+        let mapping = choose_mapping(&options, &headers, &suggestion)?;
         let info = FileInfo {
             format: "csv",
             encoding: Some(detected.name()),
@@ -437,6 +448,41 @@ impl<R: Read> Read for Lines<R> {
     }
 }
 
+/// The mapping to use: the one given by index, else by name (every name must be a column),
+/// else the suggestion when it is confident.
+pub(crate) fn choose_mapping(
+    options: &ReadOptions,
+    headers: &[String],
+    suggestion: &Suggestion,
+) -> Result<Vec<(usize, Target)>, FileError> {
+    if let Some(m) = &options.mapping {
+        return Ok(m.clone());
+    }
+    if let Some(named) = &options.named_mapping {
+        let keys: Vec<String> = headers.iter().map(|h| crate::mapping::key(h)).collect();
+        return named
+            .iter()
+            .map(|(name, target)| {
+                let k = crate::mapping::key(name);
+                keys.iter()
+                    .position(|h| *h == k)
+                    .map(|i| (i, *target))
+                    .ok_or_else(|| FileError::UnknownColumn {
+                        name: name.clone(),
+                        headers: headers.to_vec(),
+                    })
+            })
+            .collect();
+    }
+    if !suggestion.confident {
+        return Err(FileError::MappingNeeded {
+            missing: suggestion.missing.clone(),
+            headers: headers.to_vec(),
+        });
+    }
+    Ok(suggestion.columns.iter().map(|c| (c.column, c.target)).collect())
+}
+
 fn parse_error(e: csv::Error) -> FileError {
     let line = e.position().map_or(0, csv::Position::line);
     match e.into_kind() {
@@ -546,6 +592,35 @@ mod tests {
         let refused: Vec<(u64, &str)> = bad.iter().map(|e| (e.line, e.code)).collect();
         assert_eq!(refused, [(7, "bad_text")]);
         assert_eq!(bad[0].value.as_deref(), Some("three\nlines"));
+    }
+
+    #[test]
+    fn an_unsure_suggestion_asks_for_a_mapping_which_can_be_given_by_header_name() {
+        let text = "col_a;col_b\n4006381333931;Stylo\n0887276302195;Câble\n";
+        let e = CsvRows::open(text.as_bytes(), ReadOptions::default())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, FileError::MappingNeeded { missing, .. } if missing == &["title"]),
+            "{e}"
+        );
+        assert!(e.to_string().contains("col_b"), "{e}");
+        let options = ReadOptions {
+            named_mapping: Some(vec![
+                ("COL A".into(), Target::Ean),
+                ("col-b".into(), Target::Title),
+            ]),
+            ..Default::default()
+        };
+        let mut rows = CsvRows::open(text.as_bytes(), options).unwrap();
+        let (ok, bad) = collect(&mut rows);
+        assert_eq!((ok.len(), bad.len(), ok[1].title.as_str()), (2, 0, "Câble"));
+        let options = ReadOptions {
+            named_mapping: Some(vec![("nope".into(), Target::Title)]),
+            ..Default::default()
+        };
+        let e = CsvRows::open(text.as_bytes(), options).err().unwrap();
+        assert!(matches!(e, FileError::UnknownColumn { .. }), "{e}");
     }
 
     #[test]

@@ -163,10 +163,7 @@ impl SheetRows {
         let headers: Vec<String> = head[header_index].iter().map(|h| h.trim().to_owned()).collect();
         let sample: Vec<Vec<String>> = head[header_index + 1..].to_vec();
         let suggestion = suggest(&headers, &sample);
-        let mapping = match &options.mapping {
-            Some(m) => m.clone(),
-            None => suggestion.columns.iter().map(|c| (c.column, c.target)).collect(),
-        };
+        let mapping = crate::rows::choose_mapping(&options, &headers, &suggestion)?;
         let info = FileInfo {
             format,
             encoding: None,

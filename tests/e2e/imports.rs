@@ -325,6 +325,67 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
             "{hits}"
         );
 
+        // Headers nobody could guess: the job fails saying what it needs; with a mapping by
+        // header name, the same file lands.
+        let odd = "col_a;col_b\n4006381333931;Stylo\n".as_bytes().to_vec();
+        let run = |mapping: Option<&str>| {
+            let app = &app;
+            let mut form = reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(odd.clone()).file_name("odd.csv"),
+            );
+            if let Some(m) = mapping {
+                form = form.text("mapping", m.to_owned());
+            }
+            let req = app
+                .client
+                .post(app.url(&format!("/api/v1/suppliers/{sid}/imports")))
+                .multipart(form);
+            async move {
+                let r = req.send().await.unwrap();
+                assert_eq!(r.status(), 202);
+                let job: Value = r.json().await.unwrap();
+                let path = format!("/api/v1/imports/jobs/{}", job["id"].as_str().unwrap());
+                let mut last = Value::Null;
+                assert!(
+                    app.wait_for(&path, |_, j| {
+                        last = j.clone();
+                        j["status"] == "succeeded" || j["status"] == "failed"
+                    })
+                    .await
+                );
+                last
+            }
+        };
+        let failed = run(None).await;
+        assert_eq!(failed["status"], "failed", "{failed}");
+        let why = failed["last_error"].as_str().unwrap();
+        assert!(
+            why.contains("a mapping is needed") && why.contains("col_b"),
+            "{why}"
+        );
+        let done = run(Some(r#"{"col_a": "ean", "col_b": "title"}"#)).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(
+            done["result"]["counters"]["updated"].as_u64().unwrap_or(0)
+                + done["result"]["counters"]["created"].as_u64().unwrap_or(0)
+                + done["result"]["counters"]["unchanged"].as_u64().unwrap_or(0),
+            1,
+            "{done}"
+        );
+        let r = upload(&app.client, "a.csv", b"x".to_vec(), "").await.unwrap();
+        assert_eq!(r.status(), 202);
+        let bad = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(b"a".to_vec()))
+            .text("mapping", r#"{"col_a": "colour"}"#);
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/suppliers/{sid}/imports")))
+            .multipart(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "an unknown field in the mapping");
         // Refused: too large (the 413 quotes the limit), no file field, an unknown supplier,
         // a bad option, and a viewer.
         let r = upload(&app.client, "big.csv", vec![b'x'; 5000], "")

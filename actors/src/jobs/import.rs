@@ -154,6 +154,7 @@ async fn import(
         }),
         skip_rows: p["skip_rows"].as_u64().unwrap_or(0).min(1000) as usize,
         mapping: None,
+        named_mapping: named_mapping(&p["mapping"])?,
         currency: Some(supplier.default_currency),
         decimal_mark: Default::default(),
     };
@@ -431,6 +432,26 @@ fn last_of_each_key(rows: Vec<ProductRow>) -> Vec<ProductRow> {
         .collect();
     kept.reverse();
     kept
+}
+
+/// The payload's `mapping`: `{"<column header>": "<field>", ...}` (fields as in
+/// [`Field`]: `ean`, `sku`, `title`, `cost_price`, ...); absent or null: suggested.
+fn named_mapping(v: &Value) -> Result<Option<Vec<(String, Field)>>, JobError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(m) => m
+            .iter()
+            .map(|(header, field)| {
+                serde_json::from_value::<Field>(field.clone())
+                    .map(|f| (header.clone(), f))
+                    .map_err(|e| fatal(format!("payload: mapping of {header:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        _ => Err(fatal(
+            "payload: mapping must be an object of column header to field",
+        )),
+    }
 }
 
 fn new_product(r: &ProductRow) -> NewProduct {

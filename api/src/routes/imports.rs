@@ -158,6 +158,11 @@ struct UploadForm {
     /// The supplier's file: CSV/TSV/TXT in any encoding, or XLSX, XLS, XLSB, ODS.
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     file: String,
+    /// Optional, JSON: which column feeds which field, by header name, e.g.
+    /// `{"Code": "ean", "Libellé": "title", "Tarif": "cost_price"}`. Without it the mapping is
+    /// suggested from the headers and values, and a job whose suggestion is not sure fails
+    /// saying which field it could not find.
+    mapping: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -177,6 +182,23 @@ struct UploadQuery {
     skip_rows: Option<u32>,
     /// Spreadsheets: the sheet's name (default: the first sheet).
     sheet: Option<String>,
+}
+
+/// A mapping field: a JSON object of column header to a field name the importer knows.
+fn parse_mapping(text: &str) -> Result<serde_json::Value, ApiError> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ApiError::invalid("mapping", format!("not JSON: {e}")))?;
+    let Some(m) = v.as_object() else {
+        return Err(ApiError::invalid(
+            "mapping",
+            "must be an object of column header to field",
+        ));
+    };
+    for (header, field) in m {
+        serde_json::from_value::<pm_imports::mapping::Target>(field.clone())
+            .map_err(|e| ApiError::invalid("mapping", format!("{header:?}: {e}")))?;
+    }
+    Ok(v)
 }
 
 /// The file's extension, kept in the object key when it is a plain one.
@@ -244,28 +266,36 @@ async fn upload(
             ApiError::BadRequest(format!("multipart: {}", e.body_text()))
         }
     };
-    let mut field = loop {
-        match form.next_field().await.map_err(multipart_error)? {
-            Some(f) if f.name() == Some("file") => break f,
-            Some(_) => continue,
-            None => {
-                return Err(ApiError::invalid(
-                    "file",
-                    "a multipart field named file is required",
-                ))
-            }
-        }
-    };
-    let file_name = field.file_name().map(str::to_owned);
-    let mut body = Vec::new();
+    // The fields in any order: `file` (streamed into memory up to the limit) and `mapping`.
+    let (mut body, mut file_name, mut mapping) = (None::<Vec<u8>>, None::<String>, None::<serde_json::Value>);
     let mut sha = Sha256::new();
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge { limit });
+    while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("file") => {
+                file_name = field.file_name().map(str::to_owned);
+                let mut buf = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if buf.len() + chunk.len() > limit {
+                        return Err(ApiError::TooLarge { limit });
+                    }
+                    sha.update(&chunk);
+                    buf.extend_from_slice(&chunk);
+                }
+                body = Some(buf);
+            }
+            Some("mapping") => {
+                let text = field.text().await.map_err(multipart_error)?;
+                mapping = Some(parse_mapping(&text)?);
+            }
+            _ => {}
         }
-        sha.update(&chunk);
-        body.extend_from_slice(&chunk);
     }
+    let Some(body) = body else {
+        return Err(ApiError::invalid(
+            "file",
+            "a multipart field named file is required",
+        ));
+    };
     if body.is_empty() {
         return Err(ApiError::invalid("file", "the file is empty"));
     }
@@ -284,7 +314,7 @@ async fn upload(
     let payload = serde_json::json!({
         "supplier_id": supplier_id, "bucket": bucket, "key": key, "file_name": file_name,
         "size": size, "sha256": sha256, "dry_run": dry_run, "encoding": q.encoding,
-        "delimiter": q.delimiter, "skip_rows": q.skip_rows, "sheet": q.sheet,
+        "delimiter": q.delimiter, "skip_rows": q.skip_rows, "sheet": q.sheet, "mapping": mapping,
     });
     let new = NewJob {
         kind: pm_actors::jobs::import::KIND.into(),
