@@ -296,49 +296,17 @@ impl Catalog {
         &self,
         p: NewSupplierProduct,
     ) -> Result<SupplierProduct, StoreError> {
-        let sku = supplier_sku(&p.supplier_sku)?;
-        let (cost, stock, lead) = offer_values(p.cost_price, p.supplier_stock, p.lead_time_days)?;
-        let now = now();
-        let seen_at = p.last_seen_import.map(|_| now);
         let sql = format!(
             "INSERT INTO supplier_products ({OFFER_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {OFFER_COLUMNS}"
         );
-        let res = async {
-            with_conn!(self.db, |conn| {
-                let row = sqlx::query(&sql)
-                    .bind(Uuid::now_v7())
-                    .bind(p.supplier_id)
-                    .bind(p.product_id)
-                    .bind(&sku)
-                    .bind(cost.map(|m| DbAmount::from(m.amount())))
-                    .bind(cost.map(|m| m.currency().as_str()))
-                    .bind(stock)
-                    .bind(lead)
-                    .bind(p.last_seen_import)
-                    .bind(seen_at)
-                    .bind(now)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                SupplierProduct::from_row(&row)
-            })
-        }
-        .await;
-        let refs = [
-            ("supplier_id", "suppliers", p.supplier_id),
-            ("product_id", "products", p.product_id),
-        ];
-        self.explain(res, sku_taken(&sku), &refs).await
+        Ok(self.write_offer(&sql, &p).await?.0)
     }
 
     /// An import's offer: creates the supplier's product under its SKU, or updates it (its
     /// product, cost and stock when the row has them), and always records the import as the
     /// last that listed it. `changed`: a value differed (`updated_at` moves only then).
     pub async fn upsert_offer(&self, p: NewSupplierProduct) -> Result<Changed<SupplierProduct>, StoreError> {
-        let sku = supplier_sku(&p.supplier_sku)?;
-        let (cost, stock, lead) = offer_values(p.cost_price, p.supplier_stock, p.lead_time_days)?;
-        let now = now();
-        let seen_at = p.last_seen_import.map(|_| now);
         let differs = "(supplier_products.product_id IS DISTINCT FROM excluded.product_id \
              OR supplier_products.cost_amount IS DISTINCT FROM COALESCE(excluded.cost_amount, supplier_products.cost_amount) \
              OR supplier_products.cost_currency IS DISTINCT FROM COALESCE(excluded.cost_currency, supplier_products.cost_currency) \
@@ -357,9 +325,29 @@ impl Catalog {
              last_seen_at = COALESCE(excluded.last_seen_at, supplier_products.last_seen_at) \
              RETURNING {OFFER_COLUMNS}"
         );
+        let (offer, now) = self.write_offer(&sql, &p).await?;
+        // Created now, or updated now: the row's updated_at is this call's.
+        let changed = offer.updated_at == now;
+        Ok(Changed {
+            value: offer,
+            changed,
+        })
+    }
+
+    /// Runs an offer statement with the columns of [`OFFER_COLUMNS`] bound from `p` (`$11` is
+    /// now); answers the row and that now.
+    async fn write_offer(
+        &self,
+        sql: &str,
+        p: &NewSupplierProduct,
+    ) -> Result<(SupplierProduct, DateTime<Utc>), StoreError> {
+        let sku = supplier_sku(&p.supplier_sku)?;
+        let (cost, stock, lead) = offer_values(p.cost_price, p.supplier_stock, p.lead_time_days)?;
+        let now = now();
+        let seen_at = p.last_seen_import.map(|_| now);
         let res = async {
             with_conn!(self.db, |conn| {
-                let row = sqlx::query(&sql)
+                let row = sqlx::query(sql)
                     .bind(Uuid::now_v7())
                     .bind(p.supplier_id)
                     .bind(p.product_id)
@@ -381,13 +369,7 @@ impl Catalog {
             ("supplier_id", "suppliers", p.supplier_id),
             ("product_id", "products", p.product_id),
         ];
-        let offer = self.explain(res, sku_taken(&sku), &refs).await?;
-        // Created now, or updated now: the row's updated_at is this call's.
-        let changed = offer.updated_at == now;
-        Ok(Changed {
-            value: offer,
-            changed,
-        })
+        Ok((self.explain(res, sku_taken(&sku), &refs).await?, now))
     }
 
     pub async fn get_supplier_product(&self, id: Uuid) -> Result<SupplierProduct, StoreError> {
