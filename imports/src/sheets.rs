@@ -192,11 +192,18 @@ impl SheetRows {
 
     /// The next row (its sheet row number as `line`), or `None` at the end of the sheet.
     pub fn next_row(&mut self) -> Option<Result<ProductRow, Box<RowError>>> {
+        let (height, width) = self.range.get_size();
         loop {
-            let row = self.range.rows().nth(self.next)?;
+            if self.next >= height {
+                return None;
+            }
+            // By position, in constant time: calamine's `Rows` has no `nth` of its own, so
+            // `rows().nth(i)` would walk from the top for every row (quadratic in the sheet).
+            let cells: Vec<String> = (0..width)
+                .map(|c| self.range.get((self.next, c)).map_or_else(String::new, cell_text))
+                .collect();
             let line = self.first_row + self.next as u64;
             self.next += 1;
-            let cells = row_text(row);
             if cells.iter().all(|c| c.trim().is_empty()) {
                 continue;
             }
