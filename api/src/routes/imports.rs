@@ -25,7 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use super::catalog::path_id;
+use super::catalog::{path_id, PageQuery};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{page_limit, BodyLimit, Query};
@@ -79,24 +79,14 @@ async fn list(
     who: Principal,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Job>>, ApiError> {
-    let status = q
-        .status
-        .as_deref()
-        .map(str::parse::<pm_storage::jobs::JobStatus>)
-        .transpose()
-        .map_err(|e| ApiError::invalid("status", e))?;
-    let filter = pm_storage::jobs::JobFilter {
-        status,
-        kind: Some(pm_actors::jobs::import::KIND.into()),
-        group_key: q.supplier_id.map(|id| format!("supplier:{id}")),
-        created_by: if who.can(Permission::Admin) {
-            None
-        } else {
-            Some(who.require_user()?)
-        },
-        cursor: q.cursor,
-        limit: page_limit(q.limit)?,
-    };
+    let filter = super::jobs::visible_jobs(
+        &who,
+        q.status.as_deref(),
+        Some(pm_actors::jobs::import::KIND.into()),
+        q.supplier_id.map(|id| format!("supplier:{id}")),
+        q.cursor,
+        q.limit,
+    )?;
     let page = s
         .actors
         .jobs
@@ -137,18 +127,7 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<super::jobs::Cancelled>), ApiError> {
     let job = import_job(&s, &who, &id).await?;
-    let (outcome, job) = s
-        .actors
-        .jobs
-        .gate(Queue::Imports)
-        .send(pm_actors::jobs::CancelJob(job.id))
-        .await?;
-    let status = match outcome {
-        pm_storage::jobs::CancelOutcome::Cancelled => StatusCode::OK,
-        pm_storage::jobs::CancelOutcome::Requested => StatusCode::ACCEPTED,
-        pm_storage::jobs::CancelOutcome::AlreadyFinished => StatusCode::CONFLICT,
-    };
-    Ok((status, Json(super::jobs::Cancelled { outcome, job })))
+    super::jobs::cancel_job(&s, Queue::Imports, job.id).await
 }
 
 /// The multipart form of an upload.
@@ -350,17 +329,6 @@ async fn job(
     Ok(Json(import_job(&s, &who, &id).await?))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct ErrorsQuery {
-    /// Page size.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
 #[utoipa::path(
     get,
     path = "/imports/jobs/{id}/errors",
@@ -370,14 +338,14 @@ struct ErrorsQuery {
     description = "Each has its `line` (the physical line of a text file or the row of a \
         sheet, 1-based, the header counted), `column`, `value`, `code`, `message` and the row's \
         cells as they were (`raw`).",
-    params(("id" = Uuid, Path, description = "The job's id."), ErrorsQuery),
+    params(("id" = Uuid, Path, description = "The job's id."), PageQuery),
     responses((status = 200, description = "A page of rejected rows.", body = Page<ImportError>), NotFound),
 )]
 async fn errors(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    Query(q): Query<ErrorsQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<ImportError>>, ApiError> {
     let job = import_job(&s, &who, &id).await?;
     let msg = ListImportErrors {

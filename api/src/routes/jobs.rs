@@ -128,26 +128,36 @@ async fn list(
     p.require(Permission::JobsRun)
         .or_else(|_| p.require(Permission::Admin))?;
     let queue = parse_queue(&queue)?;
-    let status = q
-        .status
-        .as_deref()
+    let filter = visible_jobs(&p, q.status.as_deref(), q.kind, q.group_key, q.cursor, q.limit)?;
+    Ok(Json(s.actors.jobs.gate(queue).send(ListJobs(filter)).await?))
+}
+
+/// The filter of a job list as `p` may see it: their own jobs, everyone's for admins.
+pub(crate) fn visible_jobs(
+    p: &Principal,
+    status: Option<&str>,
+    kind: Option<String>,
+    group_key: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+) -> Result<JobFilter, ApiError> {
+    let status = status
         .map(|st| st.parse::<JobStatus>())
         .transpose()
         .map_err(|e| ApiError::invalid("status", e))?;
-    let filter = JobFilter {
+    Ok(JobFilter {
         status,
-        kind: q.kind,
-        group_key: q.group_key,
+        kind,
+        group_key,
         // Only admins list other people's jobs.
         created_by: if p.can(Permission::Admin) {
             None
         } else {
             Some(p.require_user()?)
         },
-        cursor: q.cursor,
-        limit: page_limit(q.limit)?,
-    };
-    Ok(Json(s.actors.jobs.gate(queue).send(ListJobs(filter)).await?))
+        cursor,
+        limit: page_limit(limit)?,
+    })
 }
 
 pub(crate) async fn fetch(
@@ -207,7 +217,16 @@ async fn cancel(
     Path((queue, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Cancelled>), ApiError> {
     let (queue, job) = fetch(&s, &p, &queue, &id).await?;
-    let (outcome, job) = s.actors.jobs.gate(queue).send(CancelJob(job.id)).await?;
+    cancel_job(&s, queue, job.id).await
+}
+
+/// Cancels a job the caller may see, answering as `POST …/cancel` does.
+pub(crate) async fn cancel_job(
+    s: &AppState,
+    queue: Queue,
+    id: Uuid,
+) -> Result<(StatusCode, Json<Cancelled>), ApiError> {
+    let (outcome, job) = s.actors.jobs.gate(queue).send(CancelJob(id)).await?;
     let status = match outcome {
         CancelOutcome::Cancelled => StatusCode::OK,
         CancelOutcome::Requested => StatusCode::ACCEPTED,
