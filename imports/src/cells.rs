@@ -13,6 +13,7 @@
 //!   column's convention when the caller knows it.
 
 use pm_domain::{Gtin, GtinError};
+use serde::{Deserialize, Serialize};
 
 /// Why a cell is not a code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,8 +103,10 @@ fn scientific_digits(s: &str) -> Result<Option<String>, CodeError> {
 #[error("{0:?} is not a number")]
 pub struct NotANumber(pub String);
 
-/// Which character separates the decimals in a column, when the caller knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which character separates the decimals in a column, when the caller knows it (in a
+/// template: `"auto"`, `"comma"`, `"point"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DecimalMark {
     /// Decide per cell; a lone separator followed by exactly three digits (`1,500`) is read as
     /// a decimal mark (supplier prices rarely reach thousands, while `1,500` kg does not occur
@@ -111,6 +114,7 @@ pub enum DecimalMark {
     #[default]
     Auto,
     Comma,
+    #[serde(rename = "point", alias = "dot")]
     Dot,
 }
 

@@ -11,6 +11,12 @@
 //!   their line, column, value and reason, streamed.
 //! - [`sheets`]: the same for XLSX, XLS, XLSB and ODS (calamine), with title rows above the
 //!   header skipped and codes stored as numbers restored.
+//! - [`template`]: a supplier's saved mapping (JSON): which columns feed which field or
+//!   attribute, through which transforms (trim, case, regex, split, prices times a factor...),
+//!   checked when saved and compiled once per file.
+//! - [`profiles`]: WooCommerce's and Shopify's own product exports, recognised from their
+//!   header and read by their rules (variable products and variations, options, image rows)
+//!   without a mapping.
 //!
 //! Nothing here does I/O beyond the `Read` it is given, so every stage is tested on bytes made
 //! in the tests, and the session actor that runs an import (issue 8) composes them.
@@ -19,5 +25,7 @@ pub mod cells;
 pub mod decode;
 pub mod dialect;
 pub mod mapping;
+pub mod profiles;
 pub mod rows;
 pub mod sheets;
+pub mod template;

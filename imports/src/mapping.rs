@@ -32,6 +32,8 @@ pub enum Target {
     Currency,
     Stock,
     ImageUrl,
+    /// A variation's parent product (its SKU).
+    ParentSku,
 }
 
 /// Synonyms of each field, as normalised keys (see [`key`]).
@@ -247,6 +249,20 @@ const SYNONYMS: &[(Target, &[&str])] = &[
             "picture",
             "bild",
             "bild url",
+        ],
+    ),
+    (
+        Target::ParentSku,
+        &[
+            "parent sku",
+            "parent reference",
+            "parent ref",
+            "sku parent",
+            "reference parent",
+            "ref parent",
+            "reference mere",
+            "ref mere",
+            "elternartikel",
         ],
     ),
 ];

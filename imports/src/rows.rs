@@ -4,7 +4,15 @@
 //! so memory stays flat whatever the file's size. Every row comes out as a [`ProductRow`] or a
 //! [`RowError`] naming its physical line (1-based, the header counted, a quoted cell's line
 //! breaks counted), the column, the value and why; a bad row never stops the others.
+//!
+//! Every format and every way of mapping meets in `RowCheck`: a row's cells become
+//! `Values` (straight from the mapped cells, through a [`Template`]'s transforms, or from a
+//! shop export's columns in [`crate::profiles`]), and one validation turns those into a
+//! [`ProductRow`] or a [`RowError`], so that a GTIN or a title is checked the same way whatever
+//! produced it.
 
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use pm_domain::{text, Amount, Currency, Gtin, TextKind};
@@ -14,6 +22,8 @@ use crate::cells::{decimal, gtin_from_text, DecimalMark};
 use crate::decode::{self, DecodeError, DecodingReader, Detected, SNIFF_BYTES};
 use crate::dialect::{sniff, Dialect};
 use crate::mapping::{suggest, Suggestion, Target};
+use crate::profiles::{self, Shop};
+use crate::template::{ResolvedTemplate, Template};
 
 /// The longest cell kept; a longer one is a row error (a 50 MB cell is not a product title).
 pub const MAX_CELL_BYTES: usize = 64 * 1024;
@@ -39,6 +49,42 @@ pub struct ReadOptions {
     /// The currency of prices whose row has none (the supplier's default).
     pub currency: Option<Currency>,
     pub decimal_mark: DecimalMark,
+    /// A supplier's mapping template: when set, it takes precedence over `mapping`,
+    /// `named_mapping`, the suggestion and shop profiles. Its currency and decimal mark win over
+    /// the fields above (they are the supplier's defaults; the template is more precise); its
+    /// encoding, delimiter, skip_rows (and sheet) fill only what these options leave unset,
+    /// since options are given per upload.
+    pub template: Option<Template>,
+}
+
+impl ReadOptions {
+    /// The options with the template's file settings merged in (see [`ReadOptions::template`]).
+    pub(crate) fn merged(mut self) -> Result<Self, FileError> {
+        let Some(t) = &self.template else {
+            return Ok(self);
+        };
+        if t.currency.is_some() {
+            self.currency = t.currency;
+        }
+        if t.decimal_mark != DecimalMark::Auto {
+            self.decimal_mark = t.decimal_mark;
+        }
+        if self.encoding.is_none() {
+            self.encoding.clone_from(&t.encoding);
+        }
+        if self.delimiter.is_none() {
+            self.delimiter = t.delimiter_byte().map_err(FileError::BadTemplate)?;
+        }
+        if self.skip_rows == 0 {
+            self.skip_rows = t.skip_rows;
+        }
+        Ok(self)
+    }
+
+    /// The template's header line (physical line or sheet row, 1-based), if it fixes one.
+    pub(crate) fn header_line(&self) -> Option<u64> {
+        self.template.as_ref().and_then(|t| t.header_line)
+    }
 }
 
 /// Why a file cannot be read at all (as opposed to a row that is bad).
@@ -61,6 +107,10 @@ pub enum FileError {
         "the mapping names the column {name:?}, which the file does not have; its columns are {headers:?}"
     )]
     UnknownColumn { name: String, headers: Vec<String> },
+    #[error("the mapping template cannot be used: {0}")]
+    BadTemplate(String),
+    #[error("the template's header line {line} is not in the file (it has no header there)")]
+    NoHeaderAt { line: u64 },
     #[error("reading the file: {0}")]
     Io(#[from] io::Error),
 }
@@ -80,6 +130,10 @@ pub struct FileInfo {
     pub header_line: u64,
     pub headers: Vec<String>,
     pub suggestion: Suggestion,
+    /// The shop export recognised from the header (`woocommerce`, `shopify`), read by its
+    /// own rules ([`crate::profiles`]) with no mapping needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<&'static str>,
 }
 
 /// A row that passed validation, ready to be written.
@@ -98,6 +152,14 @@ pub struct ProductRow {
     pub currency: Option<Currency>,
     pub stock: Option<i64>,
     pub images: Vec<String>,
+    /// `(name, value)`: a template's attribute targets, a shop export's attributes or options
+    /// (`Color` → `Blue`), in the file's order, names unique.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, String)>,
+    /// For a variation: its parent product's SKU (the parent comes first in the output when
+    /// the file holds it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_sku: Option<String>,
 }
 
 /// A rejected row: where, what, why.
@@ -107,7 +169,8 @@ pub struct RowError {
     pub column: Option<String>,
     pub value: Option<String>,
     /// Stable machine-readable reason: `bad_gtin`, `digits_lost`, `missing_title`,
-    /// `missing_key`, `bad_number`, `bad_currency`, `bad_text`, `cell_too_large`.
+    /// `missing_key`, `bad_number`, `bad_currency`, `bad_text`, `cell_too_large`,
+    /// `unknown_parent` (a shop export's variation whose parent cannot be named).
     pub code: &'static str,
     pub message: String,
     /// The row's cells as they were, for the rejects file.
@@ -118,7 +181,8 @@ pub struct RowError {
 pub struct CsvRows<R: Read> {
     records: csv::StringRecordsIntoIter<Lines<DecodingReader<Chain<R>>>>,
     info: FileInfo,
-    check: RowCheck,
+    stream: RowStream,
+    ended: bool,
 }
 
 /// Turns a row's cells into a [`ProductRow`] or a [`RowError`]: the validation every format
@@ -128,6 +192,140 @@ pub(crate) struct RowCheck {
     pub(crate) headers: Vec<String>,
     pub(crate) mapping: Vec<(usize, Target)>,
     pub(crate) options: ReadOptions,
+    /// When set, values come from its rules instead of `mapping`.
+    pub(crate) template: Option<ResolvedTemplate>,
+}
+
+/// One row's values by field before validation, wherever they came from.
+#[derive(Debug, Default)]
+pub(crate) struct Values<'a> {
+    /// In priority order: for a single-valued field the first non-empty one is used; every
+    /// image one is used.
+    pub(crate) fields: Vec<Value<'a>>,
+    /// `(name, value, source column)`.
+    pub(crate) attributes: Vec<(String, String, Option<usize>)>,
+}
+
+/// A field's value and where it came from.
+#[derive(Debug)]
+pub(crate) struct Value<'a> {
+    pub(crate) target: Target,
+    pub(crate) column: Option<usize>,
+    /// Trimmed.
+    pub(crate) text: Cow<'a, str>,
+    /// The value is the cell itself: an error shows the cell as it is in the file; otherwise
+    /// it shows `text`, what was computed.
+    pub(crate) from_cell: bool,
+    /// A number with a decimal point and no thousands separator (a transform's result, a shop
+    /// export's), read whatever the file's decimal mark.
+    pub(crate) dot: bool,
+}
+
+impl<'a> Value<'a> {
+    /// A value computed from `column` (or from nothing: a default).
+    pub(crate) fn computed(target: Target, column: Option<usize>, text: impl Into<Cow<'a, str>>) -> Self {
+        let text = text.into();
+        Self {
+            target,
+            column,
+            text: match text {
+                Cow::Borrowed(t) => Cow::Borrowed(t.trim()),
+                Cow::Owned(t) if t.trim().len() == t.len() => Cow::Owned(t),
+                Cow::Owned(t) => Cow::Owned(t.trim().to_owned()),
+            },
+            from_cell: false,
+            dot: false,
+        }
+    }
+
+    /// The same value, as a number with a decimal point.
+    pub(crate) fn dot(self) -> Self {
+        Self { dot: true, ..self }
+    }
+
+    /// What an error about it shows.
+    fn shown<'b>(&'b self, r: &'b [&str]) -> Option<&'b str> {
+        if self.from_cell {
+            self.column.and_then(|i| r.get(i).copied())
+        } else {
+            Some(&self.text)
+        }
+    }
+}
+
+impl Values<'_> {
+    /// The first non-empty value of `t`.
+    fn get(&self, t: Target) -> Option<&Value<'_>> {
+        self.fields.iter().find(|f| f.target == t && !f.text.is_empty())
+    }
+}
+
+/// Rows in, product rows and rejects out: [`RowCheck`] one row at a time, or a shop export's
+/// reader, which may hold a few rows back (a Shopify product's rows) and give several outputs
+/// for one row (a parent before its first variant).
+pub(crate) struct RowStream {
+    check: RowCheck,
+    shop: Option<Shop>,
+    out: VecDeque<Result<ProductRow, Box<RowError>>>,
+}
+
+impl RowStream {
+    pub(crate) fn push(&mut self, line: u64, r: &[&str]) {
+        match &mut self.shop {
+            Some(shop) => shop.push(&self.check, line, r, &mut self.out),
+            None => self.out.push_back(self.check.row(line, r)),
+        }
+    }
+
+    /// The end of the file: what was held back.
+    pub(crate) fn finish(&mut self) {
+        if let Some(shop) = &mut self.shop {
+            shop.finish(&self.check, &mut self.out);
+        }
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Result<ProductRow, Box<RowError>>> {
+        self.out.pop_front()
+    }
+}
+
+/// How the rows of a file whose header is `headers` are read: the template, the mapping given,
+/// a shop profile, or the suggestion (in that order). Marks the suggestion confident for a
+/// recognised shop export. Returns the stream and the profile's name.
+pub(crate) fn plan(
+    options: ReadOptions,
+    headers: &[String],
+    suggestion: &mut Suggestion,
+) -> Result<(RowStream, Option<&'static str>), FileError> {
+    let mut check = RowCheck {
+        headers: headers.to_vec(),
+        mapping: Vec::new(),
+        options,
+        template: None,
+    };
+    let mut shop = None;
+    let mut profile = None;
+    if let Some(t) = &check.options.template {
+        check.template = Some(t.resolve(headers)?);
+    } else if let Some(p) = (check.options.mapping.is_none() && check.options.named_mapping.is_none())
+        .then(|| profiles::detect(headers))
+        .flatten()
+    {
+        suggestion.confident = true;
+        suggestion.missing.clear();
+        profile = Some(p.name());
+        shop = Some(Shop::new(p, headers));
+    } else {
+        check.mapping = choose_mapping(&check.options, headers, suggestion)?;
+    }
+    Ok((
+        RowStream {
+            check,
+            shop,
+            out: VecDeque::new(),
+        },
+        profile,
+    ))
 }
 
 /// The sample read for detection, then the rest of the file.
@@ -137,6 +335,7 @@ impl<R: Read> CsvRows<R> {
     /// Reads the first [`SNIFF_BYTES`], detects encoding, delimiter and header, suggests a
     /// mapping (unless one is given), and positions the reader on the first data row.
     pub fn open(mut input: R, options: ReadOptions) -> Result<Self, FileError> {
+        let options = options.merged()?;
         let mut sample = Vec::with_capacity(SNIFF_BYTES);
         (&mut input).take(SNIFF_BYTES as u64).read_to_end(&mut sample)?;
         let complete = sample.len() < SNIFF_BYTES;
@@ -166,18 +365,24 @@ impl<R: Read> CsvRows<R> {
             .flexible(true)
             .from_reader(reader)
             .into_records();
-        // To the header: the same records the sniffer counted (blank ones skipped).
+        // To the header: the same records the sniffer counted (blank ones skipped), or the
+        // first record at or after the template's header line.
+        let fixed = options.header_line();
         let mut seen = 0;
         let (headers, header_line) = loop {
             let Some(r) = records.next() else {
-                return Err(FileError::NoHeader);
+                return Err(fixed.map_or(FileError::NoHeader, |line| FileError::NoHeaderAt { line }));
             };
             let r = r.map_err(parse_error)?;
             if r.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
-            if seen == dialect.header_record {
-                let line = r.position().map_or(0, csv::Position::line);
+            let line = r.position().map_or(0, csv::Position::line);
+            let found = match fixed {
+                Some(n) => line >= n,
+                None => seen == dialect.header_record,
+            };
+            if found {
                 break (r.iter().map(|h| h.trim().to_owned()).collect::<Vec<_>>(), line);
             }
             seen += 1;
@@ -200,8 +405,8 @@ impl<R: Read> CsvRows<R> {
                 .map(|r| r.iter().map(str::to_owned).collect())
                 .collect()
         };
-        let suggestion = suggest(&headers, &sample_rows);
-        let mapping = choose_mapping(&options, &headers, &suggestion)?;
+        let mut suggestion = suggest(&headers, &sample_rows);
+        let (stream, profile) = plan(options, &headers, &mut suggestion)?;
         let info = FileInfo {
             format: "csv",
             encoding: Some(detected.name()),
@@ -210,13 +415,14 @@ impl<R: Read> CsvRows<R> {
             header_line,
             headers,
             suggestion,
+            profile,
         };
-        let check = RowCheck {
-            headers: info.headers.clone(),
-            mapping,
-            options,
-        };
-        Ok(Self { records, info, check })
+        Ok(Self {
+            records,
+            info,
+            stream,
+            ended: false,
+        })
     }
 
     pub fn info(&self) -> &FileInfo {
@@ -227,98 +433,174 @@ impl<R: Read> CsvRows<R> {
     /// cannot be read on (an I/O error), after which the iteration should stop.
     pub fn next_row(&mut self) -> Option<Result<Result<ProductRow, Box<RowError>>, FileError>> {
         loop {
-            let r = match self.records.next()? {
-                Ok(r) => r,
-                Err(e) => return Some(Err(parse_error(e))),
+            if let Some(row) = self.stream.pop() {
+                return Some(Ok(row));
+            }
+            if self.ended {
+                return None;
+            }
+            let r = match self.records.next() {
+                None => {
+                    self.ended = true;
+                    self.stream.finish();
+                    continue;
+                }
+                Some(Ok(r)) => r,
+                Some(Err(e)) => return Some(Err(parse_error(e))),
             };
             if r.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
             let line = r.position().map_or(0, csv::Position::line);
             let cells: Vec<&str> = r.iter().collect();
-            return Some(Ok(self.check.row(line, &cells)));
+            self.stream.push(line, &cells);
         }
     }
 }
 
 impl RowCheck {
+    /// A row through the mapping or the template, then validated.
     pub(crate) fn row(&self, line: u64, r: &[&str]) -> Result<ProductRow, Box<RowError>> {
-        let raw = || r.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
-        let err = |column: usize, code: &'static str, message: String| {
-            Box::new(RowError {
-                line,
-                column: self.headers.get(column).cloned(),
-                value: r.get(column).map(|v| v.chars().take(200).collect()),
-                code,
-                message,
-                raw: raw(),
-            })
-        };
-        if let Some((i, _)) = r.iter().enumerate().find(|(_, c)| c.len() > MAX_CELL_BYTES) {
-            return Err(err(
-                i,
-                "cell_too_large",
-                format!("a cell of more than {MAX_CELL_BYTES} bytes"),
-            ));
+        if let Some(e) = self.too_large(line, r) {
+            return Err(e);
         }
-        let cell = |t: Target| -> Option<(usize, &str)> {
-            self.mapping
-                .iter()
-                .find(|(_, target)| *target == t)
-                .and_then(|(i, _)| r.get(*i).map(|v| (*i, v.trim())))
-                .filter(|(_, v)| !v.is_empty())
+        let values = match &self.template {
+            Some(t) => t
+                .values(r, self.options.decimal_mark)
+                .map_err(|e| self.error(line, r, e.column, Some(&e.value), e.code, e.message))?,
+            None => self.mapped(r),
+        };
+        self.validate(line, r, &values)
+    }
+
+    /// A rejected row.
+    pub(crate) fn error(
+        &self,
+        line: u64,
+        r: &[&str],
+        column: Option<usize>,
+        value: Option<&str>,
+        code: &'static str,
+        message: String,
+    ) -> Box<RowError> {
+        Box::new(RowError {
+            line,
+            column: column.and_then(|i| self.headers.get(i).cloned()),
+            value: value.map(|v| v.chars().take(200).collect()),
+            code,
+            message,
+            raw: r.iter().map(|c| (*c).to_owned()).collect(),
+        })
+    }
+
+    /// The error for a row with a cell larger than [`MAX_CELL_BYTES`].
+    pub(crate) fn too_large(&self, line: u64, r: &[&str]) -> Option<Box<RowError>> {
+        let (i, c) = r.iter().enumerate().find(|(_, c)| c.len() > MAX_CELL_BYTES)?;
+        Some(self.error(
+            line,
+            r,
+            Some(i),
+            Some(c),
+            "cell_too_large",
+            format!("a cell of more than {MAX_CELL_BYTES} bytes"),
+        ))
+    }
+
+    /// The mapped cells, as they are (trimmed): the first column mapped to each field.
+    fn mapped<'a>(&self, r: &[&'a str]) -> Values<'a> {
+        let mut fields: Vec<Value<'a>> = Vec::with_capacity(self.mapping.len());
+        for (i, t) in &self.mapping {
+            if fields.iter().any(|f| f.target == *t) {
+                continue;
+            }
+            fields.push(Value {
+                target: *t,
+                column: Some(*i),
+                text: Cow::Borrowed(r.get(*i).map_or("", |v| v.trim())),
+                from_cell: true,
+                dot: false,
+            });
+        }
+        Values {
+            fields,
+            attributes: Vec::new(),
+        }
+    }
+
+    /// The validation every row goes through, whatever produced its values.
+    pub(crate) fn validate(
+        &self,
+        line: u64,
+        r: &[&str],
+        v: &Values<'_>,
+    ) -> Result<ProductRow, Box<RowError>> {
+        let fail = |f: &Value<'_>, code: &'static str, message: String| {
+            self.error(line, r, f.column, f.shown(r), code, message)
         };
         let line_text = |t: Target, max: usize| -> Result<Option<String>, Box<RowError>> {
-            match cell(t) {
+            match v.get(t) {
                 None => Ok(None),
-                Some((i, v)) => text::check(v, TextKind::Line, max)
-                    .map(|()| Some(v.to_owned()))
-                    .map_err(|e| err(i, "bad_text", e.to_string())),
+                Some(f) => text::check(&f.text, TextKind::Line, max)
+                    .map(|()| Some(f.text.to_string()))
+                    .map_err(|e| fail(f, "bad_text", e.to_string())),
             }
         };
-        let ean = match cell(Target::Ean) {
+        let ean = match v.get(Target::Ean) {
             None => None,
-            Some((i, v)) => Some(gtin_from_text(v).map_err(|e| {
+            Some(f) => Some(gtin_from_text(&f.text).map_err(|e| {
                 let code = match e {
                     crate::cells::CodeError::DigitsLost { .. } => "digits_lost",
                     _ => "bad_gtin",
                 };
-                err(i, code, e.to_string())
+                fail(f, code, e.to_string())
             })?),
         };
         let sku = line_text(Target::Sku, 200)?;
         let Some(title) = line_text(Target::Title, 500)? else {
-            let column = self
-                .mapping
-                .iter()
-                .find(|(_, t)| *t == Target::Title)
-                .map_or(usize::MAX, |(i, _)| *i);
-            return Err(err(column, "missing_title", "the title is empty".into()));
+            let f = v.fields.iter().find(|f| f.target == Target::Title);
+            return Err(self.error(
+                line,
+                r,
+                f.and_then(|f| f.column),
+                f.and_then(|f| f.shown(r)),
+                "missing_title",
+                "the title is empty".into(),
+            ));
         };
         if ean.is_none() && sku.is_none() {
-            return Err(err(
-                usize::MAX,
+            return Err(self.error(
+                line,
+                r,
+                None,
+                None,
                 "missing_key",
                 "an ean or a sku is required".into(),
             ));
         }
-        let description = match cell(Target::Description) {
+        let description = match v.get(Target::Description) {
             None => None,
-            Some((i, v)) => {
-                text::check(v, TextKind::Multiline, 100_000)
-                    .map_err(|e| err(i, "bad_text", e.to_string()))?;
-                Some(v.to_owned())
+            Some(f) => {
+                text::check(&f.text, TextKind::Multiline, 100_000)
+                    .map_err(|e| fail(f, "bad_text", e.to_string()))?;
+                Some(f.text.to_string())
             }
         };
-        let currency = match cell(Target::Currency) {
+        let currency = match v.get(Target::Currency) {
             None => self.options.currency,
-            Some((i, v)) => Some(
-                Currency::parse(v)
+            Some(f) => Some(
+                Currency::parse(&f.text)
                     .ok()
                     .filter(Currency::is_money)
-                    .ok_or_else(|| err(i, "bad_currency", format!("{v:?} is not an ISO 4217 currency")))?,
+                    .ok_or_else(|| {
+                        fail(
+                            f,
+                            "bad_currency",
+                            format!("{:?} is not an ISO 4217 currency", f.text),
+                        )
+                    })?,
             ),
         };
+        let mark = |f: &Value<'_>, column: DecimalMark| if f.dot { DecimalMark::Dot } else { column };
         let mut prices = Vec::new();
         for t in [
             Target::RetailPrice,
@@ -326,47 +608,73 @@ impl RowCheck {
             Target::SalePrice,
             Target::Msrp,
         ] {
-            if let Some((i, v)) = cell(t) {
-                let d =
-                    decimal(v, self.options.decimal_mark).map_err(|e| err(i, "bad_number", e.to_string()))?;
-                let a = Amount::parse_non_negative(&d).map_err(|e| err(i, "bad_number", e.to_string()))?;
+            if let Some(f) = v.get(t) {
+                let d = decimal(&f.text, mark(f, self.options.decimal_mark))
+                    .map_err(|e| fail(f, "bad_number", e.to_string()))?;
+                let a = Amount::parse_non_negative(&d).map_err(|e| fail(f, "bad_number", e.to_string()))?;
                 prices.push((t, a));
             }
         }
         if !prices.is_empty() && currency.is_none() {
-            return Err(err(
-                usize::MAX,
+            return Err(self.error(
+                line,
+                r,
+                None,
+                None,
                 "bad_currency",
                 "prices need a currency: map a currency column or set the supplier's".into(),
             ));
         }
-        let stock = match cell(Target::Stock) {
+        let stock = match v.get(Target::Stock) {
             None => None,
-            Some((i, v)) => {
-                let d = decimal(v, DecimalMark::Auto).map_err(|e| err(i, "bad_number", e.to_string()))?;
+            Some(f) => {
+                let d = decimal(&f.text, mark(f, DecimalMark::Auto))
+                    .map_err(|e| fail(f, "bad_number", e.to_string()))?;
                 let n: i64 = d
                     .parse()
                     .ok()
                     .filter(|n| (0..=1_000_000_000).contains(n))
                     .ok_or_else(|| {
-                        err(
-                            i,
+                        fail(
+                            f,
                             "bad_number",
-                            format!("{v:?} is not a stock quantity (a whole number, 0 to 1,000,000,000)"),
+                            format!(
+                                "{:?} is not a stock quantity (a whole number, 0 to 1,000,000,000)",
+                                f.text
+                            ),
                         )
                     })?;
                 Some(n)
             }
         };
-        let images = cell(Target::ImageUrl)
-            .map(|(_, v)| {
-                v.split([',', '|', ' '])
-                    .map(str::trim)
-                    .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut images: Vec<String> = Vec::new();
+        for f in v.fields.iter().filter(|f| f.target == Target::ImageUrl) {
+            for u in f.text.split([',', '|', ' ']).map(str::trim) {
+                if (u.starts_with("http://") || u.starts_with("https://")) && !images.iter().any(|i| i == u) {
+                    images.push(u.to_owned());
+                }
+            }
+        }
+        let mut attributes: Vec<(String, String)> = Vec::new();
+        for (name, value, column) in &v.attributes {
+            let (name, value) = (name.trim(), value.trim());
+            if name.is_empty() || value.is_empty() || attributes.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            text::check(name, TextKind::Line, 200)
+                .and_then(|()| text::check(value, TextKind::Line, 1000))
+                .map_err(|e| {
+                    self.error(
+                        line,
+                        r,
+                        *column,
+                        Some(value),
+                        "bad_text",
+                        format!("attribute {name:?}: {e}"),
+                    )
+                })?;
+            attributes.push((name.to_owned(), value.to_owned()));
+        }
         Ok(ProductRow {
             line,
             ean,
@@ -380,6 +688,8 @@ impl RowCheck {
             currency,
             stock,
             images,
+            attributes,
+            parent_sku: line_text(Target::ParentSku, 200)?,
         })
     }
 }

@@ -18,7 +18,7 @@ use calamine::{open_workbook_auto_from_rs, Data, Range, Reader, Sheets};
 
 use crate::dialect::looks_like_header;
 use crate::mapping::suggest;
-use crate::rows::{FileError, FileInfo, ProductRow, ReadOptions, RowCheck, RowError, MAX_COLUMNS};
+use crate::rows::{plan, FileError, FileInfo, ProductRow, ReadOptions, RowError, RowStream, MAX_COLUMNS};
 
 /// The most cells a sheet may have (rows × columns of its used range): 20 million, about
 /// 100,000 rows of 200 columns.
@@ -78,7 +78,8 @@ pub struct SheetRows {
     /// The sheet's row number (1-based) of the range's first row.
     first_row: u64,
     info: FileInfo,
-    check: RowCheck,
+    stream: RowStream,
+    ended: bool,
 }
 
 /// Why a spreadsheet cannot be opened (as opposed to a bad row).
@@ -95,8 +96,10 @@ fn sheet_error(e: impl std::fmt::Display) -> FileError {
 
 impl SheetRows {
     /// Opens the workbook in `bytes`, picks the sheet, finds the header and suggests a mapping
-    /// (unless `options` gives one).
+    /// (unless `options` gives one). Without `sheet`, the template's sheet, if any.
     pub fn open(bytes: Vec<u8>, sheet: Option<SheetRef>, options: ReadOptions) -> Result<Self, FileError> {
+        let options = options.merged()?;
+        let sheet = sheet.or_else(|| options.template.as_ref().and_then(|t| t.sheet_ref()));
         if !matches!(
             bytes.get(..4),
             Some([0x50, 0x4B, 0x03, 0x04] | [0xD0, 0xCF, 0x11, 0xE0])
@@ -153,36 +156,55 @@ impl SheetRows {
             .iter()
             .max_by_key(|(n, c)| (**c, **n))
             .map_or(1, |(n, _)| *n);
-        let header_index = head
-            .iter()
-            .enumerate()
-            .skip(options.skip_rows)
-            .find(|(_, r)| looks_like_header(r, fields))
-            .map(|(i, _)| i)
-            .ok_or(FileError::NoHeader)?;
-        let headers: Vec<String> = head[header_index].iter().map(|h| h.trim().to_owned()).collect();
-        let sample: Vec<Vec<String>> = head[header_index + 1..].to_vec();
-        let suggestion = suggest(&headers, &sample);
-        let mapping = crate::rows::choose_mapping(&options, &headers, &suggestion)?;
+        let header_index = match options.header_line() {
+            // The template's row, at or below the range's first row, blank rows passed over.
+            Some(n) => {
+                let from = usize::try_from(n.saturating_sub(first_row)).unwrap_or(usize::MAX);
+                (from..range.height())
+                    .find(|i| {
+                        (0..range.width()).any(|c| {
+                            range
+                                .get((*i, c))
+                                .is_some_and(|d| !cell_text(d).trim().is_empty())
+                        })
+                    })
+                    .ok_or(FileError::NoHeaderAt { line: n })?
+            }
+            None => head
+                .iter()
+                .enumerate()
+                .skip(options.skip_rows)
+                .find(|(_, r)| looks_like_header(r, fields))
+                .map(|(i, _)| i)
+                .ok_or(FileError::NoHeader)?,
+        };
+        let headers: Vec<String> = (0..range.width())
+            .map(|c| {
+                range
+                    .get((header_index, c))
+                    .map_or_else(String::new, |d| cell_text(d).trim().to_owned())
+            })
+            .collect();
+        let sample: Vec<Vec<String>> = head.get(header_index + 1..).unwrap_or_default().to_vec();
+        let mut suggestion = suggest(&headers, &sample);
+        let (stream, profile) = plan(options, &headers, &mut suggestion)?;
         let info = FileInfo {
             format,
             encoding: None,
             delimiter: None,
             sheet: Some(name),
             header_line: first_row + header_index as u64,
-            headers: headers.clone(),
+            headers,
             suggestion,
+            profile,
         };
         Ok(Self {
             range,
             next: header_index + 1,
             first_row,
             info,
-            check: RowCheck {
-                headers,
-                mapping,
-                options,
-            },
+            stream,
+            ended: false,
         })
     }
 
@@ -194,8 +216,16 @@ impl SheetRows {
     pub fn next_row(&mut self) -> Option<Result<ProductRow, Box<RowError>>> {
         let (height, width) = self.range.get_size();
         loop {
-            if self.next >= height {
+            if let Some(row) = self.stream.pop() {
+                return Some(row);
+            }
+            if self.ended {
                 return None;
+            }
+            if self.next >= height {
+                self.ended = true;
+                self.stream.finish();
+                continue;
             }
             // By position, in constant time: calamine's `Rows` has no `nth` of its own, so
             // `rows().nth(i)` would walk from the top for every row (quadratic in the sheet).
@@ -208,7 +238,7 @@ impl SheetRows {
                 continue;
             }
             let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-            return Some(self.check.row(line, &refs));
+            self.stream.push(line, &refs);
         }
     }
 }
@@ -233,7 +263,7 @@ pub fn cell_text(c: &Data) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write;
 
     use pm_domain::{Amount, Currency};
@@ -242,14 +272,14 @@ mod tests {
     use crate::mapping::Target;
 
     /// A cell of a test sheet: a number or an inline string.
-    enum C<'a> {
+    pub(crate) enum C<'a> {
         N(f64),
         S(&'a str),
     }
 
     /// A minimal XLSX (one sheet, inline strings), made here so that the tests need no
     /// spreadsheet writer.
-    fn xlsx(sheet: &str, rows: &[Vec<C>]) -> Vec<u8> {
+    pub(crate) fn xlsx(sheet: &str, rows: &[Vec<C>]) -> Vec<u8> {
         let mut data = String::new();
         for (r, row) in rows.iter().enumerate() {
             data.push_str(&format!("<row r=\"{}\">", r + 1));
