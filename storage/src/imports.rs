@@ -1,4 +1,5 @@
-//! The imports database beyond its job queue: the rows an import rejected.
+//! The imports database beyond its job queue: the rows an import rejected, suppliers' mapping
+//! templates, daily statistics, and the record of rollbacks.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -127,6 +128,280 @@ impl Imports {
             out
         });
         Ok(keyset::page(rows, limit, |e| e.id))
+    }
+}
+
+/// A supplier's mapping template as stored: the template itself is JSON that `pm-imports`
+/// reads (`pm_imports::template::Template`); storage keeps it opaque.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MappingTemplate {
+    pub id: Uuid,
+    pub supplier_id: Uuid,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub template: serde_json::Value,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One day of a supplier's imports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ImportStatistics {
+    pub supplier_id: Uuid,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub jobs: i64,
+    pub failed_jobs: i64,
+    pub rows_read: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub rejected: i64,
+    pub duration_ms: i64,
+}
+
+/// A rollback as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ImportRollback {
+    pub job_id: Uuid,
+    pub rolled_back_by: Option<Uuid>,
+    pub rolled_back_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+}
+
+const TEMPLATE_COLUMNS: &str =
+    "id, supplier_id, name, CAST(template AS TEXT) AS template, created_by, created_at, updated_at";
+
+fn template_from_row<R: Row>(r: &R) -> Result<MappingTemplate, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let text: String = r.try_get("template")?;
+    Ok(MappingTemplate {
+        id: r.try_get("id")?,
+        supplier_id: r.try_get("supplier_id")?,
+        name: r.try_get("name")?,
+        template: serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn template_not_found(id: Uuid) -> StoreError {
+    StoreError::NotFound {
+        entity: "mapping template",
+        id: id.to_string(),
+    }
+}
+
+fn template_name(name: &str) -> Result<String, StoreError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
+        return Err(StoreError::Invalid {
+            field: "name",
+            reason: "a template name is 1 to 200 visible characters".into(),
+        });
+    }
+    Ok(n.to_owned())
+}
+
+impl Imports {
+    /// Saves a template under a name for a supplier; the same name again replaces it.
+    pub async fn save_template(
+        &self,
+        supplier_id: Uuid,
+        name: &str,
+        template: &serde_json::Value,
+        by: Option<Uuid>,
+    ) -> Result<MappingTemplate, StoreError> {
+        let name = template_name(name)?;
+        let now = crate::catalog::now_micros();
+        let cast = match self.db.backend() {
+            crate::Backend::Postgres => "CAST($4 AS JSONB)",
+            crate::Backend::Sqlite => "$4",
+        };
+        let sql = format!(
+            "INSERT INTO mapping_templates (id, supplier_id, name, template, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, {cast}, $5, $6, $6) ON CONFLICT (supplier_id, name) DO UPDATE SET \
+             template = excluded.template, updated_at = excluded.updated_at RETURNING {TEMPLATE_COLUMNS}"
+        );
+        let text = template.to_string();
+        with_conn!(self.db, |conn| {
+            let row = sqlx::query(&sql)
+                .bind(Uuid::now_v7())
+                .bind(supplier_id)
+                .bind(&name)
+                .bind(&text)
+                .bind(by)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+            template_from_row(&row)
+        })
+    }
+
+    pub async fn template(&self, id: Uuid) -> Result<MappingTemplate, StoreError> {
+        let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM mapping_templates WHERE id = $1");
+        with_conn!(self.db, |conn| {
+            let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
+            template_from_row(&row.ok_or_else(|| template_not_found(id))?)
+        })
+    }
+
+    /// A supplier's templates by name (a supplier has a handful, so no pages).
+    pub async fn templates(&self, supplier_id: Uuid) -> Result<Vec<MappingTemplate>, StoreError> {
+        let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM mapping_templates WHERE supplier_id = $1 ORDER BY name LIMIT 1000");
+        with_conn!(self.db, |conn| {
+            let rows = sqlx::query(&sql).bind(supplier_id).fetch_all(&mut *conn).await?;
+            rows.iter().map(template_from_row).collect()
+        })
+    }
+
+    pub async fn delete_template(&self, id: Uuid) -> Result<(), StoreError> {
+        let n = with_conn!(self.db, |conn| {
+            sqlx::query("DELETE FROM mapping_templates WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            return Err(template_not_found(id));
+        }
+        Ok(())
+    }
+
+    /// Adds a finished job to its supplier's day.
+    pub async fn add_statistics(&self, s: &ImportStatistics) -> Result<(), StoreError> {
+        let date = match self.db.backend() {
+            crate::Backend::Postgres => "CAST($2 AS DATE)",
+            crate::Backend::Sqlite => "$2",
+        };
+        let sql = format!(
+            "INSERT INTO import_statistics (supplier_id, day, jobs, failed_jobs, rows_read, created, updated, unchanged, \
+             rejected, duration_ms) VALUES ($1, {date}, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (supplier_id, day) DO UPDATE SET jobs = import_statistics.jobs + excluded.jobs, \
+             failed_jobs = import_statistics.failed_jobs + excluded.failed_jobs, \
+             rows_read = import_statistics.rows_read + excluded.rows_read, \
+             created = import_statistics.created + excluded.created, \
+             updated = import_statistics.updated + excluded.updated, \
+             unchanged = import_statistics.unchanged + excluded.unchanged, \
+             rejected = import_statistics.rejected + excluded.rejected, \
+             duration_ms = import_statistics.duration_ms + excluded.duration_ms"
+        );
+        with_conn!(self.db, |conn| {
+            sqlx::query(&sql)
+                .bind(s.supplier_id)
+                .bind(&s.day)
+                .bind(s.jobs)
+                .bind(s.failed_jobs)
+                .bind(s.rows_read)
+                .bind(s.created)
+                .bind(s.updated)
+                .bind(s.unchanged)
+                .bind(s.rejected)
+                .bind(s.duration_ms)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// A supplier's days, newest first (at most `days`).
+    pub async fn statistics(
+        &self,
+        supplier_id: Uuid,
+        days: u32,
+    ) -> Result<Vec<ImportStatistics>, StoreError> {
+        let sql =
+            "SELECT supplier_id, CAST(day AS TEXT) AS day, jobs, failed_jobs, rows_read, created, updated, \
+                   unchanged, rejected, duration_ms FROM import_statistics WHERE supplier_id = $1 \
+                   ORDER BY day DESC LIMIT $2";
+        with_conn!(self.db, |conn| {
+            let rows = sqlx::query(sql)
+                .bind(supplier_id)
+                .bind(i64::from(days.min(3660)))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ImportStatistics {
+                        supplier_id: r.try_get("supplier_id")?,
+                        day: r.try_get("day")?,
+                        jobs: r.try_get("jobs")?,
+                        failed_jobs: r.try_get("failed_jobs")?,
+                        rows_read: r.try_get("rows_read")?,
+                        created: r.try_get("created")?,
+                        updated: r.try_get("updated")?,
+                        unchanged: r.try_get("unchanged")?,
+                        rejected: r.try_get("rejected")?,
+                        duration_ms: r.try_get("duration_ms")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+    }
+
+    /// Records that a job was rolled back; `false` when it already was.
+    pub async fn record_rollback(
+        &self,
+        job_id: Uuid,
+        by: Option<Uuid>,
+        report: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let cast = match self.db.backend() {
+            crate::Backend::Postgres => "CAST($4 AS JSONB)",
+            crate::Backend::Sqlite => "$4",
+        };
+        let sql = format!(
+            "INSERT INTO import_rollbacks (job_id, rolled_back_by, rolled_back_at, report) VALUES ($1, $2, $3, {cast}) \
+             ON CONFLICT (job_id) DO NOTHING"
+        );
+        let now = crate::catalog::now_micros();
+        let text = report.to_string();
+        let n = with_conn!(self.db, |conn| {
+            sqlx::query(&sql)
+                .bind(job_id)
+                .bind(by)
+                .bind(now)
+                .bind(&text)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn rollback_of(&self, job_id: Uuid) -> Result<Option<ImportRollback>, StoreError> {
+        with_conn!(self.db, |conn| {
+            let row = sqlx::query(
+                "SELECT job_id, rolled_back_by, rolled_back_at, CAST(report AS TEXT) AS report \
+                 FROM import_rollbacks WHERE job_id = $1",
+            )
+            .bind(job_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
+                None => Ok(None),
+                Some(r) => {
+                    let report: String = r.try_get("report")?;
+                    Ok(Some(ImportRollback {
+                        job_id: r.try_get("job_id")?,
+                        rolled_back_by: r.try_get("rolled_back_by")?,
+                        rolled_back_at: r.try_get("rolled_back_at")?,
+                        report: serde_json::from_str(&report)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    }))
+                }
+            }
+        })
     }
 }
 

@@ -35,6 +35,9 @@ use uuid::Uuid;
 use crate::catalog::Page;
 use crate::{with_conn, Backend, Db, StoreError};
 
+/// How long a job put aside for input ([`JobQueue::park`]) stays not due: 30 days.
+pub const PARK_MS: i64 = 30 * 24 * 3600 * 1000;
+
 /// The five queues and the database each lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -560,6 +563,13 @@ impl JobQueue {
              WHERE status = 'running' AND lease_expires_at <= $1 AND attempts >= max_attempts"
         );
         let due = "((status = 'queued' AND run_at <= $1) OR (status = 'running' AND lease_expires_at <= $1))";
+        // One job of a group at a time, oldest first: a job whose group has a running job, or
+        // an older job due, waits (a supplier's imports run one by one, in order). A job put
+        // aside for input (not due) does not hold its group up.
+        let group_free = format!(
+            "(j.group_key IS NULL OR NOT EXISTS (SELECT 1 FROM {t} o WHERE o.group_key = j.group_key \
+             AND o.id <> j.id AND (o.status = 'running' OR (o.status = 'queued' AND o.run_at <= $1 AND o.id < j.id))))"
+        );
         let take = |target: &str| {
             format!(
                 "UPDATE {t} SET status = 'running', attempts = attempts + 1, lease_owner = $2, \
@@ -581,8 +591,8 @@ impl JobQueue {
                 // SKIP LOCKED: a row another instance is claiming right now is passed over,
                 // not waited for, so claims never queue up behind each other.
                 let pick = format!(
-                    "(SELECT id FROM {t} WHERE {due} ORDER BY priority DESC, run_at, id \
-                     LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                    "(SELECT id FROM {t} j WHERE {due} AND {group_free} ORDER BY priority DESC, run_at, id \
+                     LIMIT 1 FOR UPDATE OF j SKIP LOCKED)"
                 );
                 sqlx::query_as(&take(&pick))
                     .bind(now)
@@ -606,7 +616,7 @@ impl JobQueue {
                         .execute(&mut *conn)
                         .await?;
                     let pick =
-                        format!("SELECT id FROM {t} WHERE {due} ORDER BY priority DESC, run_at, id LIMIT 1");
+                        format!("SELECT id FROM {t} j WHERE {due} AND {group_free} ORDER BY priority DESC, run_at, id LIMIT 1");
                     let id: Option<Uuid> = sqlx::query_scalar(&pick)
                         .bind(now)
                         .fetch_optional(&mut *conn)
@@ -722,6 +732,56 @@ impl JobQueue {
                 .bind(now)
                 .bind(lease.job.id)
                 .bind(&lease.owner)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Puts a running job aside until a person gives what it needs: queued but not due (for
+    /// [`PARK_MS`]), the attempt not counted, `details` kept as its progress (what the API shows
+    /// and what [`JobQueue::resume`] checks). `false` if the lease was no longer ours.
+    pub async fn park(&self, lease: &Lease, details: &Value) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let sql = format!(
+            "UPDATE {} SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             run_at = $1, updated_at = $2, lease_owner = NULL, lease_expires_at = NULL, progress = $3 \
+             WHERE id = $4 AND lease_owner = $5 AND status = 'running' AND NOT cancel_requested",
+            self.t()
+        );
+        let details = details.to_string();
+        let done = with_conn!(self.db, |conn| {
+            sqlx::query(&sql)
+                .bind(now + PARK_MS)
+                .bind(now)
+                .bind(&details)
+                .bind(lease.job.id)
+                .bind(&lease.owner)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Gives a parked job its input: its payload replaced by `payload`, due now. `false` when
+    /// the job is not waiting any more (resumed by someone else, cancelled).
+    pub async fn resume(&self, job: &Job, payload: &Value) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let sql = format!(
+            "UPDATE {} SET payload = $1, run_at = $2, updated_at = $2, progress = NULL \
+             WHERE id = $3 AND status = 'queued' AND updated_at = $4 AND run_at > $2",
+            self.t()
+        );
+        let payload = payload.to_string();
+        let updated_at = job.updated_at.timestamp_millis();
+        let done = with_conn!(self.db, |conn| {
+            sqlx::query(&sql)
+                .bind(&payload)
+                .bind(now)
+                .bind(job.id)
+                .bind(updated_at)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected()

@@ -6,6 +6,7 @@ mod brands;
 mod bundles;
 mod categories;
 mod common;
+mod import_batch;
 mod prices;
 mod products;
 mod search;
@@ -19,6 +20,7 @@ pub use brands::{Brand, BrandPatch, NewBrand};
 pub use bundles::{Bundle, BundleItem};
 pub use categories::{Category, CategoryPatch, NewCategory, ProductCategory};
 pub use common::{ChangeSource, Changed};
+pub use import_batch::{ImportBatch, ImportOffer, ImportOutcome, ImportRow, MissingReport, RollbackReport};
 pub use prices::{NewPrice, Price, PriceChange, PriceType};
 pub use products::{
     Attributes, PriceRange, ProductSort, SortKey, Total, UnknownSort, UpsertResult, EXACT_COUNT_LIMIT,
@@ -36,6 +38,11 @@ pub use variants::Variant;
 use serde::Serialize;
 
 use crate::Db;
+
+/// Now, to the microsecond (what both backends keep), for other modules' timestamps.
+pub fn now_micros() -> chrono::DateTime<chrono::Utc> {
+    common::now()
+}
 
 /// Catalog queries on the catalog database.
 #[derive(Debug, Clone)]

@@ -590,9 +590,9 @@ enum Shelf {
 /// when the item has some, and the status is kept: it is the product's lifecycle, changed
 /// through [`Catalog::update_product`], not by whatever a feed says.
 /// Serialises bulk upserts that key items by SKU (see [`Catalog::upsert_products_by_ean`]).
-const SKU_LOCK: &str = "catalog.products.sku";
+pub(super) const SKU_LOCK: &str = "catalog.products.sku";
 
-const UPSERT: &str = "INSERT INTO products (id, ean, sku, asin, title, description, brand, brand_id, \
+pub(super) const UPSERT: &str = "INSERT INTO products (id, ean, sku, asin, title, description, brand, brand_id, \
     primary_category_id, status, weight_grams, length_mm, width_mm, height_mm, attributes, created_at, updated_at, \
     title_key) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $18) \
@@ -630,7 +630,7 @@ const UPSERT: &str = "INSERT INTO products (id, ean, sku, asin, title, descripti
 /// EAN that arrives for a product known so far by its SKU only (it joins that product; `$2` is
 /// then set). Nothing is written when nothing would change. SKUs match without regard to
 /// case, and the stored spelling stays when only the case differs.
-const MERGE_INTO: &str = "UPDATE products SET \
+pub(super) const MERGE_INTO: &str = "UPDATE products SET \
     ean = COALESCE($2, ean), \
     sku = CASE WHEN lower(sku) = lower($3) THEN sku ELSE COALESCE($3, sku) END, \
     asin = COALESCE($4, asin), \
@@ -662,6 +662,181 @@ const MERGE_INTO: &str = "UPDATE products SET \
     OR height_mm IS DISTINCT FROM COALESCE($14, height_mm) \
     OR ($17 AND attributes IS DISTINCT FROM $15)) \
     RETURNING id";
+
+impl Catalog {
+    /// The brands and categories `items` name that do not exist, each with the error its items
+    /// fail with; checked once each, before a batch's transaction.
+    pub(super) async fn missing_refs(
+        &self,
+        items: &[NewProduct],
+    ) -> Result<std::collections::HashMap<Uuid, StoreError>, StoreError> {
+        let mut missing: std::collections::HashMap<Uuid, StoreError> = std::collections::HashMap::new();
+        let mut known = std::collections::HashSet::new();
+        for p in items {
+            for (b, c) in [(p.brand_id, None), (None, p.primary_category_id)] {
+                let Some(id) = b.or(c) else { continue };
+                if known.contains(&id) || missing.contains_key(&id) {
+                    continue;
+                }
+                match self.check_refs(b, c).await {
+                    Ok(()) => {
+                        known.insert(id);
+                    }
+                    Err(e @ StoreError::Invalid { .. }) => {
+                        missing.insert(id, e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(missing)
+    }
+}
+
+/// The upsert of [`Catalog::upsert_products`] on an open write transaction: `$tx` a
+/// `sqlx::Transaction` of either backend, `$items` `&[NewProduct]`, `$missing` the map of
+/// [`Catalog::missing_refs`], `$now` the write time. Evaluates to `Vec<UpsertResult>` (in input
+/// order) and returns early from the enclosing function on a database error. A macro because
+/// the transaction's type differs per backend (see [`with_conn!`]); an import's batch runs it
+/// inside its own transaction.
+macro_rules! upsert_items {
+    ($tx:ident, $items:expr, $missing:expr, $now:expr) => {{
+        let items: &[$crate::catalog::NewProduct] = $items;
+        let missing: &std::collections::HashMap<uuid::Uuid, $crate::StoreError> = $missing;
+        let now = $now;
+        let tx = &mut $tx;
+            let mut out = Vec::with_capacity(items.len());
+            for p in items {
+                let dangling = [p.brand_id, p.primary_category_id]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|id| missing.get(&id));
+                if let Some($crate::StoreError::Invalid { field, reason }) = dangling {
+                    out.push($crate::catalog::UpsertResult::Failed {
+                        field,
+                        message: reason.clone(),
+                    });
+                    continue;
+                }
+                if p.ean.is_none() && p.sku.is_none() {
+                    out.push($crate::catalog::UpsertResult::Failed {
+                        field: "ean",
+                        message: "an ean or a sku is required to upsert".into(),
+                    });
+                    continue;
+                }
+                if p.title.trim().is_empty() {
+                    out.push($crate::catalog::UpsertResult::Failed {
+                        field: "title",
+                        message: "title must not be empty".into(),
+                    });
+                    continue;
+                }
+                // The columns' CHECKs, asked here so that one bad item fails alone instead of
+                // aborting the transaction.
+                let negative = [
+                    ("weight_grams", p.weight_grams),
+                    ("length_mm", p.length_mm),
+                    ("width_mm", p.width_mm),
+                    ("height_mm", p.height_mm),
+                ]
+                .into_iter()
+                .find(|(_, v)| v.is_some_and(|v| v < 0));
+                if let Some((field, _)) = negative {
+                    out.push($crate::catalog::UpsertResult::Failed {
+                        field,
+                        message: format!("{field} must not be negative"),
+                    });
+                    continue;
+                }
+                let ean = p.ean.as_ref().map(pm_domain::Gtin::as_str);
+                // Which known row a SKU designates: for an item without an EAN, the live
+                // product with that SKU; for one with an EAN nobody has yet, the product known
+                // so far by that SKU alone, which the EAN joins (never a duplicate).
+                let by_sku: Option<Vec<uuid::Uuid>> = match (ean, p.sku.as_deref()) {
+                    (None, Some(sku)) => Some(
+                        sqlx::query_scalar(
+                            "SELECT id FROM products WHERE deleted_at IS NULL AND lower(sku) = lower($1) \
+                             ORDER BY id LIMIT 2",
+                        )
+                        .bind(sku)
+                        .fetch_all(&mut **tx)
+                        .await?,
+                    ),
+                    (Some(ean), Some(sku)) => Some(
+                        sqlx::query_scalar(
+                            "SELECT id FROM products WHERE deleted_at IS NULL AND ean IS NULL \
+                             AND lower(sku) = lower($1) AND NOT EXISTS \
+                             (SELECT 1 FROM products e WHERE e.ean = $2 AND e.deleted_at IS NULL) \
+                             ORDER BY id LIMIT 2",
+                        )
+                        .bind(sku)
+                        .bind(ean)
+                        .fetch_all(&mut **tx)
+                        .await?,
+                    ),
+                    _ => None,
+                };
+                let target = match by_sku.as_deref() {
+                    Some([id]) => Some(*id),
+                    Some([_, _, ..]) => {
+                        let sku = p.sku.as_deref().unwrap_or_default();
+                        out.push($crate::catalog::UpsertResult::Failed {
+                            field: "sku",
+                            message: if ean.is_some() {
+                                format!("{sku:?} is the sku of several products without an ean: which one this ean belongs to is ambiguous")
+                            } else {
+                                format!("{sku:?} is the sku of several products: give the item its ean")
+                            },
+                        });
+                        continue;
+                    }
+                    _ => None,
+                };
+                let title_key = pm_domain::text::sort_key(&p.title);
+                let fresh = uuid::Uuid::now_v7();
+                let sql = if target.is_some() { $crate::catalog::products::MERGE_INTO } else { $crate::catalog::products::UPSERT };
+                let written: Option<uuid::Uuid> = sqlx::query_scalar(sql)
+                    .bind(target.unwrap_or(fresh))
+                    .bind(ean)
+                    .bind(p.sku.as_deref())
+                    .bind(p.asin.as_ref().map(pm_domain::Asin::as_str))
+                    .bind(&p.title)
+                    .bind(p.description.as_deref())
+                    .bind(p.brand.as_deref())
+                    .bind(p.brand_id)
+                    .bind(p.primary_category_id)
+                    .bind(p.status.as_str())
+                    .bind(p.weight_grams)
+                    .bind(p.length_mm)
+                    .bind(p.width_mm)
+                    .bind(p.height_mm)
+                    .bind(sqlx::types::Json(&p.attributes))
+                    .bind(now)
+                    .bind(!p.attributes.is_empty())
+                    .bind(&title_key)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                out.push(match (written, target) {
+                    (Some(id), _) if id == fresh => $crate::catalog::UpsertResult::Created { id },
+                    (Some(id), _) => $crate::catalog::UpsertResult::Updated { id },
+                    (None, Some(id)) => $crate::catalog::UpsertResult::Unchanged { id },
+                    (None, None) => {
+                        // The EAN's live row, which the guarded update left alone.
+                        let id: uuid::Uuid = sqlx::query_scalar(
+                            "SELECT id FROM products WHERE ean = $1 AND deleted_at IS NULL",
+                        )
+                        .bind(ean)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                        $crate::catalog::UpsertResult::Unchanged { id }
+                    }
+                });
+            }
+            out
+    }};
+}
+pub(super) use upsert_items;
 
 impl Catalog {
     /// `Invalid` naming the field unless the referenced brand and category exist: a product
@@ -998,6 +1173,39 @@ impl Catalog {
         Ok((found_eans, found_skus))
     }
 
+    /// The live products with these SKUs (compared without regard to case), by lower-cased
+    /// SKU; a SKU several products share is left out (it designates none of them).
+    pub async fn ids_by_sku(
+        &self,
+        skus: &[String],
+    ) -> Result<std::collections::HashMap<String, Uuid>, StoreError> {
+        let mut found: std::collections::HashMap<String, Option<Uuid>> = std::collections::HashMap::new();
+        for chunk in skus.chunks(500) {
+            let mut sql =
+                Sql::new("SELECT lower(sku), id FROM products WHERE deleted_at IS NULL AND lower(sku) IN (");
+            for (i, k) in chunk.iter().enumerate() {
+                sql.push_arg(if i == 0 { "lower(" } else { ", lower(" }, text(k), ")");
+            }
+            sql.push(")");
+            let rows: Vec<(String, Uuid)> = with_conn!(self.db, |conn| {
+                bind_args!(sqlx::query_as(&sql.text), &sql.args)
+                    .fetch_all(&mut *conn)
+                    .await?
+            });
+            for (sku, id) in rows {
+                found
+                    .entry(sku)
+                    .and_modify(|e| {
+                        if *e != Some(id) {
+                            *e = None
+                        }
+                    })
+                    .or_insert(Some(id));
+            }
+        }
+        Ok(found.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+    }
+
     /// How many live products (or, with `trash`, products in the trash) match `filter`:
     /// exact up to [`EXACT_COUNT_LIMIT`] on PostgreSQL (the count stops there, so a broad
     /// filter over millions of rows costs a bounded scan), then the planner's estimate; exact
@@ -1165,26 +1373,7 @@ impl Catalog {
             return Ok(Vec::new());
         }
         let now = Utc::now();
-        // The brands and categories the batch names, checked once each before the transaction.
-        let mut missing: std::collections::HashMap<Uuid, StoreError> = std::collections::HashMap::new();
-        let mut known = std::collections::HashSet::new();
-        for p in &items {
-            for (b, c) in [(p.brand_id, None), (None, p.primary_category_id)] {
-                let Some(id) = b.or(c) else { continue };
-                if known.contains(&id) || missing.contains_key(&id) {
-                    continue;
-                }
-                match self.check_refs(b, c).await {
-                    Ok(()) => {
-                        known.insert(id);
-                    }
-                    Err(e @ StoreError::Invalid { .. }) => {
-                        missing.insert(id, e);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        let missing = self.missing_refs(&items).await?;
         // Items keyed by SKU look a row up before writing it; on PostgreSQL two batches doing
         // that at once could both insert the same new SKU, so such batches take turns (SQLite
         // writers always do).
@@ -1195,134 +1384,7 @@ impl Catalog {
             } else {
                 conn.begin_write().await?
             };
-            let mut out = Vec::with_capacity(items.len());
-            for p in &items {
-                let dangling = [p.brand_id, p.primary_category_id]
-                    .into_iter()
-                    .flatten()
-                    .find_map(|id| missing.get(&id));
-                if let Some(StoreError::Invalid { field, reason }) = dangling {
-                    out.push(UpsertResult::Failed {
-                        field,
-                        message: reason.clone(),
-                    });
-                    continue;
-                }
-                if p.ean.is_none() && p.sku.is_none() {
-                    out.push(UpsertResult::Failed {
-                        field: "ean",
-                        message: "an ean or a sku is required to upsert".into(),
-                    });
-                    continue;
-                }
-                if p.title.trim().is_empty() {
-                    out.push(UpsertResult::Failed {
-                        field: "title",
-                        message: "title must not be empty".into(),
-                    });
-                    continue;
-                }
-                // The columns' CHECKs, asked here so that one bad item fails alone instead of
-                // aborting the transaction.
-                let negative = [
-                    ("weight_grams", p.weight_grams),
-                    ("length_mm", p.length_mm),
-                    ("width_mm", p.width_mm),
-                    ("height_mm", p.height_mm),
-                ]
-                .into_iter()
-                .find(|(_, v)| v.is_some_and(|v| v < 0));
-                if let Some((field, _)) = negative {
-                    out.push(UpsertResult::Failed {
-                        field,
-                        message: format!("{field} must not be negative"),
-                    });
-                    continue;
-                }
-                let ean = p.ean.as_ref().map(Gtin::as_str);
-                // Which known row a SKU designates: for an item without an EAN, the live
-                // product with that SKU; for one with an EAN nobody has yet, the product known
-                // so far by that SKU alone, which the EAN joins (never a duplicate).
-                let by_sku: Option<Vec<Uuid>> = match (ean, p.sku.as_deref()) {
-                    (None, Some(sku)) => Some(
-                        sqlx::query_scalar(
-                            "SELECT id FROM products WHERE deleted_at IS NULL AND lower(sku) = lower($1) \
-                             ORDER BY id LIMIT 2",
-                        )
-                        .bind(sku)
-                        .fetch_all(&mut *tx)
-                        .await?,
-                    ),
-                    (Some(ean), Some(sku)) => Some(
-                        sqlx::query_scalar(
-                            "SELECT id FROM products WHERE deleted_at IS NULL AND ean IS NULL \
-                             AND lower(sku) = lower($1) AND NOT EXISTS \
-                             (SELECT 1 FROM products e WHERE e.ean = $2 AND e.deleted_at IS NULL) \
-                             ORDER BY id LIMIT 2",
-                        )
-                        .bind(sku)
-                        .bind(ean)
-                        .fetch_all(&mut *tx)
-                        .await?,
-                    ),
-                    _ => None,
-                };
-                let target = match by_sku.as_deref() {
-                    Some([id]) => Some(*id),
-                    Some([_, _, ..]) => {
-                        let sku = p.sku.as_deref().unwrap_or_default();
-                        out.push(UpsertResult::Failed {
-                            field: "sku",
-                            message: if ean.is_some() {
-                                format!("{sku:?} is the sku of several products without an ean: which one this ean belongs to is ambiguous")
-                            } else {
-                                format!("{sku:?} is the sku of several products: give the item its ean")
-                            },
-                        });
-                        continue;
-                    }
-                    _ => None,
-                };
-                let title_key = sort_key(&p.title);
-                let fresh = Uuid::now_v7();
-                let sql = if target.is_some() { MERGE_INTO } else { UPSERT };
-                let written: Option<Uuid> = sqlx::query_scalar(sql)
-                    .bind(target.unwrap_or(fresh))
-                    .bind(ean)
-                    .bind(p.sku.as_deref())
-                    .bind(p.asin.as_ref().map(Asin::as_str))
-                    .bind(&p.title)
-                    .bind(p.description.as_deref())
-                    .bind(p.brand.as_deref())
-                    .bind(p.brand_id)
-                    .bind(p.primary_category_id)
-                    .bind(p.status.as_str())
-                    .bind(p.weight_grams)
-                    .bind(p.length_mm)
-                    .bind(p.width_mm)
-                    .bind(p.height_mm)
-                    .bind(Json(&p.attributes))
-                    .bind(now)
-                    .bind(!p.attributes.is_empty())
-                    .bind(&title_key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                out.push(match (written, target) {
-                    (Some(id), _) if id == fresh => UpsertResult::Created { id },
-                    (Some(id), _) => UpsertResult::Updated { id },
-                    (None, Some(id)) => UpsertResult::Unchanged { id },
-                    (None, None) => {
-                        // The EAN's live row, which the guarded update left alone.
-                        let id: Uuid = sqlx::query_scalar(
-                            "SELECT id FROM products WHERE ean = $1 AND deleted_at IS NULL",
-                        )
-                        .bind(ean)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        UpsertResult::Unchanged { id }
-                    }
-                });
-            }
+            let out = upsert_items!(tx, &items, &missing, now);
             tx.commit().await?;
             Ok(out)
         })

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use pm_domain::{Currency, Money};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::common::{
@@ -49,7 +49,7 @@ pub struct SupplierPatch {
 }
 
 /// What one supplier sells as one of our products.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SupplierProduct {
     pub id: Uuid,
     pub supplier_id: Uuid,

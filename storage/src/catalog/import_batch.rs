@@ -1,0 +1,1224 @@
+//! An import's batch, written in one transaction: the products (the bulk upsert's rules), then
+//! their prices and stock and the supplier's offers, each read once for the whole batch,
+//! compared in memory and written with multi-row statements only where something changed.
+//! History rows carry the job id; what the job did to products and offers is journaled in the
+//! same transaction (`import_product_changes`, `import_offer_changes`), which is what
+//! [`Catalog::rollback_import`] undoes.
+//!
+//! Why one transaction per batch: a row's product, prices, stock and offer land together or
+//! not at all, so a job cut off mid-file (a crash, a lost lease) leaves whole batches behind,
+//! and its rerun finds them unchanged. And one commit per 1,000 rows instead of four per row is
+//! most of the speed (see BENCHMARKS.md).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use pm_domain::{Amount, Money};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::common::{non_negative_money, now, quantity, selling_price, DbAmount, Entity, RowExt};
+use super::prices::{Price, PriceType};
+use super::products::{product_from_row, upsert_items, NewProduct, Product, UpsertResult, COLUMNS, SKU_LOCK};
+use super::stocks::Stock;
+use super::suppliers::SupplierProduct;
+use super::Catalog;
+use crate::db::BeginLocked;
+use crate::{with_conn, Backend, StoreError};
+
+/// Rows of one multi-row statement at most (bind parameters stay far below SQLite's 32,766).
+const CHUNK: usize = 500;
+
+/// One row of an import: the product, and what the supplier says of it.
+#[derive(Debug, Clone, Default)]
+pub struct ImportRow {
+    pub product: NewProduct,
+    /// Prices without a validity window (an import states today's prices).
+    pub prices: Vec<(PriceType, Money)>,
+    /// The stock in the batch's warehouse.
+    pub stock: Option<i64>,
+    /// The supplier's offer under its own reference.
+    pub offer: Option<ImportOffer>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOffer {
+    pub supplier_sku: String,
+    pub cost: Option<Money>,
+    pub stock: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportBatch {
+    pub job_id: Uuid,
+    pub supplier_id: Uuid,
+    /// Where the rows' stock goes (the supplier's code).
+    pub warehouse: String,
+    pub rows: Vec<ImportRow>,
+}
+
+/// What happened to one row, in input order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportOutcome {
+    pub product: UpsertResult,
+    pub prices_changed: u32,
+    pub stock_changed: bool,
+    pub offer_changed: bool,
+    /// Values of the row that were refused (field, reason) while the rest landed.
+    pub refused: Vec<(&'static str, String)>,
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RollbackReport {
+    /// Products the job created, moved to the trash.
+    pub products_removed: u64,
+    /// Products the job updated, back to what they were.
+    pub products_restored: u64,
+    pub prices_restored: u64,
+    pub stocks_restored: u64,
+    pub offers_restored: u64,
+    /// Values changed again since the job (by a person or a later import): left as they are.
+    pub kept_changed_since: u64,
+    /// Product ids whose rows changed (for the caches).
+    #[serde(skip)]
+    pub product_ids: Vec<Uuid>,
+}
+
+/// The missing products of a full import: offers of the supplier the job did not list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MissingReport {
+    /// Offers set to supplier stock 0.
+    pub offers: u64,
+    /// Stocks in the supplier's warehouse set to 0.
+    pub stocks: u64,
+    #[serde(skip)]
+    pub product_ids: Vec<Uuid>,
+}
+
+/// A bound value of the statements built here.
+#[derive(Debug, Clone)]
+enum V {
+    Uuid(Option<Uuid>),
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(bool),
+    Time(DateTime<Utc>),
+}
+
+/// Binds `$args` (`&[V]`) to `$q` in order (a macro: the query type differs per backend).
+macro_rules! bind_v {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                V::Uuid(v) => q.bind(*v),
+                V::Text(v) => q.bind(v.clone()),
+                V::Int(v) => q.bind(*v),
+                V::Bool(v) => q.bind(*v),
+                V::Time(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// A statement over many rows: `head`, then one `(…)` group per row from `cols` (each `?` a
+/// placeholder, `#` a decimal placeholder, cast to NUMERIC on PostgreSQL), then `tail`.
+struct Multi {
+    sql: String,
+    args: Vec<V>,
+}
+
+fn multi(backend: Backend, head: &str, cols: &str, rows: &[Vec<V>], tail: &str) -> Multi {
+    let mut sql = String::with_capacity(head.len() + rows.len() * (cols.len() + 24) + tail.len());
+    sql.push_str(head);
+    let mut args = Vec::with_capacity(rows.len() * rows.first().map_or(0, Vec::len));
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in cols.chars() {
+            match c {
+                '?' | '#' => {
+                    args.push(V::Int(None)); // replaced below, keeps numbering in order
+                    let n = args.len();
+                    if c == '#' && backend == Backend::Postgres {
+                        sql.push_str(&format!("CAST(${n} AS NUMERIC)"));
+                    } else {
+                        sql.push_str(&format!("${n}"));
+                    }
+                }
+                other => sql.push(other),
+            }
+        }
+        sql.push(')');
+        let start = args.len() - row.len();
+        for (slot, v) in args[start..].iter_mut().zip(row) {
+            *slot = v.clone();
+        }
+    }
+    sql.push_str(tail);
+    Multi { sql, args }
+}
+
+/// `(?, ?, …)` with `n` placeholders after the `used` ones, for IN lists.
+fn in_list(used: usize, n: usize) -> String {
+    let mut s = String::from("(");
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&format!("${}", used + i + 1));
+    }
+    s.push(')');
+    s
+}
+
+fn amount_text(a: Amount) -> Option<String> {
+    Some(DbAmount::from(a).0.to_string())
+}
+
+/// A price or stock to write, decided before the writes.
+struct PriceWrite {
+    product_id: Uuid,
+    price_type: PriceType,
+    price: Money,
+    existing: Option<Price>,
+}
+
+struct StockWrite {
+    product_id: Uuid,
+    quantity: i64,
+    old: Option<i64>,
+}
+
+struct OfferWrite {
+    product_id: Uuid,
+    sku: String,
+    cost: Option<Money>,
+    stock: Option<i64>,
+    existing: Option<SupplierProduct>,
+}
+
+/// Executes a [`Multi`] on `$tx` (an open transaction of either backend).
+macro_rules! exec_multi {
+    ($tx:ident, $m:expr) => {{
+        let m: Multi = $m;
+        bind_v!(sqlx::query(&m.sql), &m.args).execute(&mut *$tx).await?;
+    }};
+}
+
+impl Catalog {
+    /// Writes an import's batch (at most [`super::MAX_UPSERT_BATCH`] rows) in one transaction
+    /// and says per row what happened. Rows whose product is refused write nothing else; a
+    /// price, stock or offer value that is refused (a negative amount, say) fails alone.
+    pub async fn import_batch(&self, batch: ImportBatch) -> Result<Vec<ImportOutcome>, StoreError> {
+        let ImportBatch {
+            job_id,
+            supplier_id,
+            warehouse,
+            rows,
+        } = batch;
+        if rows.len() > super::MAX_UPSERT_BATCH {
+            return Err(StoreError::Invalid {
+                field: "rows",
+                reason: format!("at most {} rows per batch", super::MAX_UPSERT_BATCH),
+            });
+        }
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let warehouse = super::common::code("warehouse", &warehouse, 64)?;
+        let backend = self.db.backend();
+        let products: Vec<NewProduct> = rows.iter().map(|r| r.product.clone()).collect();
+        let missing = self.missing_refs(&products).await?;
+        let eans: Vec<String> = products
+            .iter()
+            .filter_map(|p| p.ean.map(|e| e.as_str().to_owned()))
+            .collect();
+        let skus: Vec<String> = products
+            .iter()
+            .filter_map(|p| p.sku.as_ref().map(|s| s.to_lowercase()))
+            .collect();
+        let write_time = now();
+        with_conn!(self.db, |conn| {
+            // Items keyed by SKU take the SKU lock like any bulk upsert; prices and stocks of
+            // the batch's products are locked below, in one sorted statement.
+            let mut tx = conn.begin_locked(SKU_LOCK).await?;
+
+            // The products as they were, for the journal (what a rollback restores).
+            let mut before: HashMap<Uuid, Product> = HashMap::new();
+            for (column, keys) in [("ean", &eans), ("lower(sku)", &skus)] {
+                for part in keys.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT {COLUMNS} FROM products WHERE deleted_at IS NULL AND {column} IN {}",
+                        in_list(0, part.len())
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for v in part {
+                        q = q.bind(v.as_str());
+                    }
+                    for row in q.fetch_all(&mut *tx).await? {
+                        let p = product_from_row(&row)?;
+                        before.insert(p.id, p);
+                    }
+                }
+            }
+
+            let results = upsert_items!(tx, &products, &missing, write_time);
+            let mut out: Vec<ImportOutcome> = results
+                .into_iter()
+                .map(|product| ImportOutcome {
+                    product,
+                    prices_changed: 0,
+                    stock_changed: false,
+                    offer_changed: false,
+                    refused: Vec::new(),
+                })
+                .collect();
+            let id_of = |o: &ImportOutcome| match o.product {
+                UpsertResult::Created { id }
+                | UpsertResult::Updated { id }
+                | UpsertResult::Unchanged { id } => Some(id),
+                UpsertResult::Failed { .. } => None,
+            };
+
+            // The journal: created and updated products with their version now.
+            let touched: Vec<(Uuid, bool)> = out
+                .iter()
+                .filter_map(|o| match o.product {
+                    UpsertResult::Created { id } => Some((id, true)),
+                    UpsertResult::Updated { id } => Some((id, false)),
+                    _ => None,
+                })
+                .collect();
+            for part in touched.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id, version FROM products WHERE id IN {}",
+                    in_list(0, part.len())
+                );
+                let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql);
+                for (id, _) in part {
+                    q = q.bind(*id);
+                }
+                let versions: HashMap<Uuid, i64> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+                let rows: Vec<Vec<V>> = part
+                    .iter()
+                    .map(|(id, created)| {
+                        let prior = if *created { None } else { before.get(id) };
+                        vec![
+                            V::Uuid(Some(job_id)),
+                            V::Uuid(Some(*id)),
+                            V::Bool(*created),
+                            V::Text(prior.and_then(|p| serde_json::to_string(p).ok())),
+                            V::Int(Some(versions.get(id).copied().unwrap_or(1))),
+                            V::Time(write_time),
+                        ]
+                    })
+                    .collect();
+                let before_col = if backend == Backend::Postgres {
+                    "CAST(? AS JSONB)"
+                } else {
+                    "?"
+                };
+                exec_multi!(
+                    tx,
+                    multi(
+                        backend,
+                        "INSERT INTO import_product_changes (job_id, product_id, created, before, version_after, changed_at) VALUES ",
+                        &format!("?, ?, ?, {before_col}, ?, ?"),
+                        &rows,
+                        " ON CONFLICT (job_id, product_id) DO UPDATE SET version_after = excluded.version_after",
+                    )
+                );
+            }
+
+            // Prices and stocks: the last row of a product wins; values checked one by one.
+            let mut price_rows: HashMap<Uuid, usize> = HashMap::new();
+            for (i, o) in out.iter().enumerate() {
+                if let Some(id) = id_of(o) {
+                    price_rows.insert(id, i);
+                }
+            }
+            let mut ids: Vec<Uuid> = price_rows.keys().copied().collect();
+            ids.sort();
+            if backend == Backend::Postgres {
+                // The locks set_price and set_stock take, in sorted order (no deadlock between
+                // two batches, none with a single-key writer).
+                let mut keys: Vec<String> = ids
+                    .iter()
+                    .flat_map(|id| [format!("catalog.prices.{id}"), format!("catalog.stocks.{id}")])
+                    .collect();
+                keys.sort();
+                for part in keys.chunks(CHUNK) {
+                    let values: Vec<Vec<V>> = part.iter().map(|k| vec![V::Text(Some(k.clone()))]).collect();
+                    let m = multi(
+                        backend,
+                        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM \
+                         (SELECT k FROM (VALUES ",
+                        "CAST(? AS TEXT)",
+                        &values,
+                        ") AS t (k) ORDER BY k) AS s",
+                    );
+                    bind_v!(sqlx::query(&m.sql), &m.args).execute(&mut *tx).await?;
+                }
+            }
+            let mut existing_prices: HashMap<(Uuid, PriceType, String), Price> = HashMap::new();
+            let mut existing_stocks: HashMap<Uuid, Stock> = HashMap::new();
+            for part in ids.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id, product_id, price_type, currency, amount, valid_from, valid_to, updated_at \
+                     FROM product_prices WHERE valid_from IS NULL AND product_id IN {}",
+                    in_list(0, part.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for id in part {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let p = Price::from_row(&row)?;
+                    existing_prices.insert(
+                        (p.product_id, p.price_type, p.price.currency().as_str().to_owned()),
+                        p,
+                    );
+                }
+                let sql = format!(
+                    "SELECT id, product_id, warehouse, quantity, updated_at FROM product_stocks \
+                     WHERE warehouse = $1 AND product_id IN {}",
+                    in_list(1, part.len())
+                );
+                let mut q = sqlx::query(&sql).bind(&warehouse);
+                for id in part {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let s = Stock::from_row(&row)?;
+                    existing_stocks.insert(s.product_id, s);
+                }
+            }
+            let mut prices: Vec<(usize, PriceWrite)> = Vec::new();
+            let mut stocks: Vec<(usize, StockWrite)> = Vec::new();
+            let mut order: Vec<(Uuid, usize)> = price_rows.iter().map(|(id, i)| (*id, *i)).collect();
+            order.sort_by_key(|(_, i)| *i);
+            for (product_id, i) in order {
+                let row = &rows[i];
+                for (price_type, money) in &row.prices {
+                    let checked = match price_type {
+                        PriceType::Cost => non_negative_money("amount", *money),
+                        _ => selling_price("amount", *money),
+                    };
+                    let money = match checked {
+                        Ok(m) => m,
+                        Err(e) => {
+                            out[i].refused.push((price_type.as_str(), e.to_string()));
+                            continue;
+                        }
+                    };
+                    let existing = existing_prices
+                        .get(&(product_id, *price_type, money.currency().as_str().to_owned()))
+                        .cloned();
+                    if existing
+                        .as_ref()
+                        .is_some_and(|e| e.price == money && e.valid_to.is_none())
+                    {
+                        continue;
+                    }
+                    prices.push((
+                        i,
+                        PriceWrite {
+                            product_id,
+                            price_type: *price_type,
+                            price: money,
+                            existing,
+                        },
+                    ));
+                }
+                if let Some(q) = row.stock {
+                    match quantity("stock", q) {
+                        Err(e) => out[i].refused.push(("stock", e.to_string())),
+                        Ok(q) => {
+                            let old = existing_stocks.get(&product_id).map(|s| s.quantity);
+                            if old != Some(q) {
+                                stocks.push((
+                                    i,
+                                    StockWrite {
+                                        product_id,
+                                        quantity: q,
+                                        old,
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            // Prices: new ones in multi-row inserts, changed ones one update each; a history
+            // row for every changed amount.
+            let mut history: Vec<Vec<V>> = Vec::new();
+            let mut inserts: Vec<Vec<V>> = Vec::new();
+            for (i, w) in &prices {
+                let amount = amount_text(w.price.amount());
+                let currency = w.price.currency().as_str().to_owned();
+                match &w.existing {
+                    Some(e) => {
+                        let sql = if backend == Backend::Postgres {
+                            "UPDATE product_prices SET amount = CAST($2 AS NUMERIC), valid_to = NULL, updated_at = $3 WHERE id = $1"
+                        } else {
+                            "UPDATE product_prices SET amount = $2, valid_to = NULL, updated_at = $3 WHERE id = $1"
+                        };
+                        sqlx::query(sql)
+                            .bind(e.id)
+                            .bind(amount.clone())
+                            .bind(write_time)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    None => inserts.push(vec![
+                        V::Uuid(Some(Uuid::now_v7())),
+                        V::Uuid(Some(w.product_id)),
+                        V::Text(Some(w.price_type.as_str().to_owned())),
+                        V::Text(Some(currency.clone())),
+                        V::Text(amount.clone()),
+                        V::Time(write_time),
+                    ]),
+                }
+                let old = w.existing.as_ref().map(|e| e.price.amount());
+                if old != Some(w.price.amount()) {
+                    history.push(vec![
+                        V::Uuid(Some(Uuid::now_v7())),
+                        V::Uuid(Some(w.product_id)),
+                        V::Text(Some(w.price_type.as_str().to_owned())),
+                        V::Text(Some(currency)),
+                        V::Text(old.and_then(amount_text)),
+                        V::Text(amount),
+                        V::Uuid(Some(job_id)),
+                        V::Time(write_time),
+                    ]);
+                    out[*i].prices_changed += 1;
+                }
+            }
+            for part in inserts.chunks(CHUNK) {
+                exec_multi!(
+                    tx,
+                    multi(
+                        backend,
+                        "INSERT INTO product_prices (id, product_id, price_type, currency, amount, valid_from, valid_to, updated_at) VALUES ",
+                        "?, ?, ?, ?, #, NULL, NULL, ?",
+                        part,
+                        "",
+                    )
+                );
+            }
+            for part in history.chunks(CHUNK) {
+                exec_multi!(
+                    tx,
+                    multi(
+                        backend,
+                        "INSERT INTO price_history (id, product_id, price_type, currency, valid_from, old_amount, new_amount, source, import_job_id, changed_at) VALUES ",
+                        "?, ?, ?, ?, NULL, #, #, 'import', ?, ?",
+                        part,
+                        "",
+                    )
+                );
+            }
+            // Stocks: one multi-row upsert and the history of every change.
+            let stock_rows: Vec<Vec<V>> = stocks
+                .iter()
+                .map(|(_, w)| {
+                    vec![
+                        V::Uuid(Some(Uuid::now_v7())),
+                        V::Uuid(Some(w.product_id)),
+                        V::Text(Some(warehouse.clone())),
+                        V::Int(Some(w.quantity)),
+                        V::Time(write_time),
+                    ]
+                })
+                .collect();
+            for part in stock_rows.chunks(CHUNK) {
+                exec_multi!(
+                    tx,
+                    multi(
+                        backend,
+                        "INSERT INTO product_stocks (id, product_id, warehouse, quantity, updated_at) VALUES ",
+                        "?, ?, ?, ?, ?",
+                        part,
+                        " ON CONFLICT (product_id, warehouse) DO UPDATE SET quantity = excluded.quantity, \
+                         updated_at = excluded.updated_at",
+                    )
+                );
+            }
+            let stock_history: Vec<Vec<V>> = stocks
+                .iter()
+                .map(|(_, w)| {
+                    vec![
+                        V::Uuid(Some(Uuid::now_v7())),
+                        V::Uuid(Some(w.product_id)),
+                        V::Text(Some(warehouse.clone())),
+                        V::Int(w.old),
+                        V::Int(Some(w.quantity)),
+                        V::Uuid(Some(job_id)),
+                        V::Time(write_time),
+                    ]
+                })
+                .collect();
+            for part in stock_history.chunks(CHUNK) {
+                exec_multi!(
+                    tx,
+                    multi(
+                        backend,
+                        "INSERT INTO stock_history (id, product_id, warehouse, old_quantity, new_quantity, source, import_job_id, changed_at) VALUES ",
+                        "?, ?, ?, ?, ?, 'import', ?, ?",
+                        part,
+                        "",
+                    )
+                );
+            }
+            for (i, _) in &stocks {
+                out[*i].stock_changed = true;
+            }
+
+            // Offers: the last row of a supplier SKU wins.
+            let mut offer_rows: HashMap<String, usize> = HashMap::new();
+            for (i, row) in rows.iter().enumerate() {
+                let (Some(offer), Some(_)) = (&row.offer, id_of(&out[i])) else {
+                    continue;
+                };
+                match super::common::text("supplier_sku", &offer.supplier_sku, 128) {
+                    Ok(sku) => {
+                        offer_rows.insert(sku, i);
+                    }
+                    Err(e) => out[i].refused.push(("supplier_sku", e.to_string())),
+                }
+            }
+            let mut skus_sorted: Vec<String> = offer_rows.keys().cloned().collect();
+            skus_sorted.sort();
+            let mut existing_offers: HashMap<String, SupplierProduct> = HashMap::new();
+            for part in skus_sorted.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id, supplier_id, product_id, supplier_sku, cost_amount, cost_currency, supplier_stock, \
+                     lead_time_days, last_seen_import, last_seen_at, created_at, updated_at \
+                     FROM supplier_products WHERE supplier_id = $1 AND supplier_sku IN {}",
+                    in_list(1, part.len())
+                );
+                let mut q = sqlx::query(&sql).bind(supplier_id);
+                for s in part {
+                    q = q.bind(s.as_str());
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let o = SupplierProduct::from_row(&row)?;
+                    existing_offers.insert(o.supplier_sku.clone(), o);
+                }
+            }
+            let mut writes: Vec<(usize, OfferWrite)> = Vec::new();
+            let mut seen_unchanged: Vec<String> = Vec::new();
+            for sku in &skus_sorted {
+                let i = offer_rows[sku];
+                let Some(product_id) = id_of(&out[i]) else {
+                    continue;
+                };
+                let Some(offer) = rows[i].offer.as_ref() else {
+                    continue;
+                };
+                let cost = match offer
+                    .cost
+                    .map(|m| non_negative_money("cost_price", m))
+                    .transpose()
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        out[i].refused.push(("cost_price", e.to_string()));
+                        None
+                    }
+                };
+                let stock = match offer.stock.map(|q| quantity("supplier_stock", q)).transpose() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        out[i].refused.push(("supplier_stock", e.to_string()));
+                        None
+                    }
+                };
+                let existing = existing_offers.remove(sku);
+                let differs = match &existing {
+                    None => true,
+                    Some(e) => {
+                        e.product_id != product_id
+                            || cost.is_some_and(|c| e.cost_price != Some(c))
+                            || stock.is_some_and(|s| e.supplier_stock != Some(s))
+                    }
+                };
+                if differs {
+                    writes.push((
+                        i,
+                        OfferWrite {
+                            product_id,
+                            sku: sku.clone(),
+                            cost,
+                            stock,
+                            existing,
+                        },
+                    ));
+                } else {
+                    seen_unchanged.push(sku.clone());
+                }
+            }
+            let offer_values: Vec<Vec<V>> = writes
+                .iter()
+                .map(|(_, w)| {
+                    vec![
+                        V::Uuid(Some(Uuid::now_v7())),
+                        V::Uuid(Some(supplier_id)),
+                        V::Uuid(Some(w.product_id)),
+                        V::Text(Some(w.sku.clone())),
+                        V::Text(w.cost.and_then(|c| amount_text(c.amount()))),
+                        V::Text(w.cost.map(|c| c.currency().as_str().to_owned())),
+                        V::Int(w.stock),
+                        V::Uuid(Some(job_id)),
+                        V::Time(write_time),
+                        V::Time(write_time),
+                        V::Time(write_time),
+                    ]
+                })
+                .collect();
+            for part in offer_values.chunks(CHUNK) {
+                exec_multi!(
+                    tx,
+                    multi(
+                        backend,
+                        "INSERT INTO supplier_products (id, supplier_id, product_id, supplier_sku, cost_amount, \
+                         cost_currency, supplier_stock, lead_time_days, last_seen_import, last_seen_at, created_at, updated_at) VALUES ",
+                        "?, ?, ?, ?, #, ?, ?, NULL, ?, ?, ?, ?",
+                        part,
+                        " ON CONFLICT (supplier_id, supplier_sku) DO UPDATE SET \
+                         product_id = excluded.product_id, \
+                         cost_amount = COALESCE(excluded.cost_amount, supplier_products.cost_amount), \
+                         cost_currency = COALESCE(excluded.cost_currency, supplier_products.cost_currency), \
+                         supplier_stock = COALESCE(excluded.supplier_stock, supplier_products.supplier_stock), \
+                         last_seen_import = excluded.last_seen_import, \
+                         last_seen_at = excluded.last_seen_at, \
+                         updated_at = excluded.updated_at",
+                    )
+                );
+            }
+            let journal: Vec<Vec<V>> = writes
+                .iter()
+                .map(|(_, w)| {
+                    vec![
+                        V::Uuid(Some(job_id)),
+                        V::Uuid(Some(supplier_id)),
+                        V::Text(Some(w.sku.clone())),
+                        V::Bool(w.existing.is_none()),
+                        V::Text(w.existing.as_ref().and_then(|e| serde_json::to_string(e).ok())),
+                        V::Time(write_time),
+                    ]
+                })
+                .collect();
+            let before_col = if backend == Backend::Postgres {
+                "CAST(? AS JSONB)"
+            } else {
+                "?"
+            };
+            for part in journal.chunks(CHUNK) {
+                exec_multi!(
+                    tx,
+                    multi(
+                        backend,
+                        "INSERT INTO import_offer_changes (job_id, supplier_id, supplier_sku, created, before, changed_at) VALUES ",
+                        &format!("?, ?, ?, ?, {before_col}, ?"),
+                        part,
+                        " ON CONFLICT (job_id, supplier_id, supplier_sku) DO NOTHING",
+                    )
+                );
+            }
+            for (i, _) in &writes {
+                out[*i].offer_changed = true;
+            }
+            // Listed by this job: what a full import's missing products are told apart by.
+            for part in seen_unchanged.chunks(CHUNK) {
+                let sql = format!(
+                    "UPDATE supplier_products SET last_seen_import = $1, last_seen_at = $2 \
+                     WHERE supplier_id = $3 AND supplier_sku IN {}",
+                    in_list(3, part.len())
+                );
+                let mut q = sqlx::query(&sql).bind(job_id).bind(write_time).bind(supplier_id);
+                for s in part {
+                    q = q.bind(s.as_str());
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+}
+
+/// One value's change by a job, as its history rows tell it: the value before the job's first
+/// change and after its last.
+struct Undo<K, T> {
+    key: K,
+    old: Option<T>,
+    new: Option<T>,
+}
+
+/// History rows `(key, old, new)` in the order they were written, folded per key.
+fn undo_list<K: Eq + std::hash::Hash + Clone, T>(
+    rows: impl IntoIterator<Item = (K, Option<T>, Option<T>)>,
+) -> Vec<Undo<K, T>> {
+    let mut index: HashMap<K, usize> = HashMap::new();
+    let mut out: Vec<Undo<K, T>> = Vec::new();
+    for (key, old, new) in rows {
+        match index.get(&key) {
+            Some(&i) => out[i].new = new,
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push(Undo { key, old, new });
+            }
+        }
+    }
+    out
+}
+
+impl Catalog {
+    /// Undoes what import job `job_id` did, in one transaction: prices and stocks back to their
+    /// values before it (from their history), products it updated back to what they were,
+    /// products it created to the trash, offers back or removed. A value someone changed since
+    /// (a person, a later import) is kept and counted in `kept_changed_since`. The undo writes
+    /// history rows like any change, attributed to the job.
+    pub async fn rollback_import(&self, job_id: Uuid) -> Result<RollbackReport, StoreError> {
+        let backend = self.db.backend();
+        let numeric = |p: &str| {
+            if backend == Backend::Postgres {
+                format!("CAST({p} AS NUMERIC)")
+            } else {
+                p.to_owned()
+            }
+        };
+        let t = now();
+        let mut report = RollbackReport::default();
+        let mut ids: HashSet<Uuid> = HashSet::new();
+        with_conn!(self.db, |conn| {
+            let mut tx = conn.begin_locked(SKU_LOCK).await?;
+
+            // Prices.
+            let rows = sqlx::query(
+                "SELECT product_id, price_type, currency, old_amount, new_amount FROM price_history \
+                 WHERE import_job_id = $1 AND valid_from IS NULL ORDER BY changed_at, id",
+            )
+            .bind(job_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut changes = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let key: (Uuid, String, String) =
+                    (r.col("product_id")?, r.col("price_type")?, r.col("currency")?);
+                changes.push((
+                    key,
+                    r.col::<Option<Amount>>("old_amount")?,
+                    r.col::<Option<Amount>>("new_amount")?,
+                ));
+            }
+            for u in undo_list(changes) {
+                let (product_id, kind, currency) = &u.key;
+                let current = sqlx::query(
+                    "SELECT id, amount FROM product_prices WHERE product_id = $1 AND price_type = $2 \
+                     AND currency = $3 AND valid_from IS NULL",
+                )
+                .bind(*product_id)
+                .bind(kind.as_str())
+                .bind(currency.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let current: Option<(Uuid, Amount)> = match &current {
+                    Some(r) => Some((r.col("id")?, r.col("amount")?)),
+                    None => None,
+                };
+                if current.map(|c| c.1) != u.new {
+                    report.kept_changed_since += 1;
+                    continue;
+                }
+                match (current, u.old) {
+                    (Some((id, _)), None) => {
+                        sqlx::query("DELETE FROM product_prices WHERE id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    (Some((id, _)), Some(old)) => {
+                        let sql = format!(
+                            "UPDATE product_prices SET amount = {}, updated_at = $3 WHERE id = $1",
+                            numeric("$2")
+                        );
+                        sqlx::query(&sql)
+                            .bind(id)
+                            .bind(amount_text(old))
+                            .bind(t)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    (None, Some(old)) => {
+                        let sql = format!(
+                            "INSERT INTO product_prices (id, product_id, price_type, currency, amount, \
+                             valid_from, valid_to, updated_at) VALUES ($1, $2, $3, $4, {}, NULL, NULL, $6)",
+                            numeric("$5")
+                        );
+                        sqlx::query(&sql)
+                            .bind(Uuid::now_v7())
+                            .bind(*product_id)
+                            .bind(kind.as_str())
+                            .bind(currency.as_str())
+                            .bind(amount_text(old))
+                            .bind(t)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    (None, None) => continue,
+                }
+                let sql = format!(
+                    "INSERT INTO price_history (id, product_id, price_type, currency, valid_from, old_amount, \
+                     new_amount, source, import_job_id, changed_at) VALUES ($1, $2, $3, $4, NULL, {}, {}, 'import', $7, $8)",
+                    numeric("$5"),
+                    numeric("$6")
+                );
+                sqlx::query(&sql)
+                    .bind(Uuid::now_v7())
+                    .bind(*product_id)
+                    .bind(kind.as_str())
+                    .bind(currency.as_str())
+                    .bind(u.new.and_then(amount_text))
+                    .bind(u.old.and_then(amount_text))
+                    .bind(job_id)
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?;
+                report.prices_restored += 1;
+                ids.insert(*product_id);
+            }
+
+            // Stocks.
+            let rows = sqlx::query(
+                "SELECT product_id, warehouse, old_quantity, new_quantity FROM stock_history \
+                 WHERE import_job_id = $1 ORDER BY changed_at, id",
+            )
+            .bind(job_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut changes = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let key: (Uuid, String) = (r.col("product_id")?, r.col("warehouse")?);
+                let old: Option<i64> = r.col("old_quantity")?;
+                let new: Option<i64> = r.col("new_quantity")?;
+                changes.push((key, old, new));
+            }
+            for u in undo_list(changes) {
+                let (old, new) = (u.old, u.new);
+                let (product_id, warehouse) = &u.key;
+                let current: Option<i64> = sqlx::query_scalar(
+                    "SELECT quantity FROM product_stocks WHERE product_id = $1 AND warehouse = $2",
+                )
+                .bind(*product_id)
+                .bind(warehouse.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if current != new {
+                    report.kept_changed_since += 1;
+                    continue;
+                }
+                match old {
+                    None => {
+                        sqlx::query("DELETE FROM product_stocks WHERE product_id = $1 AND warehouse = $2")
+                            .bind(*product_id)
+                            .bind(warehouse.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Some(q) => {
+                        sqlx::query(
+                            "INSERT INTO product_stocks (id, product_id, warehouse, quantity, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (product_id, warehouse) DO UPDATE \
+                             SET quantity = excluded.quantity, updated_at = excluded.updated_at",
+                        )
+                        .bind(Uuid::now_v7())
+                        .bind(*product_id)
+                        .bind(warehouse.as_str())
+                        .bind(q)
+                        .bind(t)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO stock_history (id, product_id, warehouse, old_quantity, new_quantity, source, \
+                     import_job_id, changed_at) VALUES ($1, $2, $3, $4, $5, 'import', $6, $7)",
+                )
+                .bind(Uuid::now_v7())
+                .bind(*product_id)
+                .bind(warehouse.as_str())
+                .bind(new)
+                .bind(old)
+                .bind(job_id)
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
+                report.stocks_restored += 1;
+                ids.insert(*product_id);
+            }
+
+            // Offers: back to what they were (or removed) while nobody wrote them since.
+            let rows = sqlx::query(
+                "SELECT supplier_id, supplier_sku, created, CAST(before AS TEXT) AS before, changed_at \
+                 FROM import_offer_changes WHERE job_id = $1",
+            )
+            .bind(job_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in &rows {
+                let supplier_id: Uuid = r.col("supplier_id")?;
+                let sku: String = r.col("supplier_sku")?;
+                let created: bool = r.col("created")?;
+                let before: Option<String> = r.col("before")?;
+                let changed_at: DateTime<Utc> = r.col("changed_at")?;
+                let before: Option<SupplierProduct> = match before {
+                    Some(b) => {
+                        Some(serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    }
+                    None => None,
+                };
+                let done = match (created, before) {
+                    (true, _) => sqlx::query(
+                        "DELETE FROM supplier_products WHERE supplier_id = $1 AND supplier_sku = $2 AND updated_at = $3",
+                    )
+                    .bind(supplier_id)
+                    .bind(sku.as_str())
+                    .bind(changed_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                    (false, Some(b)) => {
+                        let sql = format!(
+                            "UPDATE supplier_products SET product_id = $3, cost_amount = {}, cost_currency = $5, \
+                             supplier_stock = $6, last_seen_import = $7, last_seen_at = $8, updated_at = $9 \
+                             WHERE supplier_id = $1 AND supplier_sku = $2 AND updated_at = $10",
+                            numeric("$4")
+                        );
+                        sqlx::query(&sql)
+                            .bind(supplier_id)
+                            .bind(sku.as_str())
+                            .bind(b.product_id)
+                            .bind(b.cost_price.and_then(|c| amount_text(c.amount())))
+                            .bind(b.cost_price.map(|c| c.currency().as_str().to_owned()))
+                            .bind(b.supplier_stock)
+                            .bind(b.last_seen_import)
+                            .bind(b.last_seen_at)
+                            // As it was: an earlier job's rollback then finds it as that job
+                            // left it.
+                            .bind(b.updated_at)
+                            .bind(changed_at)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                    }
+                    (false, None) => 0,
+                };
+                if done > 0 {
+                    report.offers_restored += 1;
+                } else {
+                    report.kept_changed_since += 1;
+                }
+            }
+
+            // Products: while still at the version the job left them.
+            let rows = sqlx::query(
+                "SELECT product_id, created, CAST(before AS TEXT) AS before, version_after \
+                 FROM import_product_changes WHERE job_id = $1",
+            )
+            .bind(job_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in &rows {
+                let id: Uuid = r.col("product_id")?;
+                let created: bool = r.col("created")?;
+                let before: Option<String> = r.col("before")?;
+                let version: i64 = r.col("version_after")?;
+                let done = if created {
+                    sqlx::query(
+                        "UPDATE products SET deleted_at = $2, updated_at = $2, version = version + 1 \
+                         WHERE id = $1 AND version = $3 AND deleted_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(t)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                } else if let Some(b) = before {
+                    let p: Product =
+                        serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let n = sqlx::query(
+                        "UPDATE products SET ean = $3, sku = $4, asin = $5, title = $6, title_key = $7, \
+                         description = $8, brand = $9, brand_id = $10, primary_category_id = $11, status = $12, \
+                         weight_grams = $13, length_mm = $14, width_mm = $15, height_mm = $16, attributes = $17, \
+                         updated_at = $18, version = version + 1 WHERE id = $1 AND version = $2 AND deleted_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(version)
+                    .bind(p.ean.as_ref().map(pm_domain::Gtin::as_str))
+                    .bind(p.sku.as_deref())
+                    .bind(p.asin.as_ref().map(pm_domain::Asin::as_str))
+                    .bind(&p.title)
+                    .bind(pm_domain::text::sort_key(&p.title))
+                    .bind(p.description.as_deref())
+                    .bind(p.brand.as_deref())
+                    .bind(p.brand_id)
+                    .bind(p.primary_category_id)
+                    .bind(p.status.as_str())
+                    .bind(p.weight_grams)
+                    .bind(p.length_mm)
+                    .bind(p.width_mm)
+                    .bind(p.height_mm)
+                    .bind(sqlx::types::Json(&p.attributes))
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n > 0 {
+                        // The product is as the job before this one left it: that job's
+                        // journal now names the new version, so its own rollback still applies.
+                        sqlx::query(
+                            "UPDATE import_product_changes SET version_after = $1 \
+                             WHERE product_id = $2 AND version_after = $3 AND job_id <> $4",
+                        )
+                        .bind(version + 1)
+                        .bind(id)
+                        .bind(p.version)
+                        .bind(job_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    n
+                } else {
+                    0
+                };
+                if done > 0 {
+                    if created {
+                        report.products_removed += 1;
+                    } else {
+                        report.products_restored += 1;
+                    }
+                    ids.insert(id);
+                } else {
+                    report.kept_changed_since += 1;
+                }
+            }
+            tx.commit().await?;
+        });
+        report.product_ids = ids.into_iter().collect();
+        Ok(report)
+    }
+
+    /// A full import's end: the supplier's offers that job `job_id` did not list get supplier
+    /// stock 0, and so do their products' stocks in `warehouse` (with history): never deleted.
+    /// Journaled like the job's other changes, so a rollback undoes this too.
+    pub async fn mark_missing(
+        &self,
+        job_id: Uuid,
+        supplier_id: Uuid,
+        warehouse: &str,
+    ) -> Result<MissingReport, StoreError> {
+        let warehouse = super::common::code("warehouse", warehouse, 64)?;
+        let t = now();
+        let backend = self.db.backend();
+        let mut report = MissingReport::default();
+        with_conn!(self.db, |conn| {
+            let mut tx = conn.begin_write().await?;
+            let rows = sqlx::query(
+                "SELECT id, supplier_id, product_id, supplier_sku, cost_amount, cost_currency, supplier_stock, \
+                 lead_time_days, last_seen_import, last_seen_at, created_at, updated_at FROM supplier_products \
+                 WHERE supplier_id = $1 AND (last_seen_import IS NULL OR last_seen_import <> $2) \
+                 AND (supplier_stock IS NULL OR supplier_stock <> 0)",
+            )
+            .bind(supplier_id)
+            .bind(job_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let offers: Vec<SupplierProduct> = rows
+                .iter()
+                .map(SupplierProduct::from_row)
+                .collect::<Result<_, _>>()?;
+            let before_col = if backend == Backend::Postgres {
+                "CAST(? AS JSONB)"
+            } else {
+                "?"
+            };
+            for part in offers.chunks(CHUNK) {
+                let journal: Vec<Vec<V>> = part
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            V::Uuid(Some(job_id)),
+                            V::Uuid(Some(supplier_id)),
+                            V::Text(Some(o.supplier_sku.clone())),
+                            V::Bool(false),
+                            V::Text(serde_json::to_string(o).ok()),
+                            V::Time(t),
+                        ]
+                    })
+                    .collect();
+                exec_multi!(
+                    tx,
+                    multi(
+                        backend,
+                        "INSERT INTO import_offer_changes (job_id, supplier_id, supplier_sku, created, before, changed_at) VALUES ",
+                        &format!("?, ?, ?, ?, {before_col}, ?"),
+                        &journal,
+                        " ON CONFLICT (job_id, supplier_id, supplier_sku) DO NOTHING",
+                    )
+                );
+                let sql = format!(
+                    "UPDATE supplier_products SET supplier_stock = 0, updated_at = $1 WHERE id IN {}",
+                    in_list(1, part.len())
+                );
+                let mut q = sqlx::query(&sql).bind(t);
+                for o in part {
+                    q = q.bind(o.id);
+                }
+                report.offers += q.execute(&mut *tx).await?.rows_affected();
+                // The products' stock in the supplier's warehouse, where not 0 already.
+                let sql = format!(
+                    "SELECT product_id, quantity FROM product_stocks WHERE warehouse = $1 AND quantity <> 0 \
+                     AND product_id IN {}",
+                    in_list(1, part.len())
+                );
+                let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql).bind(&warehouse);
+                for o in part {
+                    q = q.bind(o.product_id);
+                }
+                let stocks = q.fetch_all(&mut *tx).await?;
+                for (product_id, old) in stocks {
+                    sqlx::query("UPDATE product_stocks SET quantity = 0, updated_at = $3 WHERE product_id = $1 AND warehouse = $2")
+                        .bind(product_id)
+                        .bind(&warehouse)
+                        .bind(t)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO stock_history (id, product_id, warehouse, old_quantity, new_quantity, source, \
+                         import_job_id, changed_at) VALUES ($1, $2, $3, $4, 0, 'import', $5, $6)",
+                    )
+                    .bind(Uuid::now_v7())
+                    .bind(product_id)
+                    .bind(&warehouse)
+                    .bind(old)
+                    .bind(job_id)
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?;
+                    report.stocks += 1;
+                    report.product_ids.push(product_id);
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(report)
+    }
+}
