@@ -252,16 +252,29 @@ fn job_kinds(
     stores: &Stores,
     databases: &Databases,
     objects: &Arc<dyn pm_storage::object_store::ObjectStore>,
+    sup: &Supervisor,
 ) -> JobKinds {
     let mut kinds = JobKinds::default();
+    // One session per supplier with an import running: a dynamic child of `import.session`.
+    let deps = Arc::new(crate::jobs::import::ImportDeps {
+        catalog: stores.catalog_bulk.clone(),
+        objects: objects.clone(),
+        imports: pm_storage::imports::Imports::new(databases.get(Database::Imports).clone()),
+        core: stores.core.clone(),
+    });
+    let spec = pm_supervisors::DynamicSpec::new("import.session", "import_session", move |supplier: &str| {
+        crate::jobs::session::ImportSession::new(supplier, deps.clone())
+    })
+    .max_children(settings.imports.max_sessions.max(1))
+    .idle_after(Some(Duration::from_secs(
+        settings.imports.session_idle_secs.max(1),
+    )))
+    .capacity(64);
     kinds.register(
         Queue::Imports,
         crate::jobs::import::KIND,
         crate::jobs::import::ImportFile {
-            catalog: stores.catalog_bulk.clone(),
-            objects: objects.clone(),
-            imports: pm_storage::imports::Imports::new(databases.get(Database::Imports).clone()),
-            core: stores.core.clone(),
+            sessions: sup.dynamic(spec),
         },
     );
     if settings.jobs.debug_kinds {
@@ -289,8 +302,8 @@ fn start_jobs(
         max_delay: Duration::from_secs(j.retry_max_delay_secs),
         max_attempts: j.max_attempts.max(1),
     };
-    let kinds = job_kinds(settings, stores, databases, objects);
     let sup = root.child_supervisor("jobs", Strategy::OneForOne, intensity);
+    let kinds = job_kinds(settings, stores, databases, objects, &sup);
     let mut gates = Vec::new();
     let mut workers = Vec::new();
     let held = crate::jobs::HeldLeases::default();

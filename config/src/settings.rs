@@ -298,6 +298,10 @@ pub struct AuthSettings {
 pub struct ImportSettings {
     /// The largest supplier file an upload may bring.
     pub max_upload_bytes: usize,
+    /// Import sessions alive at most (one per supplier with an import running).
+    pub max_sessions: usize,
+    /// A session with no import for this long stops (and leaves `/admin/actors`).
+    pub session_idle_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

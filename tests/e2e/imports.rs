@@ -357,13 +357,73 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
                 last
             }
         };
-        let failed = run(None).await;
-        assert_eq!(failed["status"], "failed", "{failed}");
-        let why = failed["last_error"].as_str().unwrap();
+        // Without a mapping the job waits for one (awaiting_mapping), saying what it needs and
+        // listing the file's columns; given one (and saved as a template), it runs.
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/suppliers/{sid}/imports")))
+            .multipart(reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(odd.clone()).file_name("odd.csv"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let waiting: Value = r.json().await.unwrap();
+        let wpath = format!("/api/v1/imports/jobs/{}", waiting["id"].as_str().unwrap());
+        let mut last = Value::Null;
         assert!(
-            why.contains("a mapping is needed") && why.contains("col_b"),
-            "{why}"
+            app.wait_for(&wpath, |_, j| {
+                last = j.clone();
+                j["import_status"] == "awaiting_mapping" || j["status"] == "failed"
+            })
+            .await,
+            "{last}"
         );
+        assert_eq!(last["import_status"], "awaiting_mapping", "{backend:?}: {last}");
+        assert_eq!(last["progress"]["headers"], json!(["col_a", "col_b"]), "{last}");
+        assert!(
+            last["progress"]["missing"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty()),
+            "{last}"
+        );
+        // A mapping naming a column the file lacks is refused at the edge; a good one resumes.
+        let (st, _) = app
+            .post(
+                &format!("{wpath}/mapping"),
+                json!({"mapping": {"col_a": "colour"}}),
+            )
+            .await;
+        assert_eq!(st, 422);
+        let (st, resumed) = app
+            .post(
+                &format!("{wpath}/mapping"),
+                json!({"mapping": {"col_a": "ean", "col_b": "title"}, "save_as": "odd columns"}),
+            )
+            .await;
+        assert_eq!(st, 202, "{resumed}");
+        assert!(
+            app.wait_for(&wpath, |_, j| {
+                last = j.clone();
+                j["status"] == "succeeded" || j["status"] == "failed"
+            })
+            .await,
+            "{last}"
+        );
+        assert_eq!(last["status"], "succeeded", "{last}");
+        let (st, again) = app
+            .post(
+                &format!("{wpath}/mapping"),
+                json!({"mapping": {"col_a": "ean", "col_b": "title"}}),
+            )
+            .await;
+        assert_eq!(st, 409, "{again}");
+        let (_, templates) = app
+            .get(&format!("/api/v1/suppliers/{sid}/mapping-templates"))
+            .await;
+        assert_eq!(templates[0]["name"], "odd columns", "{templates}");
         let done = run(Some(r#"{"col_a": "ean", "col_b": "title"}"#)).await;
         assert_eq!(done["status"], "succeeded", "{done}");
         assert_eq!(
@@ -441,5 +501,242 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
         };
         assert_eq!(st, 404);
         app.stop().await;
+    }
+}
+
+/// Uploads `body` as `name` for `supplier` with `query`, waits until the import ends; the job
+/// as the imports API shows it.
+async fn upload_and_wait(app: &TestApp, supplier: &str, name: &str, body: Vec<u8>, query: &str) -> Value {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(body).file_name(name.to_owned()),
+    );
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/suppliers/{supplier}/imports{query}")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job: Value = r.json().await.unwrap();
+    let path = format!("/api/v1/imports/jobs/{}", job["id"].as_str().unwrap());
+    let mut last = Value::Null;
+    assert!(
+        app.wait_for(&path, |_, j| {
+            last = j.clone();
+            matches!(j["status"].as_str(), Some("succeeded" | "failed" | "cancelled"))
+        })
+        .await,
+        "{last}"
+    );
+    last
+}
+
+/// The product with this EAN, as searched.
+async fn by_ean(app: &TestApp, ean: &str) -> Value {
+    let (_, hits) = app.get(&format!("/api/v1/products/search?q={ean}")).await;
+    hits["items"][0]["product"].clone()
+}
+
+async fn price_of(app: &TestApp, product: &str) -> Value {
+    let (_, prices) = app.get(&format!("/api/v1/products/{product}/prices")).await;
+    prices[0]["amount"].clone()
+}
+
+async fn stock_of(app: &TestApp, product: &str) -> Value {
+    let (_, stocks) = app.get(&format!("/api/v1/products/{product}/stocks")).await;
+    stocks[0]["quantity"].clone()
+}
+
+/// A saved template with transforms, a full import that sets the missing product's stock to
+/// 0, the rollback of each import in turn (values back, created products to the trash), the
+/// day's statistics, and the supplier's session in `/admin/actors`.
+#[tokio::test]
+async fn templates_full_imports_rollbacks_and_statistics() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "acme", "name": "Acme"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        // A bad template is refused naming the rule; a good one is saved.
+        let (st, bad) = app
+            .post(
+                &format!("/api/v1/suppliers/{sid}/mapping-templates"),
+                json!({"name": "broken", "template": {"columns": [
+                    {"source": "Code", "target": "ean"},
+                    {"source": "Libellé", "target": "title"},
+                    {"source": "Prix", "target": "cost_price", "transforms": [{"op": "multiply", "by": "abc"}]}]}}),
+            )
+            .await;
+        assert_eq!(st, 422, "{bad}");
+        let (st, template) = app
+            .post(
+                &format!("/api/v1/suppliers/{sid}/mapping-templates"),
+                json!({"name": "acme tarif", "template": {"columns": [
+                    {"source": "Code", "target": "ean"},
+                    {"source": "Libellé", "target": "title", "transforms": [{"op": "trim"}, {"op": "case", "to": "upper"}]},
+                    {"source": "Prix", "target": "cost_price", "transforms": [
+                        {"op": "decimal_comma"}, {"op": "multiply", "by": "1.2"}, {"op": "round", "places": 2}]},
+                    {"source": "Qté", "target": "stock"}]}}),
+            )
+            .await;
+        assert_eq!(st, 201, "{template}");
+        let tid = template["id"].as_str().unwrap();
+        let first = "Code;Libellé;Prix;Qté\n\
+                     4006381333931; stylo ;10,00;5\n\
+                     0887276302195;cable;2,50;7\n\
+                     5901234123457;agrafeuse;1,00;9\n";
+        let one = upload_and_wait(&app, &sid, "t1.csv", first.into(), &format!("?template_id={tid}")).await;
+        assert_eq!(one["import_status"], "succeeded", "{backend:?}: {one}");
+        assert_eq!(one["result"]["counters"]["created"], 3, "{one}");
+        let pen = by_ean(&app, "4006381333931").await;
+        assert_eq!(pen["title"], "STYLO", "{pen}");
+        let pen_id = pen["id"].as_str().unwrap().to_owned();
+        assert_eq!(price_of(&app, &pen_id).await, "12.00");
+        assert_eq!(stock_of(&app, &pen_id).await, 5);
+        let stapler = by_ean(&app, "5901234123457").await;
+        let stapler_id = stapler["id"].as_str().unwrap().to_owned();
+
+        // A full import without the stapler and with a new price for the pen.
+        let second = "Code;Libellé;Prix;Qté\n\
+                      4006381333931;stylo;11,00;4\n\
+                      0887276302195;cable;2,50;7\n";
+        let two = upload_and_wait(
+            &app,
+            &sid,
+            "t2.csv",
+            second.into(),
+            &format!("?template_id={tid}&mode=full"),
+        )
+        .await;
+        assert_eq!(two["import_status"], "succeeded", "{two}");
+        assert_eq!(two["result"]["missing"]["offers"], 1, "{two}");
+        assert_eq!(price_of(&app, &pen_id).await, "13.20");
+        assert_eq!(stock_of(&app, &stapler_id).await, 0);
+
+        // Rolling the full import back: the pen's price and stock, the stapler's stock.
+        let two_path = format!("/api/v1/imports/jobs/{}", two["id"].as_str().unwrap());
+        let (st, report) = app.post(&format!("{two_path}/rollback"), json!({})).await;
+        assert_eq!(st, 200, "{report}");
+        assert_eq!(report["prices_restored"], 1, "{report}");
+        assert_eq!(report["products_removed"], 0, "{report}");
+        assert_eq!(price_of(&app, &pen_id).await, "12.00");
+        assert_eq!(stock_of(&app, &pen_id).await, 5);
+        assert_eq!(stock_of(&app, &stapler_id).await, 9);
+        let (_, job) = app.get(&two_path).await;
+        assert_eq!(job["import_status"], "rolled_back", "{job}");
+        let (st, _) = app.post(&format!("{two_path}/rollback"), json!({})).await;
+        assert_eq!(st, 409);
+
+        // Rolling the first back: the products it created go to the trash, except one that
+        // someone changed since, which is kept.
+        let (st, cable) = app
+            .patch(
+                &format!(
+                    "/api/v1/products/{}",
+                    by_ean(&app, "0887276302195").await["id"].as_str().unwrap()
+                ),
+                json!({"title": "Câble USB-C"}),
+            )
+            .await;
+        assert_eq!(st, 200, "{cable}");
+        let one_path = format!("/api/v1/imports/jobs/{}", one["id"].as_str().unwrap());
+        let (st, report) = app.post(&format!("{one_path}/rollback"), json!({})).await;
+        assert_eq!(st, 200, "{report}");
+        assert_eq!(report["products_removed"], 2, "{report}");
+        assert!(report["kept_changed_since"].as_u64().unwrap() >= 1, "{report}");
+        let (st, _) = app.get(&format!("/api/v1/products/{pen_id}")).await;
+        assert_eq!(st, 404);
+        let (st, kept) = app
+            .get(&format!("/api/v1/products/{}", cable["id"].as_str().unwrap()))
+            .await;
+        assert_eq!((st, kept["title"].as_str()), (200, Some("Câble USB-C")));
+
+        // The day's statistics: two jobs, five rows.
+        let (st, stats) = app
+            .get(&format!("/api/v1/suppliers/{sid}/import-statistics"))
+            .await;
+        assert_eq!(st, 200, "{stats}");
+        assert_eq!(
+            (stats[0]["jobs"].as_i64(), stats[0]["rows_read"].as_i64()),
+            (Some(2), Some(5)),
+            "{stats}"
+        );
+
+        // The supplier's session ran both, one at a time, and shows in /admin/actors.
+        let (_, actors) = app.get("/admin/actors").await;
+        let session = format!("import.session.{sid}");
+        assert!(actors.to_string().contains(&session), "{actors}");
+    }
+}
+
+/// A WooCommerce product export imports without a template: the variable product, its
+/// variations linked to it with their axes, prices and stock.
+#[tokio::test]
+async fn a_woocommerce_export_imports_with_its_variations() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "woo", "name": "Woo shop"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let csv = "ID,Type,SKU,\"GTIN, UPC, EAN, or ISBN\",Name,Published,Short description,Description,In stock?,Stock,Sale price,Regular price,Categories,Images,Parent,Attribute 1 name,Attribute 1 value(s),Attribute 1 visible,Attribute 1 global\n\
+            10,variable,HOODIE,,Hoodie,1,Warm,A warm hoodie,1,,,,Clothing > Hoodies,https://shop.test/h1.jpg,,Color,\"Blue, Green\",1,1\n\
+            11,variation,HOODIE-BLUE,4006381333931,Hoodie - Blue,1,,,1,5,39.90,45.00,,,HOODIE,Color,Blue,,1\n\
+            12,variation,HOODIE-GREEN,0887276302195,Hoodie - Green,1,,,1,2,,45.00,,,id:10,Color,Green,,1\n";
+        let job = upload_and_wait(&app, &sid, "wc-export.csv", csv.into(), "").await;
+        assert_eq!(job["import_status"], "succeeded", "{backend:?}: {job}");
+        assert_eq!(job["result"]["file"]["profile"], "woocommerce", "{job}");
+        assert_eq!(job["result"]["counters"]["created"], 3, "{job}");
+        let (_, hits) = app.get("/api/v1/products/search?q=HOODIE").await;
+        let parent = hits["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| &h["product"])
+            .find(|p| p["sku"] == "HOODIE")
+            .cloned()
+            .expect("the parent product");
+        let (st, variants) = app
+            .get(&format!(
+                "/api/v1/products/{}/variants",
+                parent["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(st, 200, "{variants}");
+        let mut axes: Vec<String> = variants
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["axes"]["Color"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        axes.sort();
+        assert_eq!(axes, ["Blue", "Green"], "{variants}");
+        let blue = by_ean(&app, "4006381333931").await;
+        let (_, prices) = app
+            .get(&format!(
+                "/api/v1/products/{}/prices",
+                blue["id"].as_str().unwrap()
+            ))
+            .await;
+        let mut got: Vec<(String, String)> = prices
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["price_type"].as_str().unwrap().to_owned(),
+                    p["amount"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [("retail".into(), "45.00".into()), ("sale".into(), "39.90".into())],
+            "{prices}"
+        );
     }
 }

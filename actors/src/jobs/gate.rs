@@ -145,3 +145,30 @@ impl Handles<QueueDepthOf> for JobGate {
         Reply::spawn(async move { queue.depth().await })
     }
 }
+
+/// Gives a job waiting for input its new payload and makes it due
+/// ([`pm_storage::jobs::JobQueue::resume`]); `false` when it was not waiting any more.
+pub struct ResumeJob {
+    pub job: Job,
+    pub payload: serde_json::Value,
+}
+
+impl Handles<ResumeJob> for JobGate {
+    type Ok = bool;
+    type Err = StoreError;
+
+    fn handle(&mut self, msg: ResumeJob, _ctx: &Ctx<Self>) -> Reply<Result<bool, StoreError>> {
+        let (queue, wakeup) = (self.queue.clone(), self.wakeup.clone());
+        Reply::spawn(async move {
+            let resumed = queue.resume(&msg.job, &msg.payload).await?;
+            if resumed {
+                wakeup.wake();
+            }
+            Ok(resumed)
+        })
+    }
+
+    fn is_failure(err: &StoreError) -> bool {
+        !err.is_callers()
+    }
+}

@@ -1,18 +1,21 @@
 //! `import.file` (imports queue): one supplier file already in object storage into the
-//! catalog. The first slice of issue 8's pipeline, on the job layer; the per-supplier session
-//! actors, uploads, templates and rollback build on it.
+//! catalog. The worker that claims the job hands it to the supplier's session
+//! ([`super::session`]), which runs [`run_import`].
 //!
 //! Payload: `{"supplier_id": uuid, "bucket": "imports", "key": "2026/12/04/….csv",
-//! "format": "csv" | "xlsx" | … (default: from the key's extension, else sniffed),
-//! "encoding", "delimiter", "skip_rows", "sheet", "dry_run"}`.
+//! "file_name", "encoding", "delimiter", "skip_rows", "sheet", "dry_run", "mode": "delta" |
+//! "full", "max_errors": n, "template_id": uuid, "template": {…}, "mapping": {"<header>": field}}`.
 //!
-//! Stages: the object is read (bounded by `MAX_FILE_BYTES`), parsed and validated on the
-//! blocking pool ([`pm_imports`]), and handed over in batches of [`BATCH`] rows through a
-//! channel of [`IN_FLIGHT`] batches, so a slow database slows the parser instead of filling
-//! memory; each batch is one bulk upsert on the catalog's bulk lane, then its prices and
-//! stocks (a history row only on change, with the job as source). Rejected rows go to
-//! `import_errors` with their line. A rerun (after a crash or a retry) clears the job's rejects
-//! and upserts again: nothing is duplicated, an unchanged row writes nothing.
+//! Stages: `read` (the object, bounded by `MAX_FILE_BYTES`), `parse` (decode, sniff, map and
+//! validate on the blocking pool, [`pm_imports`]), `write` (batches of [`BATCH`] rows through a
+//! channel of [`IN_FLIGHT`], so a slow database slows the parser instead of filling memory;
+//! each batch is one transaction on the catalog's bulk lane: products, prices, stock, offers,
+//! and the journal a rollback reads), `finish` (a full import's missing offers to stock 0, the
+//! day's statistics). Rejected rows go to `import_errors` with their line. When the columns
+//! cannot be mapped with confidence and no template or mapping was given, the job waits for
+//! one (`awaiting_mapping`) instead of failing. A rerun (after a crash or a retry) clears the
+//! job's rejects and writes again: committed batches are found unchanged, nothing is
+//! duplicated.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -24,7 +27,8 @@ use pm_domain::Money;
 use pm_imports::mapping::Target as Field;
 use pm_imports::rows::{CsvRows, FileError, ProductRow, ReadOptions, RowError};
 use pm_imports::sheets::{SheetRef, SheetRows};
-use pm_storage::catalog::{ChangeSource, NewPrice, NewProduct, PriceType, UpsertResult};
+use pm_imports::template::Template;
+use pm_storage::catalog::{ImportOffer, NewProduct, PriceType, UpsertResult};
 use pm_storage::imports::{Imports, NewImportError};
 use pm_storage::object_store::ObjectStore;
 use pm_supervisors::Mailbox;
@@ -34,8 +38,8 @@ use uuid::Uuid;
 
 use super::{JobError, JobHandler, JobRun};
 use crate::changes::{By, Origin};
-use crate::store::catalog::{CatalogStore, UpsertProducts};
-use crate::store::catalog_entities::{GetSupplier, SetPrice, SetStock, UpsertOffer};
+use crate::store::catalog::{CatalogStore, IdsBySku, ImportBatch, MarkMissing};
+use crate::store::catalog_entities::GetSupplier;
 
 pub const KIND: &str = "import.file";
 
@@ -48,13 +52,22 @@ const IN_FLIGHT: usize = 2;
 /// The largest file read (the upload limit is checked before; this guards the job itself).
 pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
-pub struct ImportFile {
+/// What an import needs, shared by the sessions.
+pub struct ImportDeps {
     pub catalog: Mailbox<CatalogStore>,
     pub objects: Arc<dyn ObjectStore>,
     pub imports: Imports,
     /// Where the notice of an import that ended with rejects goes (to whoever started it; a
     /// failed job is notified by the worker).
     pub core: Mailbox<crate::store::core::CoreStore>,
+}
+
+/// How a running import tells its session its stage and counters.
+pub type StageFn = Arc<dyn Fn(&'static str, Value) + Send + Sync>;
+
+/// The `import.file` kind: the run goes to its supplier's session.
+pub struct ImportFile {
+    pub sessions: super::session::Sessions,
 }
 
 /// What the parser sends the writer.
@@ -86,31 +99,68 @@ struct Counters {
 
 impl JobHandler for ImportFile {
     fn run(&self, run: JobRun) -> BoxFuture<'static, Result<Value, JobError>> {
-        let (catalog, objects, imports) = (self.catalog.clone(), self.objects.clone(), self.imports.clone());
-        let core = self.core.clone();
+        let sessions = self.sessions.clone();
         Box::pin(async move {
-            let (job_id, user, name) = (
-                run.job.id,
-                run.job.created_by,
-                run.job.payload["file_name"].as_str().map(str::to_owned),
-            );
-            let result = import(run, catalog, objects, imports).await?;
-            let rejected = result["counters"]["rejected"].as_u64().unwrap_or(0);
-            if let (Some(user_id), true) = (user, rejected > 0) {
-                let file = name.unwrap_or_else(|| "a file".into());
-                let notice = crate::store::core::Notify {
-                    user_id,
-                    kind: "import_rejects".into(),
-                    title: format!("import of {file} ended with {rejected} rejected rows"),
-                    body: Some(format!("/api/v1/imports/jobs/{job_id}/errors")),
-                };
-                if let Err(e) = core.send(notice).await {
-                    tracing::warn!(job = %job_id, error = %e, "import notice not sent");
-                }
-            }
-            Ok(result)
+            let supplier = run.job.payload["supplier_id"]
+                .as_str()
+                .and_then(|s| s.parse::<Uuid>().ok())
+                .ok_or_else(|| fatal("payload: supplier_id (a uuid) is required"))?;
+            super::session::run_in_session(&sessions, &supplier.to_string(), run).await
         })
     }
+}
+
+/// Runs one import (in its supplier's session): the pipeline, then the notice to whoever
+/// started it when rows were rejected, and the day's statistics.
+pub async fn run_import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value, JobError> {
+    let (job_id, user, name) = (
+        run.job.id,
+        run.job.created_by,
+        run.job.payload["file_name"].as_str().map(str::to_owned),
+    );
+    let supplier_id = run.job.payload["supplier_id"]
+        .as_str()
+        .and_then(|s| s.parse::<Uuid>().ok());
+    let started = Instant::now();
+    let outcome = import(run, deps, stage).await;
+    if let Some(supplier_id) = supplier_id {
+        let counters = outcome.as_ref().ok().map(|r| r["counters"].clone());
+        let dry = outcome.as_ref().ok().is_some_and(|r| r["dry_run"] == json!(true));
+        let waiting = matches!(outcome, Err(JobError::Waiting { .. }) | Err(JobError::Cancelled));
+        if !dry && !waiting {
+            let n = |k: &str| counters.as_ref().and_then(|c| c[k].as_i64()).unwrap_or(0);
+            let stats = pm_storage::imports::ImportStatistics {
+                supplier_id,
+                day: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+                jobs: 1,
+                failed_jobs: i64::from(outcome.is_err()),
+                rows_read: n("rows_read"),
+                created: n("created"),
+                updated: n("updated"),
+                unchanged: n("unchanged"),
+                rejected: n("rejected"),
+                duration_ms: started.elapsed().as_millis() as i64,
+            };
+            if let Err(e) = deps.imports.add_statistics(&stats).await {
+                tracing::warn!(job = %job_id, error = %e, "import statistics not recorded");
+            }
+        }
+    }
+    let result = outcome?;
+    let rejected = result["counters"]["rejected"].as_u64().unwrap_or(0);
+    if let (Some(user_id), true) = (user, rejected > 0) {
+        let file = name.unwrap_or_else(|| "a file".into());
+        let notice = crate::store::core::Notify {
+            user_id,
+            kind: "import_rejects".into(),
+            title: format!("import of {file} ended with {rejected} rejected rows"),
+            body: Some(format!("/api/v1/imports/jobs/{job_id}/errors")),
+        };
+        if let Err(e) = deps.core.send(notice).await {
+            tracing::warn!(job = %job_id, error = %e, "import notice not sent");
+        }
+    }
+    Ok(result)
 }
 
 fn fatal(e: impl std::fmt::Display) -> JobError {
@@ -121,12 +171,8 @@ fn retry(e: impl std::fmt::Display) -> JobError {
     JobError::Retryable(e.to_string())
 }
 
-async fn import(
-    run: JobRun,
-    catalog: Mailbox<CatalogStore>,
-    objects: Arc<dyn ObjectStore>,
-    imports: Imports,
-) -> Result<Value, JobError> {
+async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value, JobError> {
+    let (catalog, objects, imports) = (&deps.catalog, &deps.objects, &deps.imports);
     let started = Instant::now();
     let job_id = run.job.id;
     let p = run.job.payload.clone();
@@ -140,6 +186,24 @@ async fn import(
         .ok_or_else(|| fatal("payload: key is required"))?
         .to_owned();
     let dry_run = p["dry_run"].as_bool().unwrap_or(false);
+    let full = p["mode"].as_str() == Some("full");
+    // Stop after this many rejected rows (the error policy); none: skip bad rows, go on.
+    let max_errors = p["max_errors"].as_u64();
+    let template = match (&p["template_id"], &p["template"]) {
+        (_, t @ Value::Object(_)) => Some(template_of(t)?),
+        (Value::String(id), _) => {
+            let id: Uuid = id
+                .parse()
+                .map_err(|_| fatal("payload: template_id must be a uuid"))?;
+            let stored = match imports.template(id).await {
+                Ok(t) => t,
+                Err(e) if e.is_callers() => return Err(fatal(e)),
+                Err(e) => return Err(retry(e)),
+            };
+            Some(template_of(&stored.template)?)
+        }
+        _ => None,
+    };
     let supplier = match catalog.send(GetSupplier { id: supplier_id }).await {
         Ok(s) => s,
         Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => return Err(fatal(e)),
@@ -155,6 +219,7 @@ async fn import(
         skip_rows: p["skip_rows"].as_u64().unwrap_or(0).min(1000) as usize,
         mapping: None,
         named_mapping: named_mapping(&p["mapping"])?,
+        template,
         currency: Some(supplier.default_currency),
         decimal_mark: Default::default(),
     };
@@ -165,6 +230,7 @@ async fn import(
     };
 
     // The file, bounded.
+    stage("read", Value::Null);
     let (meta, stream) = objects.get(&bucket, &key).await.map_err(|e| match e {
         pm_storage::object_store::ObjectError::NotFound { .. } => fatal(format!("no file {bucket}/{key}")),
         other => retry(other),
@@ -195,18 +261,36 @@ async fn import(
     let (tx, mut rx) = mpsc::channel::<Result<Parsed, FileError>>(IN_FLIGHT);
     // Parsing is CPU work: on the blocking pool, never on the async workers.
     let parser = tokio::task::spawn_blocking(move || parse(bytes, spreadsheet, sheet, options, tx));
+    stage("parse", Value::Null);
 
     let mut c = Counters::default();
     // A dry run's first valid rows, as they would be written.
     let mut sample: Vec<Value> = Vec::new();
     let mut info = Value::Null;
     let origin = Origin::system("import");
-    let source = ChangeSource::Import { job_id };
     while let Some(msg) = rx.recv().await {
         if run.is_cancelled() {
             return Err(JobError::Cancelled);
         }
         let (rows, rejects) = match msg {
+            // Columns nobody could map with confidence: the job waits for a mapping (given
+            // through the API, or a template) instead of rejecting every row.
+            Err(FileError::MappingNeeded { missing, headers }) => {
+                let reason = format!(
+                    "awaiting a mapping: no confident column for {}",
+                    missing.join(", ")
+                );
+                return Err(JobError::Waiting {
+                    reason: reason.clone(),
+                    details: json!({
+                        "awaiting": "mapping",
+                        "message": reason,
+                        "missing": missing,
+                        "headers": headers,
+                        "file": info,
+                    }),
+                });
+            }
             Err(e) => return Err(fatal(e)),
             Ok(Parsed::Info(i)) => {
                 info = i;
@@ -220,46 +304,45 @@ async fn import(
         let rows = last_of_each_key(rows);
         c.superseded += (before - rows.len()) as u64;
         if !rows.is_empty() && !dry_run {
-            let products: Vec<NewProduct> = rows.iter().map(new_product).collect();
-            let results = catalog
-                .send(UpsertProducts(products).by(origin.clone()))
+            c.valid += rows.len() as u64;
+            let batch = pm_storage::catalog::ImportBatch {
+                job_id,
+                supplier_id,
+                warehouse: supplier.code.clone(),
+                rows: rows.iter().map(import_row).collect(),
+            };
+            let outcomes = catalog
+                .send(ImportBatch(batch).by(origin.clone()))
                 .await
                 .map_err(retry)?;
-            c.valid += rows.len() as u64;
-            for (row, result) in rows.iter().zip(results) {
-                let id = match result {
-                    UpsertResult::Created { id } => {
-                        c.created += 1;
-                        id
-                    }
-                    UpsertResult::Updated { id } => {
-                        c.updated += 1;
-                        id
-                    }
-                    UpsertResult::Unchanged { id } => {
-                        c.unchanged += 1;
-                        id
-                    }
+            let mut variations: Vec<(&ProductRow, Uuid, String)> = Vec::new();
+            for (row, o) in rows.iter().zip(outcomes) {
+                let product_id = match o.product {
+                    UpsertResult::Created { id }
+                    | UpsertResult::Updated { id }
+                    | UpsertResult::Unchanged { id } => Some(id),
+                    UpsertResult::Failed { .. } => None,
+                };
+                match o.product {
+                    UpsertResult::Created { .. } => c.created += 1,
+                    UpsertResult::Updated { .. } => c.updated += 1,
+                    UpsertResult::Unchanged { .. } => c.unchanged += 1,
                     UpsertResult::Failed { field, message } => {
-                        errors.push(NewImportError {
-                            line: row.line as i64,
-                            column: Some(field.to_owned()),
-                            value: None,
-                            code: "refused".into(),
-                            message,
-                            raw: Vec::new(),
-                        });
+                        errors.push(refused(row, field, message));
                         continue;
                     }
-                };
-                let to = Target {
-                    product_id: id,
-                    supplier_id,
-                    job_id,
-                    warehouse: &supplier.code,
-                };
-                write_values(&catalog, &origin, source, &to, row, &mut c, &mut errors).await?;
+                }
+                c.prices_changed += u64::from(o.prices_changed);
+                c.stocks_changed += u64::from(o.stock_changed);
+                c.offers_changed += u64::from(o.offer_changed);
+                for (field, message) in o.refused {
+                    errors.push(refused(row, field, message));
+                }
+                if let (Some(parent), Some(id)) = (&row.parent_sku, product_id) {
+                    variations.push((row, id, parent.clone()));
+                }
             }
+            link_variations(catalog, &origin, &variations, &mut errors).await?;
         } else if dry_run && !rows.is_empty() {
             // A dry run validates and forecasts; nothing is written.
             c.valid += rows.len() as u64;
@@ -294,124 +377,101 @@ async fn import(
         }
         c.rejected += errors.len() as u64;
         imports.add_errors(job_id, &errors).await.map_err(retry)?;
-        run.progress(json!({ "stage": "write", "counters": &c }));
+        let counters = json!(&c);
+        run.progress(json!({ "stage": "write", "counters": counters }));
+        stage("write", counters);
+        if let Some(max) = max_errors {
+            if c.rejected > max {
+                drop(rx);
+                let _ = parser.await;
+                return Err(fatal(format!(
+                    "stopped after {} rejected rows (the job allows {max}); see its errors",
+                    c.rejected
+                )));
+            }
+        }
     }
     match parser.await {
         Ok(()) => {}
         Err(e) => return Err(fatal(format!("the parser stopped: {e}"))),
+    }
+    stage("finish", json!(&c));
+    // A full import: the supplier's offers the file did not list go to stock 0 (never deleted).
+    let mut missing = Value::Null;
+    if full && !dry_run {
+        let msg = MarkMissing {
+            job_id,
+            supplier_id,
+            warehouse: supplier.code.clone(),
+        };
+        let report = catalog.send(msg.by(origin.clone())).await.map_err(retry)?;
+        missing = json!(report);
     }
     let secs = started.elapsed().as_secs_f64();
     Ok(json!({
         "counters": c,
         "file": info,
         "dry_run": dry_run,
+        "mode": if full { "full" } else { "delta" },
+        "missing": missing,
         "sample": sample,
         "duration_ms": (secs * 1000.0) as u64,
         "rows_per_sec": if secs > 0.0 { (c.rows_read as f64 / secs) as u64 } else { 0 },
     }))
 }
 
-/// Where one stored row's values go.
-struct Target<'a> {
-    product_id: Uuid,
-    supplier_id: Uuid,
-    job_id: Uuid,
-    /// The stock's warehouse: the supplier's code.
-    warehouse: &'a str,
+/// A value of a row the catalog refused (the row's other values landed).
+fn refused(row: &ProductRow, field: &str, message: String) -> NewImportError {
+    NewImportError {
+        line: row.line as i64,
+        column: Some(field.to_owned()),
+        value: None,
+        code: "refused".into(),
+        message,
+        raw: Vec::new(),
+    }
 }
 
-/// Prices, stock and the supplier's offer of one stored row: one message each, written only
-/// on change.
-async fn write_values(
-    catalog: &Mailbox<CatalogStore>,
-    origin: &Origin,
-    source: ChangeSource,
-    to: &Target<'_>,
-    row: &ProductRow,
-    c: &mut Counters,
-    errors: &mut Vec<NewImportError>,
-) -> Result<(), JobError> {
-    let product_id = to.product_id;
-    let warehouse = to.warehouse;
-    let refused = |errors: &mut Vec<NewImportError>, column: &str, e: String| {
-        errors.push(NewImportError {
-            line: row.line as i64,
-            column: Some(column.to_owned()),
-            value: None,
-            code: "refused".into(),
-            message: e,
-            raw: Vec::new(),
-        });
+/// A parsed row as the catalog writes it: the product, its prices (in the row's currency),
+/// the stock, and the supplier's offer under its own reference (the SKU column when there is
+/// no separate supplier SKU, else the EAN), with cost and stock as the supplier states them.
+fn import_row(r: &ProductRow) -> pm_storage::catalog::ImportRow {
+    let prices: Vec<(PriceType, Money)> = match r.currency {
+        None => Vec::new(),
+        Some(currency) => r
+            .prices
+            .iter()
+            .map(|(target, amount)| {
+                let t = match target {
+                    Field::CostPrice => PriceType::Cost,
+                    Field::SalePrice => PriceType::Sale,
+                    Field::Msrp => PriceType::Msrp,
+                    _ => PriceType::Retail,
+                };
+                (t, Money::new(*amount, currency))
+            })
+            .collect(),
     };
-    if let Some(currency) = row.currency {
-        for (target, amount) in &row.prices {
-            let price_type = match target {
-                Field::CostPrice => PriceType::Cost,
-                Field::SalePrice => PriceType::Sale,
-                Field::Msrp => PriceType::Msrp,
-                _ => PriceType::Retail,
-            };
-            let msg = SetPrice {
-                product_id,
-                price: NewPrice {
-                    price_type,
-                    price: Money::new(*amount, currency),
-                    valid_from: None,
-                    valid_to: None,
-                },
-                source,
-            };
-            match catalog.send(msg.by(origin.clone())).await {
-                Ok(changed) => c.prices_changed += u64::from(changed.changed),
-                Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
-                    refused(errors, price_type.as_str(), e.to_string());
-                }
-                Err(e) => return Err(retry(e)),
-            }
-        }
+    // The supplier's own reference; a supplier that has none is known by the EAN it sends.
+    let key = r
+        .supplier_sku
+        .clone()
+        .or_else(|| r.sku.clone())
+        .or_else(|| r.ean.map(|e| e.as_str().to_owned()));
+    let offer = key.map(|sku| ImportOffer {
+        supplier_sku: sku,
+        cost: prices
+            .iter()
+            .find(|(t, _)| *t == PriceType::Cost)
+            .map(|(_, m)| *m),
+        stock: r.stock,
+    });
+    pm_storage::catalog::ImportRow {
+        product: new_product(r),
+        prices,
+        stock: r.stock,
+        offer,
     }
-    // The supplier's offer, under its own reference (the SKU column when there is no
-    // separate supplier SKU): cost and availability as the supplier states them.
-    if let Some(sku) = row.supplier_sku.as_ref().or(row.sku.as_ref()) {
-        let cost = row.currency.and_then(|cur| {
-            row.prices
-                .iter()
-                .find(|(t, _)| *t == Field::CostPrice)
-                .map(|(_, a)| Money::new(*a, cur))
-        });
-        let offer = pm_storage::catalog::NewSupplierProduct {
-            supplier_id: to.supplier_id,
-            product_id,
-            supplier_sku: sku.clone(),
-            cost_price: cost,
-            supplier_stock: row.stock,
-            lead_time_days: None,
-            last_seen_import: Some(to.job_id),
-        };
-        match catalog.send(UpsertOffer { offer }.by(origin.clone())).await {
-            Ok(changed) => c.offers_changed += u64::from(changed.changed),
-            Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
-                refused(errors, "supplier_sku", e.to_string());
-            }
-            Err(e) => return Err(retry(e)),
-        }
-    }
-    if let Some(quantity) = row.stock {
-        let msg = SetStock {
-            product_id,
-            warehouse: warehouse.to_owned(),
-            quantity,
-            source,
-        };
-        match catalog.send(msg.by(origin.clone())).await {
-            Ok(changed) => c.stocks_changed += u64::from(changed.changed),
-            Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
-                refused(errors, "stock", e.to_string())
-            }
-            Err(e) => return Err(retry(e)),
-        }
-    }
-    Ok(())
 }
 
 /// The rows of a batch without those a later row with the same key replaces (EAN, else the
@@ -454,6 +514,55 @@ fn named_mapping(v: &Value) -> Result<Option<Vec<(String, Field)>>, JobError> {
     }
 }
 
+/// A template as JSON (a stored one, or given with the upload), checked.
+fn template_of(v: &Value) -> Result<Template, JobError> {
+    let t: Template =
+        serde_json::from_value(v.clone()).map_err(|e| fatal(format!("the mapping template: {e}")))?;
+    t.check()
+        .map_err(|e| fatal(format!("the mapping template: {e}")))?;
+    Ok(t)
+}
+
+/// Variations (rows naming a parent SKU: shop exports) linked to their parent, found by SKU
+/// among the live products; the axes are the row's attributes. A parent that is not there is
+/// the row's reject (its product landed, unlinked).
+async fn link_variations(
+    catalog: &Mailbox<CatalogStore>,
+    origin: &Origin,
+    variations: &[(&ProductRow, Uuid, String)],
+    errors: &mut Vec<NewImportError>,
+) -> Result<(), JobError> {
+    if variations.is_empty() {
+        return Ok(());
+    }
+    let skus: Vec<String> = variations.iter().map(|(_, _, p)| p.clone()).collect();
+    let parents = catalog.send(IdsBySku { skus }).await.map_err(retry)?;
+    for (row, id, parent) in variations {
+        let Some(parent_id) = parents.get(&parent.to_lowercase()).copied() else {
+            errors.push(refused(
+                row,
+                "parent_sku",
+                format!("no product has the parent sku {parent:?}"),
+            ));
+            continue;
+        };
+        let axes: std::collections::BTreeMap<String, String> = row.attributes.iter().cloned().collect();
+        let msg = crate::store::catalog_entities::SetVariant {
+            product_id: *id,
+            parent_id,
+            axes,
+        };
+        match catalog.send(msg.by(origin.clone())).await {
+            Ok(_) => {}
+            Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
+                errors.push(refused(row, "parent_sku", e.to_string()));
+            }
+            Err(e) => return Err(retry(e)),
+        }
+    }
+    Ok(())
+}
+
 fn new_product(r: &ProductRow) -> NewProduct {
     NewProduct {
         ean: r.ean,
@@ -461,6 +570,11 @@ fn new_product(r: &ProductRow) -> NewProduct {
         title: r.title.clone(),
         description: r.description.clone(),
         brand: r.brand.clone(),
+        attributes: r
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
         ..Default::default()
     }
 }

@@ -7,6 +7,8 @@
 //! - [`worker`]: [`JobWorker`], one job at a time: claim, run, renew the lease, record.
 //! - [`debug`]: the `debug.sleep` kind (when `jobs.debug_kinds` is on) for trying the layer.
 //! - [`import`]: `import.file` on the imports queue: a supplier file into the catalog.
+//! - [`session`]: [`session::ImportSession`], one per supplier (`import.session.<supplier>`), which
+//!   runs that supplier's import jobs and shows their stage.
 //!
 //! A job kind is a [`JobHandler`] registered for a queue in [`JobKinds`]. Its run can be cut off
 //! (the process dies, the worker crashes, the lease is lost) and is then run again: handlers
@@ -16,6 +18,7 @@
 pub mod debug;
 pub mod gate;
 pub mod import;
+pub mod session;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -32,11 +35,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::Hub;
 
-pub use gate::{CancelJob, EnqueueJob, GetJob, JobGate, ListJobs, QueueDepthOf};
+pub use gate::{CancelJob, EnqueueJob, GetJob, JobGate, ListJobs, QueueDepthOf, ResumeJob};
 pub use worker::JobWorker;
 
 /// Why a run did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum JobError {
     /// Worth another attempt after the backoff (a supplier's server down, a timeout).
     Retryable(String),
@@ -44,6 +47,11 @@ pub enum JobError {
     Fatal(String),
     /// The run stopped because its cancellation was asked for.
     Cancelled,
+    /// The job cannot go on without input from a person (an import whose columns could not be
+    /// mapped with confidence): it waits, queued but not due, with `details` as its progress,
+    /// until the input is given and it is resumed ([`pm_storage::jobs::JobQueue::resume`]).
+    /// The attempt is not counted.
+    Waiting { reason: String, details: Value },
 }
 
 impl fmt::Display for JobError {
@@ -51,6 +59,7 @@ impl fmt::Display for JobError {
         match self {
             JobError::Retryable(e) | JobError::Fatal(e) => f.write_str(e),
             JobError::Cancelled => f.write_str("cancelled"),
+            JobError::Waiting { reason, .. } => f.write_str(reason),
         }
     }
 }

@@ -302,6 +302,12 @@ impl Handles<Ran> for JobWorker {
                     .complete(&lease, result)
                     .await
                     .map(|ok| if ok { "succeeded" } else { "lost" }),
+                Err(JobError::Waiting { details, .. }) => {
+                    queue
+                        .park(&lease, details)
+                        .await
+                        .map(|ok| if ok { "waiting" } else { "lost" })
+                }
                 Err(JobError::Cancelled) => {
                     queue
                         .finish_cancelled(&lease)

@@ -129,6 +129,13 @@ query!(ExistingKeys => (std::collections::HashSet<String>, std::collections::Has
     c.existing_keys(&m.eans, &m.skus).await
 });
 
+/// The live products with these SKUs (case-insensitive), by lower-cased SKU.
+#[derive(Debug)]
+pub struct IdsBySku {
+    pub skus: Vec<String>,
+}
+query!(IdsBySku => std::collections::HashMap<String, Uuid>, |c, m| async move { c.ids_by_sku(&m.skus).await });
+
 #[derive(Debug)]
 pub struct RestoreProduct(pub Uuid);
 write_handler!(CatalogStore, catalog, RestoreProduct => Product, |c, m| {
@@ -187,4 +194,78 @@ pub struct SearchProducts {
 }
 query!(SearchProducts => Vec<SearchHit>, |c, m| async move {
     c.search_products(&m.q, &m.filter, m.limit).await
+});
+
+/// Product ids as the change events carry them.
+fn id_strings(ids: impl IntoIterator<Item = Uuid>) -> Vec<String> {
+    ids.into_iter().map(|id| id.to_string()).collect()
+}
+
+/// An import's batch in one transaction (products, prices, stock, offers; the bulk lane). One
+/// change per kind for the whole batch, so caches drop per batch, not per row.
+#[derive(Debug)]
+pub struct ImportBatch(pub pm_storage::catalog::ImportBatch);
+write_handler!(CatalogStore, catalog, ImportBatch => Vec<pm_storage::catalog::ImportOutcome>, |c, m| {
+    let job = m.0.job_id;
+    let out = c.import_batch(m.0).await?;
+    let (mut created, mut updated) = (0, 0);
+    let (mut products, mut values) = (Vec::new(), Vec::new());
+    for o in &out {
+        match o.product {
+            UpsertResult::Created { id } => {
+                created += 1;
+                products.push(id);
+            }
+            UpsertResult::Updated { id } => {
+                updated += 1;
+                products.push(id);
+            }
+            UpsertResult::Unchanged { id } if o.prices_changed > 0 || o.stock_changed || o.offer_changed => {
+                values.push(id);
+            }
+            _ => {}
+        }
+    }
+    let mut changes = Vec::new();
+    if !products.is_empty() {
+        let summary = format!("import {job}: {created} created, {updated} updated");
+        changes.push(Change::many(Entity::Product, "import", id_strings(products), summary));
+    }
+    if !values.is_empty() {
+        let summary = format!("import {job}: prices, stock or offers of {} products", values.len());
+        changes.push(Change::many(Entity::Price, "import", id_strings(values), summary));
+    }
+    Ok((out, changes))
+});
+
+/// Undoes an import job's changes (see `Catalog::rollback_import`).
+#[derive(Debug)]
+pub struct RollbackImport(pub Uuid);
+write_handler!(CatalogStore, catalog, RollbackImport => pm_storage::catalog::RollbackReport, |c, m| {
+    let report = c.rollback_import(m.0).await?;
+    let changes = if report.product_ids.is_empty() && report.offers_restored == 0 {
+        Vec::new()
+    } else {
+        let summary = format!("rollback of import {}", m.0);
+        vec![Change::many(Entity::Product, "import_rollback", id_strings(report.product_ids.clone()), summary)]
+    };
+    Ok((report, changes))
+});
+
+/// A full import's end: the supplier's offers it did not list go to stock 0.
+#[derive(Debug)]
+pub struct MarkMissing {
+    pub job_id: Uuid,
+    pub supplier_id: Uuid,
+    pub warehouse: String,
+}
+write_handler!(CatalogStore, catalog, MarkMissing => pm_storage::catalog::MissingReport, |c, m| {
+    let report = c.mark_missing(m.job_id, m.supplier_id, &m.warehouse).await?;
+    let changes = if report.offers == 0 && report.stocks == 0 {
+        Vec::new()
+    } else {
+        let summary = format!("import {}: {} offers missing from the file set to stock 0", m.job_id, report.offers);
+        vec![Change::many(Entity::Stock, "import_missing", id_strings(report.product_ids.clone()), summary)]
+    };
+    Ok((report, changes))
 });

@@ -52,3 +52,72 @@ impl Handles<ListImportErrors> for DbStore {
         Reply::spawn(async move { imports.errors(m.job_id, m.limit, m.cursor.as_deref()).await })
     }
 }
+
+/// Implements `Handles<$msg>` for [`DbStore`] with one `Imports` query on the worker pool (the
+/// imports database's store).
+macro_rules! imports_query {
+    ($msg:ty => $ok:ty, |$i:ident, $m:ident| $body:expr) => {
+        impl Handles<$msg> for DbStore {
+            type Ok = $ok;
+            type Err = StoreError;
+            fn is_failure(e: &StoreError) -> bool {
+                !e.is_callers()
+            }
+            fn handle(&mut self, $m: $msg, _ctx: &Ctx<Self>) -> Reply<Result<$ok, StoreError>> {
+                let $i = pm_storage::imports::Imports::new(self.db.clone());
+                Reply::spawn(async move { $body.await })
+            }
+        }
+    };
+}
+
+use pm_storage::imports::{ImportRollback, ImportStatistics, MappingTemplate};
+
+/// Saves a supplier's mapping template under its name (the same name replaces it).
+#[derive(Debug)]
+pub struct SaveTemplate {
+    pub supplier_id: uuid::Uuid,
+    pub name: String,
+    pub template: serde_json::Value,
+    pub by: Option<uuid::Uuid>,
+}
+imports_query!(SaveTemplate => MappingTemplate, |i, m| async move {
+    i.save_template(m.supplier_id, &m.name, &m.template, m.by).await
+});
+
+#[derive(Debug)]
+pub struct GetTemplate(pub uuid::Uuid);
+imports_query!(GetTemplate => MappingTemplate, |i, m| async move { i.template(m.0).await });
+
+#[derive(Debug)]
+pub struct ListTemplates(pub uuid::Uuid);
+imports_query!(ListTemplates => Vec<MappingTemplate>, |i, m| async move { i.templates(m.0).await });
+
+#[derive(Debug)]
+pub struct DeleteTemplate(pub uuid::Uuid);
+imports_query!(DeleteTemplate => (), |i, m| async move { i.delete_template(m.0).await });
+
+/// A supplier's import statistics, newest day first.
+#[derive(Debug)]
+pub struct Statistics {
+    pub supplier_id: uuid::Uuid,
+    pub days: u32,
+}
+imports_query!(Statistics => Vec<ImportStatistics>, |i, m| async move {
+    i.statistics(m.supplier_id, m.days).await
+});
+
+/// Records a rollback; `false` if the job was already rolled back.
+#[derive(Debug)]
+pub struct RecordRollback {
+    pub job_id: uuid::Uuid,
+    pub by: Option<uuid::Uuid>,
+    pub report: serde_json::Value,
+}
+imports_query!(RecordRollback => bool, |i, m| async move {
+    i.record_rollback(m.job_id, m.by, &m.report).await
+});
+
+#[derive(Debug)]
+pub struct RollbackOf(pub uuid::Uuid);
+imports_query!(RollbackOf => Option<ImportRollback>, |i, m| async move { i.rollback_of(m.0).await });

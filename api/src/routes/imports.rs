@@ -47,6 +47,73 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(cancel))
         .routes(routes!(errors))
         .routes(routes!(errors_csv))
+        .routes(routes!(rollback))
+        .routes(routes!(give_mapping))
+        .routes(routes!(list_templates, save_template))
+        .routes(routes!(get_template, delete_template))
+        .routes(routes!(statistics))
+}
+
+/// An import job as the imports API shows it: the job, and where the import stands.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ImportJob {
+    #[serde(flatten)]
+    pub job: Job,
+    /// `queued`, `awaiting_mapping`, `running`, `succeeded`, `partially_succeeded` (some rows
+    /// rejected), `failed`, `cancelled` or `rolled_back`.
+    pub import_status: &'static str,
+    /// While running: `read`, `parse`, `write` or `finish`.
+    pub stage: Option<String>,
+    /// When it was rolled back, by whom, and what the rollback did.
+    pub rollback: Option<pm_storage::imports::ImportRollback>,
+}
+
+/// Whether a job waits for a mapping (see `JobError::Waiting`).
+fn awaiting_mapping(job: &Job) -> bool {
+    job.status == pm_storage::jobs::JobStatus::Queued
+        && job.progress.as_ref().is_some_and(|p| p["awaiting"] == "mapping")
+}
+
+async fn import_view(s: &AppState, job: Job) -> Result<ImportJob, ApiError> {
+    use pm_storage::jobs::JobStatus;
+    let rollback = if job.status == JobStatus::Succeeded {
+        s.actors
+            .stores
+            .imports
+            .send(pm_actors::store::db::RollbackOf(job.id))
+            .await?
+    } else {
+        None
+    };
+    let rejected = job
+        .result
+        .as_ref()
+        .and_then(|r| r["counters"]["rejected"].as_u64())
+        .unwrap_or(0);
+    let import_status = match job.status {
+        _ if rollback.is_some() => "rolled_back",
+        JobStatus::Queued if awaiting_mapping(&job) => "awaiting_mapping",
+        JobStatus::Queued => "queued",
+        JobStatus::Running => "running",
+        JobStatus::Succeeded if rejected > 0 => "partially_succeeded",
+        JobStatus::Succeeded => "succeeded",
+        JobStatus::Failed => "failed",
+        JobStatus::Cancelled => "cancelled",
+    };
+    let stage = match job.status {
+        JobStatus::Running => job
+            .progress
+            .as_ref()
+            .and_then(|p| p["stage"].as_str())
+            .map(str::to_owned),
+        _ => None,
+    };
+    Ok(ImportJob {
+        job,
+        import_status,
+        stage,
+        rollback,
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -72,13 +139,13 @@ struct ListQuery {
     summary = "Import jobs, newest first",
     description = "The caller's own, or everyone's for admins; by supplier and status.",
     params(ListQuery),
-    responses((status = 200, description = "A page of import jobs.", body = Page<Job>)),
+    responses((status = 200, description = "A page of import jobs.", body = Page<ImportJob>)),
 )]
 async fn list(
     State(s): State<AppState>,
     who: Principal,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Page<Job>>, ApiError> {
+) -> Result<Json<Page<ImportJob>>, ApiError> {
     let filter = super::jobs::visible_jobs(
         &who,
         q.status.as_deref(),
@@ -93,7 +160,14 @@ async fn list(
         .gate(Queue::Imports)
         .send(pm_actors::jobs::ListJobs(filter))
         .await?;
-    Ok(Json(page))
+    let mut items = Vec::with_capacity(page.items.len());
+    for job in page.items {
+        items.push(import_view(&s, job).await?);
+    }
+    Ok(Json(Page {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// The import job `id` if the caller may see it (its creator, or an admin).
@@ -161,6 +235,16 @@ struct UploadQuery {
     skip_rows: Option<u32>,
     /// Spreadsheets: the sheet's name (default: the first sheet).
     sheet: Option<String>,
+    /// The supplier's mapping template to read the file with.
+    template_id: Option<uuid::Uuid>,
+    /// `full`: the supplier's offers missing from the file get stock 0 (never deleted);
+    /// `delta` (default): only the rows of the file are written.
+    #[param(pattern = "^(full|delta)$")]
+    mode: Option<String>,
+    /// Stop the import once more than this many rows were rejected (default: skip bad rows
+    /// and go on).
+    #[param(minimum = 0, maximum = 1000000000)]
+    max_errors: Option<u64>,
 }
 
 /// A mapping field: a JSON object of column header to a field name the importer knows.
@@ -220,11 +304,29 @@ async fn upload(
         ))
     })?;
     let supplier_id = path_id("id", &id)?;
+    // Checked before the supplier: a bad option is the caller's error whatever the id.
     let dry_run = match q.dry_run.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::invalid("dry_run", "must be true or false")),
     };
+    if !matches!(q.mode.as_deref(), None | Some("full") | Some("delta")) {
+        return Err(ApiError::invalid("mode", "must be full or delta"));
+    }
+    if let Some(t) = q.template_id {
+        let template = s
+            .actors
+            .stores
+            .imports
+            .send(pm_actors::store::db::GetTemplate(t))
+            .await?;
+        if template.supplier_id != supplier_id {
+            return Err(ApiError::invalid(
+                "template_id",
+                "the template is another supplier's",
+            ));
+        }
+    }
     if q.skip_rows.is_some_and(|n| n > 1000) {
         return Err(ApiError::invalid("skip_rows", "must be 0 to 1000"));
     }
@@ -294,6 +396,7 @@ async fn upload(
         "supplier_id": supplier_id, "bucket": bucket, "key": key, "file_name": file_name,
         "size": size, "sha256": sha256, "dry_run": dry_run, "encoding": q.encoding,
         "delimiter": q.delimiter, "skip_rows": q.skip_rows, "sheet": q.sheet, "mapping": mapping,
+        "template_id": q.template_id, "mode": q.mode, "max_errors": q.max_errors,
     });
     let new = NewJob {
         kind: pm_actors::jobs::import::KIND.into(),
@@ -319,14 +422,15 @@ async fn upload(
         `prices_changed`, `stocks_changed`), `file` (format, encoding, delimiter, sheet, header \
         line, headers, the suggested mapping), `duration_ms` and `rows_per_sec`.",
     params(("id" = Uuid, Path, description = "The job's id.")),
-    responses((status = 200, description = "The job.", body = Job), NotFound),
+    responses((status = 200, description = "The job.", body = ImportJob), NotFound),
 )]
 async fn job(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Job>, ApiError> {
-    Ok(Json(import_job(&s, &who, &id).await?))
+) -> Result<Json<ImportJob>, ApiError> {
+    let job = import_job(&s, &who, &id).await?;
+    Ok(Json(import_view(&s, job).await?))
 }
 
 #[utoipa::path(
@@ -473,4 +577,393 @@ mod tests {
         assert_eq!(super::extension(Some("noext")), "bin");
         assert_eq!(super::extension(None), "bin");
     }
+}
+
+#[utoipa::path(
+    post,
+    path = "/imports/jobs/{id}/rollback",
+    tag = "imports",
+    operation_id = "rollback_import_job",
+    summary = "Undo an import",
+    description = "The catalog values the import changed go back to what they were before it \
+        (prices and stocks from their history, products and offers from the import's journal), \
+        and the products it created go to the trash, unless someone changed them since: those \
+        are kept and counted. Once per job; the job must have finished (succeeded). Needs \
+        `jobs:run` and `catalog:write`.",
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "Rolled back.", body = pm_storage::catalog::RollbackReport),
+        crate::openapi::Conflict,
+        NotFound, Forbidden,
+    ),
+)]
+async fn rollback(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<pm_storage::catalog::RollbackReport>, ApiError> {
+    who.require(Permission::JobsRun)?;
+    who.require(Permission::CatalogWrite)?;
+    let job = import_job(&s, &who, &id).await?;
+    let conflict = |reason: &str| ApiError::Conflict(crate::error::FieldError::new("id", reason));
+    if job.status != pm_storage::jobs::JobStatus::Succeeded {
+        return Err(conflict("only a finished (succeeded) import can be rolled back"));
+    }
+    if job.payload["dry_run"] == serde_json::json!(true) {
+        return Err(conflict("a dry run wrote nothing to roll back"));
+    }
+    let imports = &s.actors.stores.imports;
+    if imports
+        .send(pm_actors::store::db::RollbackOf(job.id))
+        .await?
+        .is_some()
+    {
+        return Err(conflict("this import was already rolled back"));
+    }
+    let report = s
+        .actors
+        .stores
+        .catalog_bulk
+        .send(pm_actors::changes::By::by(
+            pm_actors::store::catalog::RollbackImport(job.id),
+            who.origin(),
+        ))
+        .await?;
+    let recorded = imports
+        .send(pm_actors::store::db::RecordRollback {
+            job_id: job.id,
+            by: who.user_id(),
+            report: serde_json::json!(report),
+        })
+        .await?;
+    if !recorded {
+        return Err(conflict("this import was already rolled back"));
+    }
+    Ok(Json(report))
+}
+
+/// The mapping a waiting import is given: exactly one of `mapping`, `template_id`, `template`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct GiveMapping {
+    /// Column header → field, e.g. `{"Code": "ean", "Libellé": "title"}`.
+    #[schema(value_type = Option<Object>)]
+    mapping: Option<serde_json::Value>,
+    /// A saved template of the supplier.
+    template_id: Option<uuid::Uuid>,
+    /// A template given inline (see `POST /suppliers/{id}/mapping-templates`).
+    #[schema(value_type = Option<Object>)]
+    template: Option<serde_json::Value>,
+    /// Also save the mapping as the supplier's template under this name.
+    save_as: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/imports/jobs/{id}/mapping",
+    tag = "imports",
+    operation_id = "give_import_mapping",
+    summary = "Give a waiting import its mapping",
+    description = "An import whose columns could not be mapped with confidence waits \
+        (`import_status` `awaiting_mapping`; its `progress` lists the file's headers and what is \
+        missing). This gives it a mapping by header, a saved template or an inline template, and \
+        it runs again. `save_as` also saves it as the supplier's template. Needs `jobs:run`.",
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    request_body = GiveMapping,
+    responses(
+        (status = 202, description = "The import runs again with the mapping.", body = ImportJob),
+        crate::openapi::Conflict,
+        BadRequest, Unprocessable, NotFound, Forbidden,
+    ),
+)]
+async fn give_mapping(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    crate::extract::Json(body): crate::extract::Json<GiveMapping>,
+) -> Result<(StatusCode, Json<ImportJob>), ApiError> {
+    who.require(Permission::JobsRun)?;
+    let job = import_job(&s, &who, &id).await?;
+    let given = [
+        body.mapping.is_some(),
+        body.template_id.is_some(),
+        body.template.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ApiError::invalid(
+            "mapping",
+            "give exactly one of mapping, template_id or template",
+        ));
+    }
+    if !awaiting_mapping(&job) {
+        return Err(ApiError::Conflict(crate::error::FieldError::new(
+            "id",
+            "this import is not waiting for a mapping",
+        )));
+    }
+    let supplier_id = job.payload["supplier_id"]
+        .as_str()
+        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+        .ok_or_else(|| ApiError::Internal("an import job without its supplier".into()))?;
+    let mut payload = job.payload.clone();
+    let saved: Option<serde_json::Value> = if let Some(m) = &body.mapping {
+        let m = parse_mapping(&m.to_string())?;
+        payload["mapping"] = m.clone();
+        payload["template_id"] = serde_json::Value::Null;
+        payload["template"] = serde_json::Value::Null;
+        // A mapping by header saved as a template: one rule per column.
+        let columns: Vec<serde_json::Value> = m
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(h, f)| serde_json::json!({"source": h, "target": f}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(serde_json::json!({ "columns": columns }))
+    } else if let Some(t) = body.template_id {
+        let template = s
+            .actors
+            .stores
+            .imports
+            .send(pm_actors::store::db::GetTemplate(t))
+            .await?;
+        if template.supplier_id != supplier_id {
+            return Err(ApiError::invalid(
+                "template_id",
+                "the template is another supplier's",
+            ));
+        }
+        payload["template_id"] = serde_json::json!(t);
+        payload["template"] = serde_json::Value::Null;
+        None
+    } else {
+        let t = body.template.clone().unwrap_or_default();
+        check_template(&t)?;
+        payload["template"] = t.clone();
+        Some(t)
+    };
+    if let (Some(name), Some(template)) = (&body.save_as, saved) {
+        check_template(&template)?;
+        s.actors
+            .stores
+            .imports
+            .send(pm_actors::store::db::SaveTemplate {
+                supplier_id,
+                name: name.clone(),
+                template,
+                by: who.user_id(),
+            })
+            .await?;
+    }
+    let resumed = s
+        .actors
+        .jobs
+        .gate(Queue::Imports)
+        .send(pm_actors::jobs::ResumeJob {
+            job: job.clone(),
+            payload,
+        })
+        .await?;
+    if !resumed {
+        return Err(ApiError::Conflict(crate::error::FieldError::new(
+            "id",
+            "this import is not waiting for a mapping any more",
+        )));
+    }
+    let job = import_job(&s, &who, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(import_view(&s, job).await?)))
+}
+
+/// A template as the importer reads it, checked: 422 naming the rule that is wrong.
+fn check_template(t: &serde_json::Value) -> Result<(), ApiError> {
+    let parsed: pm_imports::template::Template =
+        serde_json::from_value(t.clone()).map_err(|e| ApiError::invalid("template", e))?;
+    parsed.check().map_err(|e| ApiError::invalid("template", e))
+}
+
+/// A template to save.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewTemplate {
+    /// Unique per supplier; saving the same name again replaces the template.
+    name: String,
+    /// `{"columns": [{"source": "Code EAN", "target": "ean"}, {"source": "Prix", "target":
+    /// "cost_price", "transforms": [{"op": "decimal_comma"}, {"op": "multiply", "by": "1.2"}]}],
+    /// "currency": "EUR"}`. Targets: the import fields (`ean`, `sku`, `supplier_sku`, `title`,
+    /// `description`, `brand`, `category_path`, `retail_price`, `cost_price`, `sale_price`,
+    /// `msrp`, `currency`, `stock`, `image_url`, `parent_sku`) or `{"attribute": name}`.
+    /// Transforms: `trim`, `case`, `replace`, `regex_extract`, `split`, `concat`, `default`,
+    /// `decimal_comma`, `multiply`, `markup`, `round`, `category_separator`.
+    #[schema(value_type = Object)]
+    template: serde_json::Value,
+}
+
+#[utoipa::path(
+    get,
+    path = "/suppliers/{id}/mapping-templates",
+    tag = "imports",
+    operation_id = "list_mapping_templates",
+    summary = "A supplier's mapping templates, by name",
+    params(("id" = Uuid, Path, description = "The supplier's id.")),
+    responses((status = 200, description = "The templates.", body = Vec<pm_storage::imports::MappingTemplate>), NotFound),
+)]
+async fn list_templates(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<pm_storage::imports::MappingTemplate>>, ApiError> {
+    who.require(Permission::ImportsRead)?;
+    let supplier_id = path_id("id", &id)?;
+    s.actors
+        .stores
+        .catalog
+        .send(GetSupplier { id: supplier_id })
+        .await?;
+    let list = s
+        .actors
+        .stores
+        .imports
+        .send(pm_actors::store::db::ListTemplates(supplier_id))
+        .await?;
+    Ok(Json(list))
+}
+
+#[utoipa::path(
+    post,
+    path = "/suppliers/{id}/mapping-templates",
+    tag = "imports",
+    operation_id = "save_mapping_template",
+    summary = "Save a supplier's mapping template",
+    description = "Checked before it is saved (columns, targets, transforms and their \
+        parameters, a title and an EAN or SKU mapped): 422 names the rule that is wrong. Use it \
+        with `?template_id=` on an upload. Needs `imports:write`.",
+    params(("id" = Uuid, Path, description = "The supplier's id.")),
+    request_body = NewTemplate,
+    responses(
+        (status = 201, description = "Saved.", body = pm_storage::imports::MappingTemplate),
+        BadRequest, Unprocessable, NotFound, Forbidden,
+    ),
+)]
+async fn save_template(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    crate::extract::Json(body): crate::extract::Json<NewTemplate>,
+) -> Result<(StatusCode, Json<pm_storage::imports::MappingTemplate>), ApiError> {
+    who.require(Permission::ImportsWrite)?;
+    let supplier_id = path_id("id", &id)?;
+    check_template(&body.template)?;
+    s.actors
+        .stores
+        .catalog
+        .send(GetSupplier { id: supplier_id })
+        .await?;
+    let saved = s
+        .actors
+        .stores
+        .imports
+        .send(pm_actors::store::db::SaveTemplate {
+            supplier_id,
+            name: body.name,
+            template: body.template,
+            by: who.user_id(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(saved)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/mapping-templates/{id}",
+    tag = "imports",
+    operation_id = "get_mapping_template",
+    summary = "A mapping template",
+    params(("id" = Uuid, Path, description = "The template's id.")),
+    responses((status = 200, description = "The template.", body = pm_storage::imports::MappingTemplate), NotFound),
+)]
+async fn get_template(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<pm_storage::imports::MappingTemplate>, ApiError> {
+    who.require(Permission::ImportsRead)?;
+    let id = path_id("id", &id)?;
+    Ok(Json(
+        s.actors
+            .stores
+            .imports
+            .send(pm_actors::store::db::GetTemplate(id))
+            .await?,
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/mapping-templates/{id}",
+    tag = "imports",
+    operation_id = "delete_mapping_template",
+    summary = "Delete a mapping template",
+    params(("id" = Uuid, Path, description = "The template's id.")),
+    responses((status = 204, description = "Deleted."), NotFound, Forbidden),
+)]
+async fn delete_template(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    who.require(Permission::ImportsWrite)?;
+    let id = path_id("id", &id)?;
+    s.actors
+        .stores
+        .imports
+        .send(pm_actors::store::db::DeleteTemplate(id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct StatsQuery {
+    /// How many days back, newest first.
+    #[param(minimum = 1, maximum = 3660, default = 30)]
+    days: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/suppliers/{id}/import-statistics",
+    tag = "imports",
+    operation_id = "supplier_import_statistics",
+    summary = "A supplier's imports per day",
+    description = "Jobs, failed jobs, rows read, created, updated, unchanged, rejected and time \
+        spent, per UTC day, newest first.",
+    params(("id" = Uuid, Path, description = "The supplier's id."), StatsQuery),
+    responses((status = 200, description = "The days.", body = Vec<pm_storage::imports::ImportStatistics>), NotFound),
+)]
+async fn statistics(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> Result<Json<Vec<pm_storage::imports::ImportStatistics>>, ApiError> {
+    who.require(Permission::ImportsRead)?;
+    let supplier_id = path_id("id", &id)?;
+    let days = q.days.unwrap_or(30);
+    if !(1..=3660).contains(&days) {
+        return Err(ApiError::invalid("days", "must be 1 to 3660"));
+    }
+    s.actors
+        .stores
+        .catalog
+        .send(GetSupplier { id: supplier_id })
+        .await?;
+    let list = s
+        .actors
+        .stores
+        .imports
+        .send(pm_actors::store::db::Statistics { supplier_id, days })
+        .await?;
+    Ok(Json(list))
 }
