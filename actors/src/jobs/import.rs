@@ -17,7 +17,7 @@
 //! job's rejects and writes again: committed batches are found unchanged, nothing is
 //! duplicated.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read as _};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -241,26 +241,37 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
             meta.size
         )));
     }
-    let bytes: Vec<u8> = stream
-        .try_fold(
-            Vec::with_capacity(meta.size as usize),
-            |mut acc, chunk| async move {
-                acc.extend_from_slice(&chunk);
-                Ok(acc)
-            },
-        )
-        .await
-        .map_err(retry)?;
+    // A spreadsheet (a zip or an OLE file) is read whole: its format needs to seek. A text
+    // file streams from the store through the parser, so memory stays flat whatever its size.
+    let mut stream = stream;
+    let mut head: Vec<u8> = Vec::new();
+    while head.len() < 8 {
+        match stream.try_next().await.map_err(retry)? {
+            Some(chunk) => head.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    let spreadsheet = matches!(
+        head.get(..4),
+        Some([0x50, 0x4B, 0x03, 0x04] | [0xD0, 0xCF, 0x11, 0xE0])
+    );
+    let input = if spreadsheet {
+        let mut bytes = Vec::with_capacity(meta.size as usize);
+        bytes.extend_from_slice(&head);
+        while let Some(chunk) = stream.try_next().await.map_err(retry)? {
+            bytes.extend_from_slice(&chunk);
+        }
+        Input::Sheet(bytes)
+    } else {
+        let rest = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        Input::Text(Box::new(Cursor::new(head).chain(rest)))
+    };
 
     // A rerun of this job records its rejects afresh (a dry run's too: they are its report).
     imports.clear_errors(job_id).await.map_err(retry)?;
-    let spreadsheet = matches!(
-        bytes.get(..4),
-        Some([0x50, 0x4B, 0x03, 0x04] | [0xD0, 0xCF, 0x11, 0xE0])
-    );
     let (tx, mut rx) = mpsc::channel::<Result<Parsed, FileError>>(IN_FLIGHT);
     // Parsing is CPU work: on the blocking pool, never on the async workers.
-    let parser = tokio::task::spawn_blocking(move || parse(bytes, spreadsheet, sheet, options, tx));
+    let parser = tokio::task::spawn_blocking(move || parse(input, sheet, options, tx));
     stage("parse", Value::Null);
 
     let mut c = Counters::default();
@@ -590,68 +601,97 @@ fn reject(e: RowError) -> NewImportError {
     }
 }
 
+/// What the parser reads: a whole spreadsheet, or a text file as it streams in.
+enum Input {
+    Sheet(Vec<u8>),
+    Text(Box<dyn std::io::Read + Send>),
+}
+
 /// The parser stage: the file's info first, then batches of rows and rejects.
 fn parse(
-    bytes: Vec<u8>,
-    spreadsheet: bool,
+    input: Input,
     sheet: Option<SheetRef>,
     options: ReadOptions,
     tx: mpsc::Sender<Result<Parsed, FileError>>,
 ) {
-    let send = |m: Result<Parsed, FileError>| tx.blocking_send(m).is_ok();
-    let mut rows = Vec::with_capacity(BATCH);
-    let mut rejects = Vec::new();
-    let flush = |rows: &mut Vec<ProductRow>, rejects: &mut Vec<RowError>, force: bool| -> bool {
-        if force || rows.len() + rejects.len() >= BATCH {
-            let batch = Parsed::Batch(std::mem::take(rows), std::mem::take(rejects));
-            return send(Ok(batch));
-        }
-        true
-    };
-    if spreadsheet {
-        let mut sheet_rows = match SheetRows::open(bytes, sheet, options) {
-            Ok(r) => r,
-            Err(e) => {
-                send(Err(e));
+    let mut out = Batcher::new(&tx);
+    match input {
+        Input::Sheet(bytes) => {
+            let mut sheet_rows = match SheetRows::open(bytes, sheet, options) {
+                Ok(r) => r,
+                Err(e) => return out.fail(e),
+            };
+            if !out.info(json!(sheet_rows.info())) {
                 return;
             }
-        };
-        if !send(Ok(Parsed::Info(json!(sheet_rows.info())))) {
-            return;
-        }
-        while let Some(r) = sheet_rows.next_row() {
-            match r {
-                Ok(p) => rows.push(p),
-                Err(e) => rejects.push(*e),
-            }
-            if !flush(&mut rows, &mut rejects, false) {
-                return;
-            }
-        }
-    } else {
-        let mut csv_rows = match CsvRows::open(Cursor::new(bytes), options) {
-            Ok(r) => r,
-            Err(e) => {
-                send(Err(e));
-                return;
-            }
-        };
-        if !send(Ok(Parsed::Info(json!(csv_rows.info())))) {
-            return;
-        }
-        while let Some(r) = csv_rows.next_row() {
-            match r {
-                Ok(Ok(p)) => rows.push(p),
-                Ok(Err(e)) => rejects.push(*e),
-                Err(e) => {
-                    send(Err(e));
+            while let Some(r) = sheet_rows.next_row() {
+                if !out.push(r) {
                     return;
                 }
             }
-            if !flush(&mut rows, &mut rejects, false) {
+        }
+        Input::Text(reader) => {
+            let mut csv_rows = match CsvRows::open(reader, options) {
+                Ok(r) => r,
+                Err(e) => return out.fail(e),
+            };
+            if !out.info(json!(csv_rows.info())) {
                 return;
+            }
+            while let Some(r) = csv_rows.next_row() {
+                match r {
+                    Ok(r) => {
+                        if !out.push(r) {
+                            return;
+                        }
+                    }
+                    // The file cannot be read on (an I/O error): the job fails with it.
+                    Err(e) => return out.fail(e),
+                }
             }
         }
     }
-    flush(&mut rows, &mut rejects, true);
+    out.flush();
+}
+
+/// Rows and rejects gathered into batches for the writer. Every send blocks while the writer
+/// has [`IN_FLIGHT`] batches waiting; `false`: the writer has gone (the job stopped).
+struct Batcher<'a> {
+    tx: &'a mpsc::Sender<Result<Parsed, FileError>>,
+    rows: Vec<ProductRow>,
+    rejects: Vec<RowError>,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(tx: &'a mpsc::Sender<Result<Parsed, FileError>>) -> Self {
+        Self {
+            tx,
+            rows: Vec::with_capacity(BATCH),
+            rejects: Vec::new(),
+        }
+    }
+
+    fn info(&mut self, info: Value) -> bool {
+        self.tx.blocking_send(Ok(Parsed::Info(info))).is_ok()
+    }
+
+    fn fail(&mut self, e: FileError) {
+        let _ = self.tx.blocking_send(Err(e));
+    }
+
+    fn push(&mut self, r: Result<ProductRow, Box<RowError>>) -> bool {
+        match r {
+            Ok(p) => self.rows.push(p),
+            Err(e) => self.rejects.push(*e),
+        }
+        if self.rows.len() + self.rejects.len() >= BATCH {
+            return self.flush();
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        let batch = Parsed::Batch(std::mem::take(&mut self.rows), std::mem::take(&mut self.rejects));
+        self.tx.blocking_send(Ok(batch)).is_ok()
+    }
 }

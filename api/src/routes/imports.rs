@@ -347,51 +347,99 @@ async fn upload(
             ApiError::BadRequest(format!("multipart: {}", e.body_text()))
         }
     };
-    // The fields in any order: `file` (streamed into memory up to the limit) and `mapping`.
-    let (mut body, mut file_name, mut mapping) = (None::<Vec<u8>>, None::<String>, None::<serde_json::Value>);
-    let mut sha = Sha256::new();
+    // The fields in any order: `file` (streamed to object storage as it arrives, never held
+    // whole, refused past the limit) and `mapping`.
+    let bucket = s.settings.object_store.buckets.imports.clone();
+    let mut file_name = None::<String>;
+    let mut mapping = None::<serde_json::Value>;
+    let mut stored: Option<(String, usize, String)> = None;
     while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
         match field.name() {
-            Some("file") => {
+            Some("file") if stored.is_none() => {
                 file_name = field.file_name().map(str::to_owned);
-                let mut buf = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                    if buf.len() + chunk.len() > limit {
-                        return Err(ApiError::TooLarge { limit });
+                let key = format!(
+                    "{}/{}.{}",
+                    Utc::now().format("%Y/%m/%d"),
+                    uuid::Uuid::now_v7(),
+                    extension(file_name.as_deref())
+                );
+                // The body goes to the store through a channel of a few chunks: the store
+                // writes while the client sends, and a slow store slows the upload.
+                let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+                let body: pm_storage::object_store::ByteStream =
+                    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|item| (item, rx))
+                    }));
+                let put = s.objects.put(&bucket, &key, body, None);
+                let read = async {
+                    let mut sha = Sha256::new();
+                    let mut size = 0usize;
+                    loop {
+                        let chunk = match field.chunk().await {
+                            Ok(Some(c)) => c,
+                            Ok(None) => break,
+                            Err(e) => {
+                                let _ = tx.send(Err(std::io::Error::other("upload interrupted"))).await;
+                                return Err(multipart_error(e));
+                            }
+                        };
+                        if size + chunk.len() > limit {
+                            let _ = tx.send(Err(std::io::Error::other("upload too large"))).await;
+                            return Err(ApiError::TooLarge { limit });
+                        }
+                        size += chunk.len();
+                        sha.update(&chunk);
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            // The store stopped reading: its own error says why.
+                            break;
+                        }
                     }
-                    sha.update(&chunk);
-                    buf.extend_from_slice(&chunk);
+                    drop(tx);
+                    Ok((size, hex::encode(sha.finalize())))
+                };
+                let (put, read) = tokio::join!(put, read);
+                let (size, sha256) = match (read, put) {
+                    (Ok(r), Ok(_)) => r,
+                    (Err(e), _) => {
+                        let _ = s.objects.delete(&bucket, &key).await;
+                        return Err(e);
+                    }
+                    (Ok(_), Err(e)) => {
+                        let _ = s.objects.delete(&bucket, &key).await;
+                        return Err(e.into());
+                    }
+                };
+                if size == 0 {
+                    let _ = s.objects.delete(&bucket, &key).await;
+                    return Err(ApiError::invalid("file", "the file is empty"));
                 }
-                body = Some(buf);
+                stored = Some((key, size, sha256));
             }
             Some("mapping") => {
-                let text = field.text().await.map_err(multipart_error)?;
-                mapping = Some(parse_mapping(&text)?);
+                let parsed = match field.text().await {
+                    Ok(text) => parse_mapping(&text),
+                    Err(e) => Err(multipart_error(e)),
+                };
+                match parsed {
+                    Ok(m) => mapping = Some(m),
+                    Err(e) => {
+                        // Nothing is imported: the file stored before this field goes too.
+                        if let Some((key, ..)) = &stored {
+                            let _ = s.objects.delete(&bucket, key).await;
+                        }
+                        return Err(e);
+                    }
+                }
             }
             _ => {}
         }
     }
-    let Some(body) = body else {
+    let Some((key, size, sha256)) = stored else {
         return Err(ApiError::invalid(
             "file",
             "a multipart field named file is required",
         ));
     };
-    if body.is_empty() {
-        return Err(ApiError::invalid("file", "the file is empty"));
-    }
-    let size = body.len();
-    let sha256 = hex::encode(sha.finalize());
-    let key = format!(
-        "{}/{}.{}",
-        Utc::now().format("%Y/%m/%d"),
-        uuid::Uuid::now_v7(),
-        extension(file_name.as_deref())
-    );
-    let bucket = s.settings.object_store.buckets.imports.clone();
-    let stream: pm_storage::object_store::ByteStream =
-        Box::pin(futures::stream::iter(vec![Ok(bytes::Bytes::from(body))]));
-    s.objects.put(&bucket, &key, stream, None).await?;
     let payload = serde_json::json!({
         "supplier_id": supplier_id, "bucket": bucket, "key": key, "file_name": file_name,
         "size": size, "sha256": sha256, "dry_run": dry_run, "encoding": q.encoding,
