@@ -107,13 +107,16 @@ password="schemathesis-$(python3 -c 'import secrets; print(secrets.token_hex(12)
 log "starting $bin on $base (data dir $work/data)"
 # Embedded SQLite defaults in a fresh data dir; `PM__*` variables only for what this run needs:
 # the address, a known admin password, an access token that outlives the run, and the
-# debug.sleep job kind so that enqueueing has a kind to accept.
+# debug.sleep job kind so that enqueueing has a kind to accept. Imports from a URL are turned
+# off: generated URLs would make the import jobs fetch from arbitrary hosts, and this run must
+# send traffic to loopback only (a URL import is refused with 422, which the document allows).
 env -i PATH="$PATH" HOME="$HOME" \
     PM__SERVER__BIND="127.0.0.1:$port" \
     PM__STORAGE__DATA_DIR="$work/data" \
     PM__AUTH__BOOTSTRAP_ADMIN_PASSWORD="$password" \
     PM__AUTH__ACCESS_TOKEN_TTL_SECS=7200 \
     PM__JOBS__DEBUG_KINDS=true \
+    PM__IMPORTS__URL_SOURCES=false \
     PM__LOG__LEVEL=warn \
     "$bin" serve </dev/null >"$service_log" 2>&1 &
 pid=$!

@@ -29,6 +29,32 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Imports a supplier's file with a progress bar: the same pipeline as the API (the
+    /// imports queue, the supplier's session, the catalog), on the configured databases. Exits
+    /// 0 when the import succeeded (rows may have been rejected: the summary says where they
+    /// are), 1 otherwise.
+    Import {
+        /// The supplier's code.
+        #[arg(long)]
+        supplier: String,
+        /// A CSV/TSV/TXT (any encoding) or XLSX, XLS, XLSB, ODS file.
+        file: PathBuf,
+        /// One of the supplier's mapping templates, by id or name.
+        #[arg(long)]
+        template: Option<String>,
+        /// Parse and validate only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A full import: the supplier's offers missing from the file get stock 0.
+        #[arg(long)]
+        full: bool,
+        /// Stop once more than this many rows were rejected.
+        #[arg(long)]
+        max_errors: Option<u64>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Recovery from the shell, on the databases directly (the service may be running).
     Admin {
         #[command(subcommand)]

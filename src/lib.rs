@@ -8,6 +8,7 @@
 //! `pm-actors` ← `pm-api` ← this one. `ARCHITECTURE.md` maps them.
 
 pub mod cli;
+pub mod import_cli;
 pub mod telemetry;
 
 use std::future::Future;

@@ -69,6 +69,39 @@ fn main() -> ExitCode {
             }
         }),
         Command::Config { .. } => ExitCode::SUCCESS,
+        Command::Import {
+            supplier,
+            file,
+            template,
+            dry_run,
+            full,
+            max_errors,
+            quiet,
+        } => block_on(async move {
+            let args = products_manager::import_cli::ImportArgs {
+                supplier,
+                file,
+                template,
+                dry_run,
+                full,
+                max_errors,
+                quiet: quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            match products_manager::import_cli::import(settings, args).await {
+                Ok((summary, ok)) => {
+                    println!("{summary}");
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
         Command::Admin { command } => block_on(async move {
             match products_manager::admin(&settings, command).await {
                 Ok(out) => {

@@ -261,6 +261,16 @@ fn job_kinds(
         objects: objects.clone(),
         imports: pm_storage::imports::Imports::new(databases.get(Database::Imports).clone()),
         core: stores.core.clone(),
+        http: reqwest::Client::builder()
+            .user_agent(concat!("products-manager/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(
+                settings.imports.fetch_timeout_secs.clamp(1, 30),
+            ))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .unwrap_or_default(),
+        max_bytes: settings.imports.max_upload_bytes as u64,
+        fetch_timeout: Duration::from_secs(settings.imports.fetch_timeout_secs.max(1)),
     });
     let spec = pm_supervisors::DynamicSpec::new("import.session", "import_session", move |supplier: &str| {
         crate::jobs::session::ImportSession::new(supplier, deps.clone())

@@ -302,6 +302,12 @@ pub struct ImportSettings {
     pub max_sessions: usize,
     /// A session with no import for this long stops (and leaves `/admin/actors`).
     pub session_idle_secs: u64,
+    /// Imports from a URL are accepted.
+    pub url_sources: bool,
+    /// The whole fetch of a URL (connect, answer, body) at most.
+    pub fetch_timeout_secs: u64,
+    /// URLs naming loopback, private or link-local addresses are accepted.
+    pub fetch_private_addresses: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

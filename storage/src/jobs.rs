@@ -951,6 +951,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_group_runs_one_job_at_a_time_in_order_and_a_parked_job_waits_for_its_input() {
+        for env in backends() {
+            let clock = ManualClock::new(Utc::now());
+            let q = queue(&env, clock.clone()).await;
+            let in_group = |n: u32| NewJob {
+                group_key: Some("supplier:a".into()),
+                ..NewJob::new("test", json!({ "n": n }))
+            };
+            let a = q.enqueue(in_group(1)).await.unwrap();
+            let b = q.enqueue(in_group(2)).await.unwrap();
+            let other = q.enqueue(NewJob::new("test", json!({}))).await.unwrap();
+            let la = q.claim("w1", LEASE).await.unwrap().expect(env.label);
+            assert_eq!(la.job.id, a.id, "{}", env.label);
+            // B waits for A (same group); the job without a group goes by.
+            let lo = q.claim("w2", LEASE).await.unwrap().expect(env.label);
+            assert_eq!(lo.job.id, other.id, "{}", env.label);
+            assert!(q.claim("w3", LEASE).await.unwrap().is_none(), "{}", env.label);
+            // A waits for input: it no longer holds its group up, and is not due.
+            assert!(q.park(&la, &json!({"awaiting": "mapping"})).await.unwrap());
+            let parked = q.get(a.id).await.unwrap();
+            assert_eq!(
+                (parked.status, parked.attempts),
+                (JobStatus::Queued, 0),
+                "{}",
+                env.label
+            );
+            assert_eq!(parked.progress, Some(json!({"awaiting": "mapping"})));
+            let lb = q.claim("w3", LEASE).await.unwrap().expect(env.label);
+            assert_eq!(lb.job.id, b.id, "{}", env.label);
+            assert!(q.complete(&lb, &json!({})).await.unwrap());
+            assert!(q.claim("w3", LEASE).await.unwrap().is_none(), "{}", env.label);
+            // Given its input, A is due again, with its new payload; resuming twice does nothing.
+            assert!(q.resume(&parked, &json!({"n": 1, "mapping": {}})).await.unwrap());
+            assert!(!q.resume(&parked, &json!({"n": 1})).await.unwrap());
+            let again = q.claim("w1", LEASE).await.unwrap().expect(env.label);
+            assert_eq!((again.job.id, again.job.attempts), (a.id, 1), "{}", env.label);
+            assert_eq!(again.job.payload, json!({"n": 1, "mapping": {}}));
+            env.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
     async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
         for env in backends() {
             let clock = ManualClock::new(Utc::now());

@@ -465,11 +465,21 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
             .await
             .unwrap();
         assert_eq!(r.status(), 422);
-        // Not multipart at all: a 400 in problem+json.
+        // JSON is for a URL source: without one it is refused naming the field.
         let r = app
             .client
             .post(app.url(&format!("/api/v1/suppliers/{sid}/imports")))
             .json(&json!({"file": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        // Neither multipart nor JSON: a 400 in problem+json.
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/suppliers/{sid}/imports")))
+            .header("content-type", "text/plain")
+            .body("ean;title")
             .send()
             .await
             .unwrap();
@@ -739,4 +749,165 @@ async fn a_woocommerce_export_imports_with_its_variations() {
             "{prices}"
         );
     }
+}
+
+/// A supplier's server on loopback: a price list, a 404, one that never answers, one too big.
+async fn supplier_server() -> String {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/tarifs/acme.csv",
+            get(|| async {
+                "ean;title;price;stock\n4006381333931;Stylo;1,50;12\n5901234123457;Agrafeuse;3,00;2\n"
+            }),
+        )
+        .route(
+            "/slow.csv",
+            get(|| async {
+                // Never answers: the fetch's timeout ends it.
+                std::future::pending::<()>().await;
+                ""
+            }),
+        )
+        .route("/huge.csv", get(|| async { "ean;title\n".repeat(1000) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// `{"url": ...}`: the job fetches the file and imports it; a 404, a server that never
+/// answers and a file over the limit end as clear job errors; a URL that is not HTTP is refused.
+#[tokio::test]
+async fn a_file_at_a_url_is_fetched_and_bad_sources_fail_clearly() {
+    let server = supplier_server().await;
+    for backend in backends() {
+        let app = crate::helpers::spawn_app_with(backend, |s| {
+            s.imports.fetch_private_addresses = true;
+            s.imports.fetch_timeout_secs = 1;
+            s.imports.max_upload_bytes = 4096;
+            // A failed fetch is retried after the backoff; here the first failure is final.
+            s.jobs.max_attempts = 1;
+        })
+        .await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "acme", "name": "Acme"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let run = |url: String| {
+            let app = &app;
+            let sid = sid.clone();
+            async move {
+                let (st, job) = app
+                    .post(&format!("/api/v1/suppliers/{sid}/imports"), json!({ "url": url }))
+                    .await;
+                assert_eq!(st, 202, "{job}");
+                let path = format!("/api/v1/imports/jobs/{}", job["id"].as_str().unwrap());
+                let mut last = Value::Null;
+                assert!(
+                    app.wait_for(&path, |_, j| {
+                        last = j.clone();
+                        matches!(j["status"].as_str(), Some("succeeded" | "failed"))
+                    })
+                    .await,
+                    "{last}"
+                );
+                last
+            }
+        };
+        let ok = run(format!("{server}/tarifs/acme.csv")).await;
+        assert_eq!(ok["import_status"], "succeeded", "{backend:?}: {ok}");
+        assert_eq!(ok["result"]["counters"]["created"], 2, "{ok}");
+        assert_eq!(by_ean(&app, "5901234123457").await["title"], "Agrafeuse");
+
+        let missing = run(format!("{server}/nothing-here.csv")).await;
+        assert_eq!(missing["status"], "failed", "{missing}");
+        assert!(
+            missing["last_error"].as_str().unwrap().contains("404"),
+            "{missing}"
+        );
+        let slow = run(format!("{server}/slow.csv")).await;
+        assert_eq!(slow["status"], "failed", "{slow}");
+        assert!(
+            slow["last_error"].as_str().unwrap().contains("fetching"),
+            "{slow}"
+        );
+        let huge = run(format!("{server}/huge.csv")).await;
+        assert_eq!(huge["status"], "failed", "{huge}");
+        assert!(
+            huge["last_error"].as_str().unwrap().contains("at most 4096"),
+            "{huge}"
+        );
+
+        for bad in ["ftp://example.com/a.csv", "not a url"] {
+            let (st, e) = app
+                .post(&format!("/api/v1/suppliers/{sid}/imports"), json!({ "url": bad }))
+                .await;
+            assert_eq!(st, 422, "{bad}: {e}");
+        }
+    }
+}
+
+/// `products-manager import --supplier CODE FILE`: the same pipeline from the shell, on the
+/// databases a running server uses; the server sees the products.
+#[tokio::test]
+async fn the_import_command_imports_a_file_next_to_a_running_server() {
+    let app = spawn_app(crate::helpers::Backend::Sqlite).await;
+    let (st, _) = app
+        .post(
+            "/api/v1/suppliers",
+            json!({"code": "cli-sup", "name": "Shell supplier"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let dir = app.settings.storage.data_dir.clone();
+    let file = dir.join("tarif.csv");
+    std::fs::write(
+        &file,
+        "EAN;Désignation;Prix;Stock\n4006381333931;Stylo;1,50;3\n5901234123457;Agrafeuse;2,00;1\n4006381333932;Mauvais;1,00;1\n",
+    )
+    .unwrap();
+    let run = |args: Vec<String>| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_products-manager"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PM__STORAGE__DATA_DIR", &dir)
+            .env("PM__LOG__LEVEL", "warn")
+            .output()
+    };
+    let file_arg = file.to_string_lossy().into_owned();
+    let out = run(vec![
+        "import".into(),
+        "--supplier".into(),
+        "cli-sup".into(),
+        file_arg.clone(),
+    ])
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("created 2") && stdout.contains("rejected 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("errors.csv"), "{stdout}");
+    assert_eq!(by_ean(&app, "5901234123457").await["title"], "Agrafeuse");
+    // An unknown supplier is an error that says so.
+    let out = run(vec![
+        "import".into(),
+        "--supplier".into(),
+        "nobody".into(),
+        file_arg,
+    ])
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no supplier has the code"));
 }

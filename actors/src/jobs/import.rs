@@ -60,6 +60,103 @@ pub struct ImportDeps {
     /// Where the notice of an import that ended with rejects goes (to whoever started it; a
     /// failed job is notified by the worker).
     pub core: Mailbox<crate::store::core::CoreStore>,
+    /// Fetches URL sources (one client: its connection pool is shared).
+    pub http: reqwest::Client,
+    /// The largest file fetched (the upload limit).
+    pub max_bytes: u64,
+    pub fetch_timeout: std::time::Duration,
+}
+
+/// Fetches `url` into `bucket/key`: at most `deps.max_bytes`, within `deps.fetch_timeout`.
+/// No answer, a timeout, a 5xx or a 429 are worth another attempt (the job layer's backoff);
+/// any other 4xx, an oversized body or a URL that is not HTTP(S) are not.
+async fn fetch(deps: &ImportDeps, url: &str, bucket: &str, key: &str) -> Result<(), JobError> {
+    let parsed = url::Url::parse(url).map_err(|e| fatal(format!("the url {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(fatal(format!("the url {url:?} is not http or https")));
+    }
+    let resp = deps
+        .http
+        .get(parsed)
+        .timeout(deps.fetch_timeout)
+        .send()
+        .await
+        .map_err(|e| retry(format!("fetching {url}: {}", error_chain(&e))))?;
+    let status = resp.status();
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(retry(format!("fetching {url}: the server answered {status}")));
+    }
+    if !status.is_success() {
+        return Err(fatal(format!("fetching {url}: the server answered {status}")));
+    }
+    let max = deps.max_bytes;
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Err(fatal(format!(
+            "fetching {url}: the file has {} bytes; at most {max} are imported",
+            resp.content_length().unwrap_or_default()
+        )));
+    }
+    // The body goes to the store as it arrives, bounded.
+    let (tx, rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let body: pm_storage::object_store::ByteStream =
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
+    let put = deps.objects.put(bucket, key, body, None);
+    let pump = async move {
+        let mut resp = resp;
+        let mut size = 0u64;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    size += chunk.len() as u64;
+                    if size > max {
+                        let _ = tx.send(Err(std::io::Error::other("too large"))).await;
+                        return Err(fatal(format!(
+                            "fetching {url}: the file is larger than {max} bytes"
+                        )));
+                    }
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other("fetch interrupted"))).await;
+                    return Err(retry(format!("fetching {url}: {}", error_chain(&e))));
+                }
+            }
+        }
+    };
+    let (put, pump) = tokio::join!(put, pump);
+    pump?;
+    put.map_err(retry)?;
+    Ok(())
+}
+
+/// An error and its causes in one line (reqwest's own message is only the outermost).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+/// The extension of a URL's last path segment when it is a plain one, else `bin`.
+fn url_extension(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let last = u.path_segments()?.next_back()?.to_owned();
+            let (_, ext) = last.rsplit_once('.')?;
+            Some(ext.to_ascii_lowercase())
+        })
+        .filter(|e| !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "bin".into())
 }
 
 /// How a running import tells its session its stage and counters.
@@ -181,10 +278,23 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| fatal("payload: supplier_id (a uuid) is required"))?;
     let bucket = p["bucket"].as_str().unwrap_or("imports").to_owned();
-    let key = p["key"]
-        .as_str()
-        .ok_or_else(|| fatal("payload: key is required"))?
-        .to_owned();
+    let url = p["url"].as_str().map(str::to_owned);
+    let key = match (&url, p["key"].as_str()) {
+        (_, Some(k)) => k.to_owned(),
+        // A URL source: fetched into the imports bucket under the job's id (a rerun fetches
+        // again and replaces it), then read like an upload.
+        (Some(url), None) => {
+            stage("fetch", json!({ "url": url }));
+            let key = format!(
+                "{}/{job_id}.{}",
+                chrono::Utc::now().format("%Y/%m/%d"),
+                url_extension(url)
+            );
+            fetch(deps, url, &bucket, &key).await?;
+            key
+        }
+        (None, None) => return Err(fatal("payload: key or url is required")),
+    };
     let dry_run = p["dry_run"].as_bool().unwrap_or(false);
     let full = p["mode"].as_str() == Some("full");
     // Stop after this many rejected rows (the error policy); none: skip bad rows, go on.

@@ -295,8 +295,20 @@ impl Handles<Ran> for JobWorker {
             self.deps.hub.clone(),
         );
         let lease = r.lease;
+        // A run that did not succeed keeps its last progress (what a cancelled import wrote,
+        // say): renewals store it only every lease/3, so it is stored once more now.
+        let last_progress = match &msg.0 {
+            Ok(_) => None,
+            Err(_) => r.progress.take(),
+        };
+        let lease_len = self.deps.lease;
         ctx.pipe(async move {
             let id = lease.job.id;
+            if let Some(p) = &last_progress {
+                if let Err(e) = queue.renew(&lease, lease_len, Some(p)).await {
+                    tracing::warn!(job = %id, error = %e, "last progress not stored");
+                }
+            }
             let outcome = match &msg.0 {
                 Ok(result) => queue
                     .complete(&lease, result)

@@ -278,11 +278,15 @@ fn extension(name: Option<&str>) -> String {
     tag = "imports",
     operation_id = "upload_import",
     summary = "Upload a supplier's file and start its import",
-    description = "Multipart, field `file`. The file is stored, then imported by a job on the \
+    description = "Multipart, field `file`; or JSON `{\"url\": ...}` for a file the job fetches. \
+        The file is stored, then imported by a job on the \
         imports queue (one supplier's imports run one at a time, in order); follow it at \
         `/imports/jobs/{id}` or over the WebSocket (`jobs.imports.<id>`). Needs `jobs:run`.",
     params(("id" = Uuid, Path, description = "The supplier's id."), UploadQuery),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    request_body(content(
+        (UploadForm = "multipart/form-data"),
+        (UrlImport = "application/json"),
+    )),
     responses(
         (status = 202, description = "Stored; the import job is queued.", body = Job),
         BadRequest, Unprocessable, PayloadTooLarge, Forbidden, NotFound,
@@ -293,16 +297,18 @@ async fn upload(
     who: Principal,
     Path(id): Path<String>,
     Query(q): Query<UploadQuery>,
-    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: axum::extract::Request,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     who.require(Permission::JobsRun)?;
-    // Not a multipart body at all: said as problem+json, like every other error.
-    let mut form = form.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected a multipart/form-data body with a field named file ({})",
-            e.body_text()
-        ))
-    })?;
+    let json_body = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| {
+            c.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
     let supplier_id = path_id("id", &id)?;
     // Checked before the supplier: a bad option is the caller's error whatever the id.
     let dry_run = match q.dry_run.as_deref() {
@@ -339,6 +345,38 @@ async fn upload(
         .catalog
         .send(GetSupplier { id: supplier_id })
         .await?;
+    let options = serde_json::json!({
+        "supplier_id": supplier_id, "dry_run": dry_run, "encoding": q.encoding,
+        "delimiter": q.delimiter, "skip_rows": q.skip_rows, "sheet": q.sheet,
+        "template_id": q.template_id, "mode": q.mode, "max_errors": q.max_errors,
+    });
+    if json_body {
+        // A URL source: the job fetches it (with the upload's size limit and a timeout).
+        let crate::extract::Json(body) =
+            <crate::extract::Json<UrlImport> as axum::extract::FromRequest<AppState>>::from_request(req, &s)
+                .await?;
+        let url = check_url(&s.settings.imports, &body.url)?;
+        let mapping = match &body.mapping {
+            Some(m) => Some(parse_mapping(&m.to_string())?),
+            None => None,
+        };
+        let mut payload = options;
+        payload["url"] = serde_json::json!(url.as_str());
+        payload["file_name"] =
+            serde_json::json!(url.path_segments().and_then(|mut p| p.next_back()).unwrap_or(""));
+        payload["mapping"] = serde_json::json!(mapping);
+        payload["bucket"] = serde_json::json!(s.settings.object_store.buckets.imports);
+        return enqueue_import(&s, &who, supplier_id, payload).await;
+    }
+    // Not a multipart body at all: said as problem+json, like every other error.
+    let mut form = <Multipart as axum::extract::FromRequest<AppState>>::from_request(req, &s)
+        .await
+        .map_err(|e| {
+            ApiError::BadRequest(format!(
+                "expected a multipart/form-data body with a field named file, or a JSON body with a url ({})",
+                e.body_text()
+            ))
+        })?;
     let limit = s.settings.imports.max_upload_bytes;
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -440,12 +478,24 @@ async fn upload(
             "a multipart field named file is required",
         ));
     };
-    let payload = serde_json::json!({
-        "supplier_id": supplier_id, "bucket": bucket, "key": key, "file_name": file_name,
-        "size": size, "sha256": sha256, "dry_run": dry_run, "encoding": q.encoding,
-        "delimiter": q.delimiter, "skip_rows": q.skip_rows, "sheet": q.sheet, "mapping": mapping,
-        "template_id": q.template_id, "mode": q.mode, "max_errors": q.max_errors,
-    });
+    let mut payload = options;
+    payload["bucket"] = serde_json::json!(bucket);
+    payload["key"] = serde_json::json!(key);
+    payload["file_name"] = serde_json::json!(file_name);
+    payload["size"] = serde_json::json!(size);
+    payload["sha256"] = serde_json::json!(sha256);
+    payload["mapping"] = serde_json::json!(mapping);
+    enqueue_import(&s, &who, supplier_id, payload).await
+}
+
+/// Queues an import job for a supplier: its group is the supplier, so one supplier's imports
+/// run one at a time, in order.
+async fn enqueue_import(
+    s: &AppState,
+    who: &Principal,
+    supplier_id: uuid::Uuid,
+    payload: serde_json::Value,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
     let new = NewJob {
         kind: pm_actors::jobs::import::KIND.into(),
         payload,
@@ -457,6 +507,64 @@ async fn upload(
     };
     let job = s.actors.jobs.gate(Queue::Imports).send(EnqueueJob(new)).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// An import from a URL.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UrlImport {
+    /// `http://` or `https://`: fetched by the import job (at most the upload limit, within
+    /// `imports.fetch_timeout_secs`; a failure to fetch is retried with the job layer's
+    /// backoff, a 4xx answer is not).
+    url: String,
+    /// Column header → field, as with an upload.
+    #[schema(value_type = Option<Object>)]
+    mapping: Option<serde_json::Value>,
+}
+
+/// A URL an import may fetch: HTTP(S), with a host, not naming a loopback, private or
+/// link-local address unless `imports.fetch_private_addresses`, and URL imports turned on.
+fn check_url(settings: &pm_config::ImportSettings, raw: &str) -> Result<url::Url, ApiError> {
+    if !settings.url_sources {
+        return Err(ApiError::invalid(
+            "url",
+            "imports from a url are turned off (imports.url_sources)",
+        ));
+    }
+    let url = url::Url::parse(raw.trim()).map_err(|e| ApiError::invalid("url", format!("not a url: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::invalid("url", "must be http or https"));
+    }
+    let private = match url.host() {
+        None => return Err(ApiError::invalid("url", "has no host")),
+        Some(url::Host::Domain(d)) => {
+            let d = d.to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+    };
+    if private && !settings.fetch_private_addresses {
+        return Err(ApiError::invalid(
+            "url",
+            "names a loopback, private or link-local address (allowed only with imports.fetch_private_addresses)",
+        ));
+    }
+    Ok(url)
 }
 
 #[utoipa::path(
@@ -1014,4 +1122,42 @@ async fn statistics(
         .send(pm_actors::store::db::Statistics { supplier_id, days })
         .await?;
     Ok(Json(list))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::check_url;
+
+    fn settings(private: bool, on: bool) -> pm_config::ImportSettings {
+        pm_config::ImportSettings {
+            max_upload_bytes: 1,
+            max_sessions: 1,
+            session_idle_secs: 1,
+            url_sources: on,
+            fetch_timeout_secs: 1,
+            fetch_private_addresses: private,
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_before_anything_is_fetched() {
+        let public = settings(false, true);
+        assert!(check_url(&public, "https://supplier.example/tarif.csv").is_ok());
+        for bad in [
+            "ftp://supplier.example/a.csv",
+            "file:///etc/passwd",
+            "http://127.0.0.1:8080/a.csv",
+            "http://localhost/a.csv",
+            "http://10.1.2.3/a.csv",
+            "http://192.168.0.10/a.csv",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/a.csv",
+            "http://[fd00::1]/a.csv",
+            "nonsense",
+        ] {
+            assert!(check_url(&public, bad).is_err(), "{bad}");
+        }
+        assert!(check_url(&settings(true, true), "http://127.0.0.1:8080/a.csv").is_ok());
+        assert!(check_url(&settings(true, false), "https://supplier.example/a.csv").is_err());
+    }
 }

@@ -230,6 +230,15 @@ impl Catalog {
         self.get_entity(id).await
     }
 
+    /// The supplier with this code (codes are unique), if any.
+    pub async fn supplier_by_code(&self, code: &str) -> Result<Option<Supplier>, StoreError> {
+        let sql = format!("SELECT {SUPPLIER_COLUMNS} FROM suppliers WHERE code = $1");
+        with_conn!(self.db, |conn| {
+            let row = sqlx::query(&sql).bind(code).fetch_optional(&mut *conn).await?;
+            row.as_ref().map(Supplier::from_row).transpose()
+        })
+    }
+
     /// Applies `patch` in one statement (see products: concurrent patches of different
     /// fields do not overwrite each other).
     pub async fn update_supplier(&self, id: Uuid, patch: SupplierPatch) -> Result<Supplier, StoreError> {

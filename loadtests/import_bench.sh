@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The import benchmark of issue 8: a generated supplier file of N rows and 9 columns (default
+# 1,000,000 rows, about 330 MB) imported end to end through the API by a release build, on SQLite
+# and on PostgreSQL, next to PostgreSQL's own `\copy` of the same file into a bare indexed table
+# on the same server (the reference). Then the same file again (nothing changes) and a copy with
+# 10% of the prices changed.
+#
+#   bash loadtests/import_bench.sh                      # SQLite only
+#   PM_LOADTEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432 bash loadtests/import_bench.sh
+#
+# Knobs: PM_BENCH_ROWS (default 1000000), PM_LOADTEST_PORT (default 18090).
+# Prints, per run: seconds end to end (upload to the job's end), rows/s, the job's own
+# duration_ms, and the service's peak RSS (VmHWM) over the whole run. Loopback only; every
+# loop is bounded by a deadline.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+rows="${PM_BENCH_ROWS:-1000000}"
+port="${PM_LOADTEST_PORT:-18090}"
+base="http://127.0.0.1:$port"
+work="$(mktemp -d)"
+password="import-bench-admin-password"
+pid=""
+cleanup() {
+    [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== generating $rows rows"
+python3 - "$rows" "$work" <<'PY'
+import random, sys
+n, work = int(sys.argv[1]), sys.argv[2]
+random.seed(42)
+def ean(i):
+    body = f"200{i:09d}"
+    s = sum(int(d) * (3 if k % 2 else 1) for k, d in enumerate(body))
+    return body + str((10 - s % 10) % 10)
+brands = ["Acme", "Stabilo", "Anker", "Bic", "Logitech", "Philips", "Bosch", "Tefal"]
+cats = ["Bureau > Ecriture", "Informatique > Cables", "Maison > Cuisine", "Jardin > Outils"]
+head = "ean;sku;title;description;brand;category;price;stock;supplier_ref\n"
+with open(f"{work}/a.csv", "w") as a, open(f"{work}/b.csv", "w") as b:
+    a.write(head); b.write(head)
+    for i in range(n):
+        price = 1 + (i % 5000) / 10
+        line = [ean(i), f"SKU-{i}", f"Produit numero {i} {brands[i % 8]}",
+                f"Description du produit {i}: " + "qualite standard, livraison sous 48 heures, garantie deux ans, " * 3, brands[i % 8], cats[i % 4],
+                f"{price:.2f}".replace(".", ","), str(i % 100), f"REF{i:07d}"]
+        a.write(";".join(line) + "\n")
+        if i % 10 == 0:
+            line[6] = f"{price + 1:.2f}".replace(".", ",")
+        b.write(";".join(line) + "\n")
+PY
+ls -l "$work"/a.csv | awk '{printf "file: %.0f MB\n", $5/1048576}'
+
+echo "== building the release binary"
+cargo build --release --quiet --bin products-manager
+bin="${CARGO_TARGET_DIR:-target}/release/products-manager"
+
+peak_rss() { awk '/VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$pid/status"; }
+
+start() {
+    rm -rf "$work/data"
+    env PM__SERVER__BIND="127.0.0.1:$port" PM__STORAGE__DATA_DIR="$work/data" PM__LOG__LEVEL=warn \
+        PM__AUTH__BOOTSTRAP_ADMIN_PASSWORD="$password" PM__AUTH__ACCESS_TOKEN_TTL_SECS=7200 \
+        PM__IMPORTS__MAX_UPLOAD_BYTES=2000000000 "$@" "$bin" >"$work/service.log" 2>&1 &
+    pid=$!
+    local deadline=$(( $(date +%s) + 120 ))
+    until curl -fsS -o /dev/null "$base/health" 2>/dev/null; do
+        [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/service.log" >&2; exit 1; }
+        sleep 0.2
+    done
+    token=$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
+        -d "{\"username\":\"admin\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    supplier=$(curl -fsS "$base/api/v1/suppliers" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+        -d '{"code":"bench","name":"Bench","default_currency":"EUR"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+}
+
+stop() {
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=""
+}
+
+# import <label> <file>: upload, wait for the job (deadline 1 h), print the figures
+import() {
+    local label="$1" file="$2" t0 t1 job status=""
+    t0=$(date +%s.%N)
+    job=$(curl -fsS "$base/api/v1/suppliers/$supplier/imports" -H "authorization: Bearer $token" \
+        -F "file=@$file" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    local deadline=$(( $(date +%s) + 3600 ))
+    while :; do
+        status=$(curl -fsS "$base/api/v1/imports/jobs/$job" -H "authorization: Bearer $token" \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+        case "$status" in succeeded|failed|cancelled) break ;; esac
+        [ "$(date +%s)" -lt "$deadline" ] || { echo "$label: no end within an hour" >&2; exit 1; }
+        sleep 0.5
+    done
+    t1=$(date +%s.%N)
+    curl -fsS "$base/api/v1/imports/jobs/$job" -H "authorization: Bearer $token" | python3 -c "
+import json, sys
+j = json.load(sys.stdin); r = j.get('result') or {}; c = r.get('counters', {})
+secs = $t1 - $t0
+print(f\"$label: {j['status']}, {secs:.1f} s end to end, {c.get('rows_read', 0) / secs:,.0f} rows/s; job {r.get('duration_ms', 0) / 1000:.1f} s; \"
+      f\"created {c.get('created')}, updated {c.get('updated')}, unchanged {c.get('unchanged')}, rejected {c.get('rejected')}, prices changed {c.get('prices_changed')}; \" + sys.argv[1])
+" "peak RSS so far $(peak_rss)"
+}
+
+run_backend() {
+    local name="$1"; shift
+    echo "== $name"
+    start "$@"
+    import "$name first import" "$work/a.csv"
+    import "$name same file again" "$work/a.csv"
+    import "$name 10% of prices changed" "$work/b.csv"
+    stop
+}
+
+run_backend sqlite
+if [ -n "${PM_LOADTEST_DATABASE_URL:-}" ]; then
+    prefix="pmbench_$$_"
+    run_backend postgresql PM__DATABASE__URL="$PM_LOADTEST_DATABASE_URL" PM__DATABASE__NAME_PREFIX="$prefix"
+    echo "== reference: psql \\copy into a bare indexed table on the same server"
+    db="${PM_LOADTEST_DATABASE_URL%/}/postgres"
+    psql -X -q "$db" -c "DROP TABLE IF EXISTS pm_bench_copy" -c "CREATE TABLE pm_bench_copy (ean text PRIMARY KEY, sku text, title text, description text, brand text, category text, price text, stock text, supplier_ref text)" -c "CREATE INDEX ON pm_bench_copy (sku)"
+    t0=$(date +%s.%N)
+    psql -X -q "$db" -c "\\copy pm_bench_copy FROM '$work/a.csv' WITH (FORMAT csv, DELIMITER ';', HEADER true)"
+    t1=$(date +%s.%N)
+    python3 -c "print(f'\\\\copy: {$t1 - $t0:.1f} s, {$rows / ($t1 - $t0):,.0f} rows/s')"
+    psql -X -q "$db" -c "DROP TABLE pm_bench_copy"
+    for d in $(psql -X -At "$db" -c "SELECT datname FROM pg_database WHERE datname LIKE '${prefix}%'"); do
+        psql -X -q "$db" -c "DROP DATABASE \"$d\" WITH (FORCE)" || true
+    done
+fi
