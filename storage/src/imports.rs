@@ -405,6 +405,190 @@ impl Imports {
     }
 }
 
+/// One line of an import's log.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ImportLog {
+    pub at: DateTime<Utc>,
+    /// `info`, `warn` or `error`.
+    pub level: String,
+    pub message: String,
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// An import's file as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ImportFile {
+    pub job_id: Uuid,
+    pub supplier_id: Uuid,
+    pub bucket: String,
+    pub key: String,
+    pub name: Option<String>,
+    pub size: Option<i64>,
+    pub sha256: Option<String>,
+    pub source_url: Option<String>,
+    pub format: Option<String>,
+    pub encoding: Option<String>,
+    pub delimiter: Option<String>,
+    pub sheet: Option<String>,
+    pub header_line: Option<i64>,
+    pub profile: Option<String>,
+}
+
+/// Lines a job's log keeps at most (a job that logs more keeps its first ones and the last).
+pub const MAX_LOG_LINES: i64 = 10_000;
+
+impl Imports {
+    /// On PostgreSQL, the log partitions of the month of `now` and the next (idempotent); a
+    /// month whose rows already went to the default partition keeps them there (warned).
+    pub async fn ensure_log_partitions(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let crate::Pool::Postgres(pool) = &self.db.pool else {
+            return Ok(());
+        };
+        use chrono::Datelike;
+        let first = |y: i32, m: u32| chrono::NaiveDate::from_ymd_opt(y, m, 1);
+        let next = |y: i32, m: u32| if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        let (mut y, mut m) = (now.year(), now.month());
+        let mut conn = self.db.acquire(pool).await?;
+        for _ in 0..2 {
+            let (ny, nm) = next(y, m);
+            let (Some(from), Some(to)) = (first(y, m), first(ny, nm)) else {
+                break;
+            };
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS import_logs_{y:04}_{m:02} PARTITION OF import_logs \
+                 FOR VALUES FROM ('{from}') TO ('{to}')"
+            );
+            if let Err(e) = sqlx::query(&sql).execute(&mut *conn).await {
+                tracing::warn!(error = %e, month = %from, "import log partition not created; rows go to the default partition");
+            }
+            (y, m) = (ny, nm);
+        }
+        Ok(())
+    }
+
+    /// Appends a line to a job's log.
+    pub async fn log(
+        &self,
+        job_id: Uuid,
+        level: &str,
+        message: &str,
+        details: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let cast = match self.db.backend() {
+            crate::Backend::Postgres => "CAST($6 AS JSONB)",
+            crate::Backend::Sqlite => "$6",
+        };
+        let sql = format!(
+            "INSERT INTO import_logs (id, job_id, at, level, message, details) VALUES ($1, $2, $3, $4, $5, {cast})"
+        );
+        let message: String = message.chars().take(4000).collect();
+        let details = details.map(|d| d.to_string());
+        with_conn!(self.db, |conn| {
+            sqlx::query(&sql)
+                .bind(Uuid::now_v7())
+                .bind(job_id)
+                .bind(crate::catalog::now_micros())
+                .bind(level)
+                .bind(&message)
+                .bind(&details)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// A job's log, oldest first, at most `limit` lines.
+    pub async fn logs(&self, job_id: Uuid, limit: u32) -> Result<Vec<ImportLog>, StoreError> {
+        let limit = i64::from(limit).clamp(1, MAX_LOG_LINES);
+        with_conn!(self.db, |conn| {
+            let rows = sqlx::query(
+                "SELECT at, level, message, CAST(details AS TEXT) AS details FROM import_logs \
+                 WHERE job_id = $1 ORDER BY at, id LIMIT $2",
+            )
+            .bind(job_id)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let details: Option<String> = r.try_get("details")?;
+                    Ok(ImportLog {
+                        at: r.try_get("at")?,
+                        level: r.try_get("level")?,
+                        message: r.try_get("message")?,
+                        details: details.and_then(|d| serde_json::from_str(&d).ok()),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+    }
+
+    /// Records (or, on a rerun, replaces) a job's file.
+    pub async fn record_file(&self, f: &ImportFile) -> Result<(), StoreError> {
+        with_conn!(self.db, |conn| {
+            sqlx::query(
+                "INSERT INTO import_files (job_id, supplier_id, bucket, key, name, size, sha256, source_url, format, \
+                 encoding, delimiter, sheet, header_line, profile, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (job_id) DO UPDATE SET bucket = excluded.bucket, key = excluded.key, \
+                 size = excluded.size, sha256 = excluded.sha256, format = excluded.format, \
+                 encoding = excluded.encoding, delimiter = excluded.delimiter, sheet = excluded.sheet, \
+                 header_line = excluded.header_line, profile = excluded.profile",
+            )
+            .bind(f.job_id)
+            .bind(f.supplier_id)
+            .bind(&f.bucket)
+            .bind(&f.key)
+            .bind(&f.name)
+            .bind(f.size)
+            .bind(&f.sha256)
+            .bind(&f.source_url)
+            .bind(&f.format)
+            .bind(&f.encoding)
+            .bind(&f.delimiter)
+            .bind(&f.sheet)
+            .bind(f.header_line)
+            .bind(&f.profile)
+            .bind(crate::catalog::now_micros())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn file(&self, job_id: Uuid) -> Result<Option<ImportFile>, StoreError> {
+        with_conn!(self.db, |conn| {
+            let row = sqlx::query(
+                "SELECT job_id, supplier_id, bucket, key, name, size, sha256, source_url, format, encoding, \
+                 delimiter, sheet, header_line, profile FROM import_files WHERE job_id = $1",
+            )
+            .bind(job_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
+                None => Ok(None),
+                Some(r) => Ok(Some(ImportFile {
+                    job_id: r.try_get("job_id")?,
+                    supplier_id: r.try_get("supplier_id")?,
+                    bucket: r.try_get("bucket")?,
+                    key: r.try_get("key")?,
+                    name: r.try_get("name")?,
+                    size: r.try_get("size")?,
+                    sha256: r.try_get("sha256")?,
+                    source_url: r.try_get("source_url")?,
+                    format: r.try_get("format")?,
+                    encoding: r.try_get("encoding")?,
+                    delimiter: r.try_get("delimiter")?,
+                    sheet: r.try_get("sheet")?,
+                    header_line: r.try_get("header_line")?,
+                    profile: r.try_get("profile")?,
+                })),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use pm_config::Database;

@@ -601,6 +601,40 @@ async fn templates_full_imports_rollbacks_and_statistics() {
         let one = upload_and_wait(&app, &sid, "t1.csv", first.into(), &format!("?template_id={tid}")).await;
         assert_eq!(one["import_status"], "succeeded", "{backend:?}: {one}");
         assert_eq!(one["result"]["counters"]["created"], 3, "{one}");
+        // Its log says what it found and how it ended; its file is recorded with what was
+        // detected.
+        let (st, log) = app
+            .get(&format!(
+                "/api/v1/imports/jobs/{}/logs",
+                one["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(st, 200, "{log}");
+        let lines: Vec<&str> = log["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap())
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("reading a csv file") && l.contains("with the template")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.last().is_some_and(|l| l.starts_with("finished")),
+            "{lines:?}"
+        );
+        assert_eq!(
+            (
+                log["file"]["format"].as_str(),
+                log["file"]["delimiter"].as_str(),
+                log["file"]["name"].as_str()
+            ),
+            (Some("csv"), Some(";"), Some("t1.csv")),
+            "{log}"
+        );
         let pen = by_ean(&app, "4006381333931").await;
         assert_eq!(pen["title"], "STYLO", "{pen}");
         let pen_id = pen["id"].as_str().unwrap().to_owned();
@@ -910,4 +944,125 @@ async fn the_import_command_imports_a_file_next_to_a_running_server() {
     .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no supplier has the code"));
+}
+
+/// A cell of [`xlsx`].
+enum Cell {
+    N(f64),
+    S(&'static str),
+}
+
+/// A real one-sheet XLSX workbook (inline strings, numbers as numbers).
+fn xlsx(sheet: &str, rows: &[Vec<Cell>]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut data = String::new();
+    for (r, row) in rows.iter().enumerate() {
+        data.push_str(&format!("<row r=\"{}\">", r + 1));
+        for (c, cell) in row.iter().enumerate() {
+            let at = format!("{}{}", (b'A' + c as u8) as char, r + 1);
+            match cell {
+                Cell::N(v) => data.push_str(&format!("<c r=\"{at}\"><v>{v}</v></c>")),
+                Cell::S(s) => {
+                    data.push_str(&format!("<c r=\"{at}\" t=\"inlineStr\"><is><t>{s}</t></is></c>"))
+                }
+            }
+        }
+        data.push_str("</row>");
+    }
+    let ns = "http://schemas.openxmlformats.org";
+    let parts = [
+        (
+            "[Content_Types].xml",
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="{ns}/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#
+            ),
+        ),
+        (
+            "_rels/.rels",
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{ns}/package/2006/relationships"><Relationship Id="rId1" Type="{ns}/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#
+            ),
+        ),
+        (
+            "xl/workbook.xml",
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{ns}/spreadsheetml/2006/main" xmlns:r="{ns}/officeDocument/2006/relationships"><sheets><sheet name="{sheet}" sheetId="1" r:id="rId1"/></sheets></workbook>"#
+            ),
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{ns}/package/2006/relationships"><Relationship Id="rId1" Type="{ns}/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#
+            ),
+        ),
+        (
+            "xl/worksheets/sheet1.xml",
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{ns}/spreadsheetml/2006/main"><sheetData>{data}</sheetData></worksheet>"#
+            ),
+        ),
+    ];
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut out);
+        let opts =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in parts {
+            z.start_file(name, opts).unwrap();
+            z.write_all(body.as_bytes()).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    out.into_inner()
+}
+
+/// An XLSX with title rows above its header and EANs stored as numbers (one that lost its
+/// leading zero): the codes land with their digits, the bad row is rejected with its sheet row.
+#[tokio::test]
+async fn an_xlsx_with_title_rows_and_numeric_eans_lands() {
+    use Cell::{N, S};
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "xl", "name": "Excel SA"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let book = xlsx(
+            "Tarif",
+            &[
+                vec![S("Tarif Fournisseur 2026")],
+                vec![],
+                vec![S("EAN"), S("Désignation"), S("Prix"), S("Stock")],
+                vec![N(4006381333931.0), S("Stylo"), N(1.5), N(12.0)],
+                vec![N(887276302195.0), S("Câble"), N(12.9), N(0.0)],
+                vec![N(4006381333932.0), S("Mauvais EAN"), N(1.0), N(1.0)],
+                vec![N(5901234123457.0), S("Agrafeuse"), N(3.0), N(4.0)],
+            ],
+        );
+        let job = upload_and_wait(&app, &sid, "tarif.xlsx", book, "").await;
+        assert_eq!(job["import_status"], "partially_succeeded", "{backend:?}: {job}");
+        assert_eq!(job["result"]["file"]["format"], "xlsx", "{job}");
+        let c = &job["result"]["counters"];
+        assert_eq!(
+            (c["created"].as_u64(), c["rejected"].as_u64()),
+            (Some(3), Some(1)),
+            "{c}"
+        );
+        let cable = by_ean(&app, "0887276302195").await;
+        assert_eq!(cable["title"], "Câble", "{cable}");
+        let (_, errors) = app
+            .get(&format!(
+                "/api/v1/imports/jobs/{}/errors",
+                job["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(
+            (
+                errors["items"][0]["line"].as_i64(),
+                errors["items"][0]["code"].as_str()
+            ),
+            (Some(6), Some("bad_gtin")),
+            "{errors}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ mod expected;
 mod hardening;
 mod health;
 mod imports;
+mod imports_recovery;
 mod jobs;
 mod objects;
 mod openapi;

@@ -159,6 +159,14 @@ fn url_extension(url: &str) -> String {
         .unwrap_or_else(|| "bin".into())
 }
 
+/// Appends to the job's log (`import_logs`); a log that cannot be written is not worth
+/// failing the import for.
+async fn note(imports: &Imports, job: Uuid, level: &str, message: &str, details: Option<&Value>) {
+    if let Err(e) = imports.log(job, level, message, details).await {
+        tracing::warn!(job = %job, error = %e, "import log not written");
+    }
+}
+
 /// How a running import tells its session its stage and counters.
 pub type StageFn = Arc<dyn Fn(&'static str, Value) + Send + Sync>;
 
@@ -220,6 +228,40 @@ pub async fn run_import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Resul
         .and_then(|s| s.parse::<Uuid>().ok());
     let started = Instant::now();
     let outcome = import(run, deps, stage).await;
+    match &outcome {
+        Ok(r) => {
+            let c = &r["counters"];
+            let msg = format!(
+                "finished: {} rows read, {} created, {} updated, {} unchanged, {} rejected{}",
+                c["rows_read"],
+                c["created"],
+                c["updated"],
+                c["unchanged"],
+                c["rejected"],
+                if r["dry_run"] == json!(true) {
+                    " (dry run: nothing written)"
+                } else {
+                    ""
+                }
+            );
+            note(&deps.imports, job_id, "info", &msg, Some(r)).await;
+        }
+        Err(JobError::Waiting { reason, details }) => {
+            note(&deps.imports, job_id, "warn", reason, Some(details)).await;
+        }
+        Err(JobError::Cancelled) => note(&deps.imports, job_id, "warn", "cancelled", None).await,
+        Err(e @ JobError::Retryable(_)) => {
+            note(
+                &deps.imports,
+                job_id,
+                "error",
+                &format!("{e} (to be retried)"),
+                None,
+            )
+            .await;
+        }
+        Err(e) => note(&deps.imports, job_id, "error", &e.to_string(), None).await,
+    }
     if let Some(supplier_id) = supplier_id {
         let counters = outcome.as_ref().ok().map(|r| r["counters"].clone());
         let dry = outcome.as_ref().ok().is_some_and(|r| r["dry_run"] == json!(true));
@@ -379,6 +421,22 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
 
     // A rerun of this job records its rejects afresh (a dry run's too: they are its report).
     imports.clear_errors(job_id).await.map_err(retry)?;
+    if let Err(e) = imports.ensure_log_partitions(chrono::Utc::now()).await {
+        tracing::warn!(job = %job_id, error = %e, "import log partitions not checked");
+    }
+    note(
+        imports,
+        job_id,
+        "info",
+        &format!(
+            "attempt {} started: {} ({} bytes)",
+            run.job.attempts,
+            p["file_name"].as_str().or(url.as_deref()).unwrap_or(&key),
+            meta.size
+        ),
+        None,
+    )
+    .await;
     let (tx, mut rx) = mpsc::channel::<Result<Parsed, FileError>>(IN_FLIGHT);
     // Parsing is CPU work: on the blocking pool, never on the async workers.
     let parser = tokio::task::spawn_blocking(move || parse(input, sheet, options, tx));
@@ -415,6 +473,49 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
             Err(e) => return Err(fatal(e)),
             Ok(Parsed::Info(i)) => {
                 info = i;
+                let text = |k: &str| info[k].as_str().map(str::to_owned);
+                let file = pm_storage::imports::ImportFile {
+                    job_id,
+                    supplier_id,
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    name: p["file_name"].as_str().map(str::to_owned),
+                    size: Some(meta.size as i64),
+                    sha256: p["sha256"].as_str().map(str::to_owned),
+                    source_url: url.clone(),
+                    format: text("format"),
+                    encoding: text("encoding"),
+                    delimiter: text("delimiter"),
+                    sheet: text("sheet"),
+                    header_line: info["header_line"].as_i64(),
+                    profile: text("profile"),
+                };
+                if let Err(e) = imports.record_file(&file).await {
+                    tracing::warn!(job = %job_id, error = %e, "import file not recorded");
+                }
+                let how = if p["template_id"].is_string() || p["template"].is_object() {
+                    "the template".to_owned()
+                } else if p["mapping"].is_object() {
+                    "the mapping given".to_owned()
+                } else if let Some(profile) = info["profile"].as_str() {
+                    format!("the {profile} export layout")
+                } else {
+                    "the suggested mapping".to_owned()
+                };
+                let msg = format!(
+                    "reading a {} file{}{}, header on line {}, with {how}",
+                    info["format"].as_str().unwrap_or("?"),
+                    info["encoding"]
+                        .as_str()
+                        .map(|e| format!(" in {e}"))
+                        .unwrap_or_default(),
+                    info["delimiter"]
+                        .as_str()
+                        .map(|d| format!(" delimited by {d:?}"))
+                        .unwrap_or_default(),
+                    info["header_line"]
+                );
+                note(imports, job_id, "info", &msg, Some(&info)).await;
                 continue;
             }
             Ok(Parsed::Batch(rows, rejects)) => (rows, rejects),

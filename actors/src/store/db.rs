@@ -121,3 +121,16 @@ imports_query!(RecordRollback => bool, |i, m| async move {
 #[derive(Debug)]
 pub struct RollbackOf(pub uuid::Uuid);
 imports_query!(RollbackOf => Option<ImportRollback>, |i, m| async move { i.rollback_of(m.0).await });
+
+/// A job's log, oldest first.
+#[derive(Debug)]
+pub struct ImportLogs {
+    pub job_id: uuid::Uuid,
+    pub limit: u32,
+}
+imports_query!(ImportLogs => Vec<pm_storage::imports::ImportLog>, |i, m| async move { i.logs(m.job_id, m.limit).await });
+
+/// A job's file as recorded.
+#[derive(Debug)]
+pub struct ImportFileOf(pub uuid::Uuid);
+imports_query!(ImportFileOf => Option<pm_storage::imports::ImportFile>, |i, m| async move { i.file(m.0).await });

@@ -48,6 +48,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(errors))
         .routes(routes!(errors_csv))
         .routes(routes!(rollback))
+        .routes(routes!(logs))
         .routes(routes!(give_mapping))
         .routes(routes!(list_templates, save_template))
         .routes(routes!(get_template, delete_template))
@@ -1160,4 +1161,52 @@ mod url_tests {
         assert!(check_url(&settings(true, true), "http://127.0.0.1:8080/a.csv").is_ok());
         assert!(check_url(&settings(true, false), "https://supplier.example/a.csv").is_err());
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct LogsQuery {
+    /// Lines at most, oldest first.
+    #[param(minimum = 1, maximum = 10000, default = 1000)]
+    limit: Option<u32>,
+}
+
+/// An import's log and file.
+#[derive(Debug, serde::Serialize, ToSchema)]
+struct JobLog {
+    /// The file as stored and detected (format, encoding, delimiter, header line, profile).
+    file: Option<pm_storage::imports::ImportFile>,
+    lines: Vec<pm_storage::imports::ImportLog>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/imports/jobs/{id}/logs",
+    tag = "imports",
+    operation_id = "import_job_logs",
+    summary = "An import's log: its stages, the file found, the mapping used, the outcome",
+    params(("id" = Uuid, Path, description = "The job's id."), LogsQuery),
+    responses((status = 200, description = "The log and the file.", body = JobLog), NotFound),
+)]
+async fn logs(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<JobLog>, ApiError> {
+    let job = import_job(&s, &who, &id).await?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be 1 to 10000"));
+    }
+    let imports = &s.actors.stores.imports;
+    let lines = imports
+        .send(pm_actors::store::db::ImportLogs {
+            job_id: job.id,
+            limit,
+        })
+        .await?;
+    let file = imports.send(pm_actors::store::db::ImportFileOf(job.id)).await?;
+    Ok(Json(JobLog { file, lines }))
 }

@@ -705,48 +705,121 @@ macro_rules! upsert_items {
         let missing: &std::collections::HashMap<uuid::Uuid, $crate::StoreError> = $missing;
         let now = $now;
         let tx = &mut $tx;
+            // Items refused before any statement, each alone.
+            let mut done: Vec<Option<$crate::catalog::UpsertResult>> = items
+                .iter()
+                .map(|p| $crate::catalog::products::upsert_check(p, missing))
+                .collect();
+            // The fast path: items keyed by an EAN that nothing else in the batch touches and
+            // that join no product known by its SKU alone go in multi-row statements (see
+            // `fast_candidates`); the others one by one, in order, below.
+            let mut fast = $crate::catalog::products::fast_candidates(items, &done);
+            if !fast.is_empty() {
+                // An EAN nobody has yet with a SKU that a product without EAN has: it joins
+                // that product (below, one by one), so it leaves the fast path.
+                let with_sku: Vec<usize> = fast.iter().copied().filter(|i| items[*i].sku.is_some()).collect();
+                let mut eanless: std::collections::HashSet<String> = std::collections::HashSet::new();
+                let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
+                for part in with_sku.chunks(500) {
+                    let list = $crate::catalog::products::placeholders(0, part.len());
+                    let sql = format!(
+                        "SELECT lower(sku) FROM products WHERE deleted_at IS NULL AND ean IS NULL AND lower(sku) IN {list}"
+                    );
+                    let mut q = sqlx::query_scalar::<_, String>(&sql);
+                    for i in part {
+                        q = q.bind(items[*i].sku.as_deref().map(str::to_lowercase));
+                    }
+                    eanless.extend(q.fetch_all(&mut **tx).await?);
+                }
+                if !eanless.is_empty() {
+                    let joining: Vec<usize> = with_sku
+                        .iter()
+                        .copied()
+                        .filter(|i| items[*i].sku.as_deref().is_some_and(|k| eanless.contains(&k.to_lowercase())))
+                        .collect();
+                    for part in joining.chunks(500) {
+                        let list = $crate::catalog::products::placeholders(0, part.len());
+                        let sql = format!("SELECT ean FROM products WHERE deleted_at IS NULL AND ean IN {list}");
+                        let mut q = sqlx::query_scalar::<_, String>(&sql);
+                        for i in part {
+                            q = q.bind(items[*i].ean.as_ref().map(pm_domain::Gtin::as_str));
+                        }
+                        known.extend(q.fetch_all(&mut **tx).await?);
+                    }
+                    fast.retain(|i| {
+                        let p = &items[*i];
+                        let joins = p.sku.as_deref().is_some_and(|k| eanless.contains(&k.to_lowercase()))
+                            && !p.ean.as_ref().is_some_and(|e| known.contains(e.as_str()));
+                        !joins
+                    });
+                }
+                // Multi-row upserts, one statement per chunk and attribute mode; the id each
+                // item proposes tells created from updated, and an item the statement did not
+                // return changed nothing.
+                let mut fresh: std::collections::HashMap<String, (usize, uuid::Uuid)> = std::collections::HashMap::new();
+                for with_attrs in [false, true] {
+                    let group: Vec<usize> = fast
+                        .iter()
+                        .copied()
+                        .filter(|i| items[*i].attributes.is_empty() != with_attrs)
+                        .collect();
+                    for part in group.chunks(500) {
+                        let sql = $crate::catalog::products::multi_upsert_sql(part.len(), with_attrs);
+                        let mut q = sqlx::query_as::<_, (uuid::Uuid, String)>(&sql);
+                        for i in part {
+                            let p = &items[*i];
+                            let id = uuid::Uuid::now_v7();
+                            let ean = p.ean.as_ref().map(pm_domain::Gtin::as_str).unwrap_or_default();
+                            fresh.insert(ean.to_owned(), (*i, id));
+                            q = q
+                                .bind(id)
+                                .bind(ean)
+                                .bind(p.sku.as_deref())
+                                .bind(p.asin.as_ref().map(pm_domain::Asin::as_str))
+                                .bind(&p.title)
+                                .bind(p.description.as_deref())
+                                .bind(p.brand.as_deref())
+                                .bind(p.brand_id)
+                                .bind(p.primary_category_id)
+                                .bind(p.status.as_str())
+                                .bind(p.weight_grams)
+                                .bind(p.length_mm)
+                                .bind(p.width_mm)
+                                .bind(p.height_mm)
+                                .bind(sqlx::types::Json(&p.attributes))
+                                .bind(now)
+                                .bind(pm_domain::text::sort_key(&p.title));
+                        }
+                        for (id, ean) in q.fetch_all(&mut **tx).await? {
+                            if let Some((i, proposed)) = fresh.get(&ean) {
+                                done[*i] = Some(if id == *proposed {
+                                    $crate::catalog::UpsertResult::Created { id }
+                                } else {
+                                    $crate::catalog::UpsertResult::Updated { id }
+                                });
+                            }
+                        }
+                    }
+                }
+                let unchanged: Vec<usize> = fast.iter().copied().filter(|i| done[*i].is_none()).collect();
+                for part in unchanged.chunks(500) {
+                    let list = $crate::catalog::products::placeholders(0, part.len());
+                    let sql = format!("SELECT id, ean FROM products WHERE deleted_at IS NULL AND ean IN {list}");
+                    let mut q = sqlx::query_as::<_, (uuid::Uuid, String)>(&sql);
+                    for i in part {
+                        q = q.bind(items[*i].ean.as_ref().map(pm_domain::Gtin::as_str));
+                    }
+                    for (id, ean) in q.fetch_all(&mut **tx).await? {
+                        if let Some((i, _)) = fresh.get(&ean) {
+                            done[*i] = Some($crate::catalog::UpsertResult::Unchanged { id });
+                        }
+                    }
+                }
+            }
             let mut out = Vec::with_capacity(items.len());
-            for p in items {
-                let dangling = [p.brand_id, p.primary_category_id]
-                    .into_iter()
-                    .flatten()
-                    .find_map(|id| missing.get(&id));
-                if let Some($crate::StoreError::Invalid { field, reason }) = dangling {
-                    out.push($crate::catalog::UpsertResult::Failed {
-                        field,
-                        message: reason.clone(),
-                    });
-                    continue;
-                }
-                if p.ean.is_none() && p.sku.is_none() {
-                    out.push($crate::catalog::UpsertResult::Failed {
-                        field: "ean",
-                        message: "an ean or a sku is required to upsert".into(),
-                    });
-                    continue;
-                }
-                if p.title.trim().is_empty() {
-                    out.push($crate::catalog::UpsertResult::Failed {
-                        field: "title",
-                        message: "title must not be empty".into(),
-                    });
-                    continue;
-                }
-                // The columns' CHECKs, asked here so that one bad item fails alone instead of
-                // aborting the transaction.
-                let negative = [
-                    ("weight_grams", p.weight_grams),
-                    ("length_mm", p.length_mm),
-                    ("width_mm", p.width_mm),
-                    ("height_mm", p.height_mm),
-                ]
-                .into_iter()
-                .find(|(_, v)| v.is_some_and(|v| v < 0));
-                if let Some((field, _)) = negative {
-                    out.push($crate::catalog::UpsertResult::Failed {
-                        field,
-                        message: format!("{field} must not be negative"),
-                    });
+            for (index, p) in items.iter().enumerate() {
+                if let Some(r) = done[index].take() {
+                    out.push(r);
                     continue;
                 }
                 let ean = p.ean.as_ref().map(pm_domain::Gtin::as_str);
@@ -837,6 +910,132 @@ macro_rules! upsert_items {
     }};
 }
 pub(super) use upsert_items;
+
+/// The refusals an upsert item gets before any statement: a brand or category that does not
+/// exist, no key, an empty title, a negative dimension. `None`: the item goes on.
+pub(super) fn upsert_check(
+    p: &NewProduct,
+    missing: &std::collections::HashMap<Uuid, StoreError>,
+) -> Option<UpsertResult> {
+    let dangling = [p.brand_id, p.primary_category_id]
+        .into_iter()
+        .flatten()
+        .find_map(|id| missing.get(&id));
+    if let Some(StoreError::Invalid { field, reason }) = dangling {
+        return Some(UpsertResult::Failed {
+            field,
+            message: reason.clone(),
+        });
+    }
+    if p.ean.is_none() && p.sku.is_none() {
+        return Some(UpsertResult::Failed {
+            field: "ean",
+            message: "an ean or a sku is required to upsert".into(),
+        });
+    }
+    if p.title.trim().is_empty() {
+        return Some(UpsertResult::Failed {
+            field: "title",
+            message: "title must not be empty".into(),
+        });
+    }
+    // The columns' CHECKs, asked here so that one bad item fails alone instead of aborting the
+    // transaction.
+    let negative = [
+        ("weight_grams", p.weight_grams),
+        ("length_mm", p.length_mm),
+        ("width_mm", p.width_mm),
+        ("height_mm", p.height_mm),
+    ]
+    .into_iter()
+    .find(|(_, v)| v.is_some_and(|v| v < 0));
+    negative.map(|(field, _)| UpsertResult::Failed {
+        field,
+        message: format!("{field} must not be negative"),
+    })
+}
+
+/// Items of a batch that may be written by multi-row statements: keyed by an EAN that no other
+/// item of the batch has, with a SKU (if any) that no SKU-keyed item of the batch has, so that
+/// their order relative to the other items cannot change the outcome. (Whether they join a
+/// product known by its SKU alone is asked of the database next.)
+pub(super) fn fast_candidates(items: &[NewProduct], done: &[Option<UpsertResult>]) -> Vec<usize> {
+    let mut eans: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut sku_keyed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (p, d) in items.iter().zip(done) {
+        if d.is_some() {
+            continue;
+        }
+        match (&p.ean, &p.sku) {
+            (Some(e), _) => *eans.entry(e.as_str()).or_default() += 1,
+            (None, Some(k)) => {
+                sku_keyed.insert(k.to_lowercase());
+            }
+            (None, None) => {}
+        }
+    }
+    items
+        .iter()
+        .zip(done)
+        .enumerate()
+        .filter(|(_, (p, d))| {
+            d.is_none()
+                && p.ean.as_ref().is_some_and(|e| eans.get(e.as_str()) == Some(&1))
+                && !p
+                    .sku
+                    .as_ref()
+                    .is_some_and(|k| sku_keyed.contains(&k.to_lowercase()))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// `($1, $2, …)` with `n` placeholders after `used`.
+pub(super) fn placeholders(used: usize, n: usize) -> String {
+    let list: Vec<String> = (1..=n).map(|i| format!("${}", used + i)).collect();
+    format!("({})", list.join(", "))
+}
+
+/// [`UPSERT`] for `rows` items at once (17 values each), returning `(id, ean)` of the rows
+/// written; `with_attrs`: the items' attributes replace the stored ones.
+pub(super) fn multi_upsert_sql(rows: usize, with_attrs: bool) -> String {
+    let mut values = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let b = r * 17;
+        let p: Vec<String> = (1..=17).map(|i| format!("${}", b + i)).collect();
+        // created_at and updated_at are the same value ($16 of the row).
+        values.push(format!(
+            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p[4],
+            p[5],
+            p[6],
+            p[7],
+            p[8],
+            p[9],
+            p[10],
+            p[11],
+            p[12],
+            p[13],
+            p[14],
+            p[15],
+            p[15],
+            p[16]
+        ));
+    }
+    let flag = if with_attrs { "TRUE" } else { "FALSE" };
+    let head = UPSERT.split_once("VALUES").map(|(h, _)| h).unwrap_or_default();
+    let tail = UPSERT
+        .split_once("ON CONFLICT")
+        .map(|(_, t)| t)
+        .unwrap_or_default()
+        .replace("$17", flag)
+        .replace("RETURNING id", "RETURNING id, ean");
+    format!("{head}VALUES {} ON CONFLICT{tail}", values.join(", "))
+}
 
 impl Catalog {
     /// `Invalid` naming the field unless the referenced brand and category exist: a product
