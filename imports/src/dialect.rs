@@ -2,8 +2,8 @@
 //!
 //! Suppliers' exports put title lines above the header ("Tarif 2026", "Export du 12/03"),
 //! use `;` where the decimal separator is a comma, tabs from "text" exports, `|` from old ERPs.
-//! [`sniff`] reads a decoded sample and picks the delimiter among `,` `;` tab `|` whose field
-//! count is the most consistent over the sample's records (quotes respected, so a quoted
+//! [`sniff`] reads a decoded sample and picks the delimiter among `,` `;` tab `|` under which the
+//! most of the sample's records have the same field count (then the one with more fields) (quotes respected, so a quoted
 //! `"a;b"` is one field), then the header: the first record, at or after `skip_rows`, with at
 //! least half the usual number of non-empty cells, mostly not numbers.
 
@@ -85,8 +85,11 @@ pub fn sniff(sample: &str, skip_rows: usize, complete: bool) -> Option<Dialect> 
             .iter()
             .position(|r| looks_like_header(r, fields))
             .unwrap_or(0);
-        // Records that agree with the mode, weighted by the fields they split into.
-        let score = agree * fields as u64;
+        // The most records that agree with the mode win; among equals, the one that splits
+        // them into more fields. (Weighting agreement by fields let a `;` file with decimal
+        // commas and commas in its descriptions read as `,`: every data row split the same
+        // way, into more fields, while its header did not.)
+        let score = (agree << 16) | (fields.min(0xFFFF) as u64);
         let d = Dialect {
             delimiter: delim,
             header_record: header + skip_rows,
@@ -127,6 +130,18 @@ pub(crate) fn looks_like_header(r: &[String], fields: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn semicolons_whose_rows_hold_more_commas_than_semicolons() {
+        // Every data row has the same number of commas (a decimal comma, commas in the
+        // description), and more of them than semicolons; the header has none.
+        let mut s = String::from("ean;sku;title;description;price;stock\n");
+        for i in 0..20 {
+            s.push_str(&format!("40063813339{i:02};S{i};Stylo {i};Bleu, fin, rechargeable, 0,5 mm;1,50;{i}\n"));
+        }
+        let d = sniff(&s, 0, true).unwrap();
+        assert_eq!((d.delimiter_name(), d.header_record, d.fields), (";", 0, 6), "{d:?}");
+    }
 
     #[test]
     fn semicolons_with_decimal_commas_and_title_lines() {
