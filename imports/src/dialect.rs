@@ -137,10 +137,16 @@ mod tests {
         // description), and more of them than semicolons; the header has none.
         let mut s = String::from("ean;sku;title;description;price;stock\n");
         for i in 0..20 {
-            s.push_str(&format!("40063813339{i:02};S{i};Stylo {i};Bleu, fin, rechargeable, 0,5 mm;1,50;{i}\n"));
+            s.push_str(&format!(
+                "40063813339{i:02};S{i};Stylo {i};Bleu, fin, rechargeable, 0,5 mm;1,50;{i}\n"
+            ));
         }
         let d = sniff(&s, 0, true).unwrap();
-        assert_eq!((d.delimiter_name(), d.header_record, d.fields), (";", 0, 6), "{d:?}");
+        assert_eq!(
+            (d.delimiter_name(), d.header_record, d.fields),
+            (";", 0, 6),
+            "{d:?}"
+        );
     }
 
     #[test]

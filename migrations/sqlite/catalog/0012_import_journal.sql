@@ -26,7 +26,9 @@ CREATE TABLE import_offer_changes (
     PRIMARY KEY (job_id, supplier_id, supplier_sku)
 );
 
--- Rollbacks and full imports read history by job.
+-- Rollbacks read history by job. (No index on supplier_products (supplier_id, last_seen_import):
+-- a generic plan picked it for the batch's offer lookup by supplier and SKUs and scanned every
+-- offer of the supplier for each batch; a full import's scan of the supplier's offers uses the
+-- unique (supplier_id, supplier_sku) index.)
 CREATE INDEX price_history_job ON price_history (import_job_id) WHERE import_job_id IS NOT NULL;
 CREATE INDEX stock_history_job ON stock_history (import_job_id) WHERE import_job_id IS NOT NULL;
-CREATE INDEX supplier_products_seen ON supplier_products (supplier_id, last_seen_import);

@@ -27,6 +27,9 @@ use crate::db::BeginLocked;
 use crate::{with_conn, Backend, StoreError};
 
 /// Rows of one multi-row statement at most (bind parameters stay far below SQLite's 32,766).
+/// Statements over many rows are not kept prepared (`persistent(false)`): their text varies
+/// with the row count, and PostgreSQL then plans each with its values instead of a generic
+/// plan that may pick a poor index for a long `IN` list.
 const CHUNK: usize = 500;
 
 /// One row of an import: the product, and what the supplier says of it.
@@ -206,7 +209,9 @@ struct OfferWrite {
 macro_rules! exec_multi {
     ($tx:ident, $m:expr) => {{
         let m: Multi = $m;
-        bind_v!(sqlx::query(&m.sql), &m.args).execute(&mut *$tx).await?;
+        bind_v!(sqlx::query(&m.sql).persistent(false), &m.args)
+            .execute(&mut *$tx)
+            .await?;
     }};
 }
 
@@ -256,7 +261,7 @@ impl Catalog {
                         "SELECT {COLUMNS} FROM products WHERE deleted_at IS NULL AND {column} IN {}",
                         in_list(0, part.len())
                     );
-                    let mut q = sqlx::query(&sql);
+                    let mut q = sqlx::query(&sql).persistent(false);
                     for v in part {
                         q = q.bind(v.as_str());
                     }
@@ -299,7 +304,7 @@ impl Catalog {
                     "SELECT id, version FROM products WHERE id IN {}",
                     in_list(0, part.len())
                 );
-                let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql);
+                let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql).persistent(false);
                 for (id, _) in part {
                     q = q.bind(*id);
                 }
@@ -362,7 +367,9 @@ impl Catalog {
                         &values,
                         ") AS t (k) ORDER BY k) AS s",
                     );
-                    bind_v!(sqlx::query(&m.sql), &m.args).execute(&mut *tx).await?;
+                    bind_v!(sqlx::query(&m.sql).persistent(false), &m.args)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             let mut existing_prices: HashMap<(Uuid, PriceType, String), Price> = HashMap::new();
@@ -373,7 +380,7 @@ impl Catalog {
                      FROM product_prices WHERE valid_from IS NULL AND product_id IN {}",
                     in_list(0, part.len())
                 );
-                let mut q = sqlx::query(&sql);
+                let mut q = sqlx::query(&sql).persistent(false);
                 for id in part {
                     q = q.bind(*id);
                 }
@@ -389,7 +396,7 @@ impl Catalog {
                      WHERE warehouse = $1 AND product_id IN {}",
                     in_list(1, part.len())
                 );
-                let mut q = sqlx::query(&sql).bind(&warehouse);
+                let mut q = sqlx::query(&sql).persistent(false).bind(&warehouse);
                 for id in part {
                     q = q.bind(*id);
                 }
@@ -602,7 +609,7 @@ impl Catalog {
                      FROM supplier_products WHERE supplier_id = $1 AND supplier_sku IN {}",
                     in_list(1, part.len())
                 );
-                let mut q = sqlx::query(&sql).bind(supplier_id);
+                let mut q = sqlx::query(&sql).persistent(false).bind(supplier_id);
                 for s in part {
                     q = q.bind(s.as_str());
                 }
@@ -741,7 +748,11 @@ impl Catalog {
                      WHERE supplier_id = $3 AND supplier_sku IN {}",
                     in_list(3, part.len())
                 );
-                let mut q = sqlx::query(&sql).bind(job_id).bind(write_time).bind(supplier_id);
+                let mut q = sqlx::query(&sql)
+                    .persistent(false)
+                    .bind(job_id)
+                    .bind(write_time)
+                    .bind(supplier_id);
                 for s in part {
                     q = q.bind(s.as_str());
                 }
@@ -1178,7 +1189,7 @@ impl Catalog {
                     "UPDATE supplier_products SET supplier_stock = 0, updated_at = $1 WHERE id IN {}",
                     in_list(1, part.len())
                 );
-                let mut q = sqlx::query(&sql).bind(t);
+                let mut q = sqlx::query(&sql).persistent(false).bind(t);
                 for o in part {
                     q = q.bind(o.id);
                 }
@@ -1189,7 +1200,9 @@ impl Catalog {
                      AND product_id IN {}",
                     in_list(1, part.len())
                 );
-                let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql).bind(&warehouse);
+                let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql)
+                    .persistent(false)
+                    .bind(&warehouse);
                 for o in part {
                     q = q.bind(o.product_id);
                 }

@@ -725,7 +725,7 @@ macro_rules! upsert_items {
                     let sql = format!(
                         "SELECT lower(sku) FROM products WHERE deleted_at IS NULL AND ean IS NULL AND lower(sku) IN {list}"
                     );
-                    let mut q = sqlx::query_scalar::<_, String>(&sql);
+                    let mut q = sqlx::query_scalar::<_, String>(&sql).persistent(false);
                     for i in part {
                         q = q.bind(items[*i].sku.as_deref().map(str::to_lowercase));
                     }
@@ -740,7 +740,7 @@ macro_rules! upsert_items {
                     for part in joining.chunks(500) {
                         let list = $crate::catalog::products::placeholders(0, part.len());
                         let sql = format!("SELECT ean FROM products WHERE deleted_at IS NULL AND ean IN {list}");
-                        let mut q = sqlx::query_scalar::<_, String>(&sql);
+                        let mut q = sqlx::query_scalar::<_, String>(&sql).persistent(false);
                         for i in part {
                             q = q.bind(items[*i].ean.as_ref().map(pm_domain::Gtin::as_str));
                         }
@@ -765,7 +765,7 @@ macro_rules! upsert_items {
                         .collect();
                     for part in group.chunks(500) {
                         let sql = $crate::catalog::products::multi_upsert_sql(part.len(), with_attrs);
-                        let mut q = sqlx::query_as::<_, (uuid::Uuid, String)>(&sql);
+                        let mut q = sqlx::query_as::<_, (uuid::Uuid, String)>(&sql).persistent(false);
                         for i in part {
                             let p = &items[*i];
                             let id = uuid::Uuid::now_v7();
@@ -805,7 +805,7 @@ macro_rules! upsert_items {
                 for part in unchanged.chunks(500) {
                     let list = $crate::catalog::products::placeholders(0, part.len());
                     let sql = format!("SELECT id, ean FROM products WHERE deleted_at IS NULL AND ean IN {list}");
-                    let mut q = sqlx::query_as::<_, (uuid::Uuid, String)>(&sql);
+                    let mut q = sqlx::query_as::<_, (uuid::Uuid, String)>(&sql).persistent(false);
                     for i in part {
                         q = q.bind(items[*i].ean.as_ref().map(pm_domain::Gtin::as_str));
                     }
