@@ -314,3 +314,40 @@ async fn a_slow_client_is_told_how_many_events_it_missed_and_nothing_else_is_los
     );
     app.stop().await;
 }
+
+/// `imports.supplier.<id>`: every import job of a supplier, live, for whoever may read imports.
+#[tokio::test]
+async fn a_suppliers_imports_arrive_on_its_topic() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, supplier) = app
+        .post("/api/v1/suppliers", json!({"code": "live", "name": "Live"}))
+        .await;
+    let sid = supplier["id"].as_str().unwrap().to_owned();
+    let mut ws = connect(&app, Some(&admin_token(&app).await)).await.unwrap();
+    next_of(&mut ws, "ready", |_| true).await;
+    assert_eq!(
+        subscribe(&mut ws, &format!("imports.supplier.{sid}")).await["type"],
+        "subscribed"
+    );
+    assert_eq!(
+        subscribe(&mut ws, "imports.supplier.nope").await["code"],
+        "unknown_topic"
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"ean;title\n4006381333931;Stylo\n".to_vec()).file_name("a.csv"),
+    );
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/suppliers/{sid}/imports")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job: Value = r.json().await.unwrap();
+    let done = next_of(&mut ws, "event", |e| e["data"]["status"] == "succeeded").await;
+    assert_eq!(done["topic"], format!("imports.supplier.{sid}"), "{done}");
+    assert_eq!(done["data"]["id"], job["id"], "{done}");
+    app.stop().await;
+}

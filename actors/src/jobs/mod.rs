@@ -127,6 +127,9 @@ impl JobRun {
                 "id": self.job.id, "queue": p.queue, "kind": self.job.kind,
                 "status": "running", "progress": value,
             });
+            if let Some(t) = supplier_topic(&self.job) {
+                p.hub.publish(t, "job", data.clone());
+            }
             p.hub
                 .publish(format!("jobs.{}.{}", p.queue, self.job.id), "job", data);
         }
@@ -233,8 +236,20 @@ pub fn job_event(job: &Job) -> Value {
     })
 }
 
+/// The topic of all import jobs of a supplier (`imports.supplier.<id>`), for an import job.
+pub fn supplier_topic(job: &Job) -> Option<String> {
+    if job.queue != Queue::Imports {
+        return None;
+    }
+    let supplier = job.group_key.as_deref()?.strip_prefix("supplier:")?;
+    Some(format!("imports.supplier.{supplier}"))
+}
+
 pub(crate) fn publish_job(hub: &Hub, job: &Job) {
     let data = job_event(job);
+    if let Some(t) = supplier_topic(job) {
+        hub.publish(t, "job", data.clone());
+    }
     hub.publish(format!("jobs.{}.{}", job.queue, job.id), "job", data.clone());
     hub.publish(format!("jobs.{}", job.queue), "job", data);
 }

@@ -9,6 +9,7 @@
 //!
 //! - `{"type":"subscribe","topic":"..."}` / `{"type":"unsubscribe","topic":"..."}`; topics and
 //!   who may have them: `jobs.<queue>` (admins), `jobs.<queue>.<id>` (its creator, admins),
+//!   `imports.supplier.<id>` (every import job of a supplier: `imports:read`),
 //!   `catalog.products` and `catalog.products.<id>` (`catalog:read`), `notifications` (the
 //!   caller's own);
 //! - `{"type":"cancel","queue":"imports","id":"..."}`: cancels a job (its creator, admins);
@@ -62,7 +63,7 @@ const EXPIRED: u16 = 4401;
     description = "A WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`). \
         Authenticated by the `Authorization` header, or (browsers) by a first message \
         `{\"type\":\"auth\",\"token\":\"...\"}`. Then `subscribe`/`unsubscribe` to topics \
-        (`jobs.<queue>`, `jobs.<queue>.<id>`, `catalog.products`, `catalog.products.<id>`, \
+        (`jobs.<queue>`, `jobs.<queue>.<id>`, `imports.supplier.<id>`, `catalog.products`, `catalog.products.<id>`, \
         `notifications`), `cancel` a job, `ping`. The connection closes when the token expires.",
     security((), ("bearer" = []), ("api_key" = [])),
     responses(
@@ -251,6 +252,14 @@ async fn allowed(s: &AppState, p: &Principal, topic: &str) -> Result<String, (&'
                 Ok(topic.to_owned())
             } else {
                 Err(forbidden("needs catalog:read"))
+            }
+        }
+        ["imports", "supplier", id] => {
+            Uuid::try_parse(id).map_err(|_| ("unknown_topic", "not a supplier id".to_owned()))?;
+            if p.can(Permission::ImportsRead) {
+                Ok(topic.to_owned())
+            } else {
+                Err(forbidden("needs imports:read"))
             }
         }
         ["jobs", queue] => {
