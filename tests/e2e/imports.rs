@@ -64,6 +64,21 @@ async fn a_windows_1252_supplier_file_lands_with_its_rejects_and_a_rerun_changes
 
         let job = import(&app, &supplier, "2026/12/04/dupont.csv").await;
         assert_eq!(job["status"], "succeeded", "{backend:?}: {job}");
+        // The suggestion it went ahead with, saved as the supplier's template.
+        let (st, saved) = app
+            .post(
+                &format!("/api/v1/imports/jobs/{}/template", job["id"].as_str().unwrap()),
+                json!({"name": "dupont tarif"}),
+            )
+            .await;
+        assert_eq!(st, 201, "{saved}");
+        let targets: Vec<&str> = saved["template"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["target"].as_str().unwrap())
+            .collect();
+        assert!(targets.contains(&"ean") && targets.contains(&"title"), "{saved}");
         let r = &job["result"];
         assert_eq!(r["file"]["encoding"], "windows-1252", "{r}");
         assert_eq!(r["file"]["delimiter"], ";", "{r}");

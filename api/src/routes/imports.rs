@@ -49,6 +49,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(errors_csv))
         .routes(routes!(rollback))
         .routes(routes!(logs))
+        .routes(routes!(save_job_mapping))
         .routes(routes!(give_mapping))
         .routes(routes!(list_templates, save_template))
         .routes(routes!(get_template, delete_template))
@@ -1209,4 +1210,85 @@ async fn logs(
         .await?;
     let file = imports.send(pm_actors::store::db::ImportFileOf(job.id)).await?;
     Ok(Json(JobLog { file, lines }))
+}
+
+/// A name to save a job's mapping under.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SaveMapping {
+    name: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/imports/jobs/{id}/template",
+    tag = "imports",
+    operation_id = "save_import_mapping_as_template",
+    summary = "Save the mapping an import used as the supplier's template",
+    description = "The mapping the job read its file with: the one given, or the suggestion it \
+        went ahead with (recorded in `result.file.suggestion`). Saved under `name` for the \
+        supplier (the same name replaces it); use it with `?template_id=` next time. Needs \
+        `imports:write`.",
+    params(("id" = Uuid, Path, description = "The job's id.")),
+    request_body = SaveMapping,
+    responses(
+        (status = 201, description = "Saved.", body = pm_storage::imports::MappingTemplate),
+        crate::openapi::Conflict, Unprocessable, NotFound, Forbidden,
+    ),
+)]
+async fn save_job_mapping(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    crate::extract::Json(body): crate::extract::Json<SaveMapping>,
+) -> Result<(StatusCode, Json<pm_storage::imports::MappingTemplate>), ApiError> {
+    who.require(Permission::ImportsWrite)?;
+    let job = import_job(&s, &who, &id).await?;
+    let supplier_id = job.payload["supplier_id"]
+        .as_str()
+        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+        .ok_or_else(|| ApiError::Internal("an import job without its supplier".into()))?;
+    let template = if job.payload["template"].is_object() {
+        job.payload["template"].clone()
+    } else if let Some(m) = job.payload["mapping"].as_object() {
+        let columns: Vec<serde_json::Value> = m
+            .iter()
+            .map(|(h, f)| serde_json::json!({"source": h, "target": f}))
+            .collect();
+        serde_json::json!({ "columns": columns })
+    } else {
+        let suggestion = job
+            .result
+            .as_ref()
+            .map(|r| r["file"]["suggestion"].clone())
+            .filter(|v| v["confident"] == serde_json::json!(true))
+            .ok_or_else(|| {
+                ApiError::Conflict(crate::error::FieldError::new(
+                    "id",
+                    "this import has no mapping to save yet (it has not read its file, or used a saved template)",
+                ))
+            })?;
+        let columns: Vec<serde_json::Value> = suggestion["columns"]
+            .as_array()
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| serde_json::json!({"source": c["header"], "target": c["target"]}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        serde_json::json!({ "columns": columns })
+    };
+    check_template(&template)?;
+    let saved = s
+        .actors
+        .stores
+        .imports
+        .send(pm_actors::store::db::SaveTemplate {
+            supplier_id,
+            name: body.name,
+            template,
+            by: who.user_id(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(saved)))
 }
