@@ -447,6 +447,7 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
     let mut sample: Vec<Value> = Vec::new();
     let mut info = Value::Null;
     let origin = Origin::system("import");
+    let mut next_analyze: u64 = 10_000;
     while let Some(msg) = rx.recv().await {
         if run.is_cancelled() {
             return Err(JobError::Cancelled);
@@ -599,6 +600,15 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
         }
         c.rejected += errors.len() as u64;
         imports.add_errors(job_id, &errors).await.map_err(retry)?;
+        // The planner's statistics as the catalog grows under this import: when the rows it
+        // wrote doubled since the last refresh (10,000, 20,000, 40,000...).
+        let written = c.created + c.updated;
+        if !dry_run && written >= next_analyze {
+            next_analyze = written.saturating_mul(2);
+            if let Err(e) = catalog.send(crate::store::catalog::AnalyzeImportTables).await {
+                tracing::warn!(job = %job_id, error = %e, "statistics not refreshed");
+            }
+        }
         let counters = json!(&c);
         run.progress(json!({ "stage": "write", "counters": counters }));
         stage("write", counters);

@@ -269,3 +269,8 @@ write_handler!(CatalogStore, catalog, MarkMissing => pm_storage::catalog::Missin
     };
     Ok((report, changes))
 });
+
+/// Refreshes the planner's statistics of the tables imports write (PostgreSQL).
+#[derive(Debug)]
+pub struct AnalyzeImportTables;
+query!(AnalyzeImportTables => (), |c, _m| async move { c.analyze_import_tables().await });

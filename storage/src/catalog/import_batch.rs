@@ -216,6 +216,21 @@ macro_rules! exec_multi {
 }
 
 impl Catalog {
+    /// Refreshes the planner's statistics of the tables an import writes (PostgreSQL; nothing
+    /// on SQLite). A bulk load outgrows them long before autovacuum (if on) catches up, and
+    /// with a catalog ten times larger than the planner believes, the batch's `IN` lookups
+    /// pick a scan of a whole index (measured: 550 ms a lookup at 800,000 products).
+    pub async fn analyze_import_tables(&self) -> Result<(), StoreError> {
+        let crate::Pool::Postgres(pool) = &self.db.pool else {
+            return Ok(());
+        };
+        let mut conn = self.db.acquire(pool).await?;
+        sqlx::query("ANALYZE products, supplier_products, product_prices, product_stocks")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     /// Writes an import's batch (at most [`super::MAX_UPSERT_BATCH`] rows) in one transaction
     /// and says per row what happened. Rows whose product is refused write nothing else; a
     /// price, stock or offer value that is refused (a negative amount, say) fails alone.
