@@ -32,3 +32,9 @@ CREATE TABLE import_offer_changes (
 -- unique (supplier_id, supplier_sku) index.)
 CREATE INDEX price_history_job ON price_history (import_job_id) WHERE import_job_id IS NOT NULL;
 CREATE INDEX stock_history_job ON stock_history (import_job_id) WHERE import_job_id IS NOT NULL;
+
+-- Statistics of lower(sku), which bulk upserts and imports look SKUs up by (`lower(sku) IN
+-- (...)`): without them the planner gives each value the default selectivity and, for a list of
+-- 500, expects every row and scans the table (300 ms a lookup at 750,000 products, measured).
+-- PostgreSQL 14 or later.
+CREATE STATISTICS products_sku_lower_stats ON (lower(sku)) FROM products;
