@@ -322,18 +322,7 @@ async fn upload(
         return Err(ApiError::invalid("mode", "must be full or delta"));
     }
     if let Some(t) = q.template_id {
-        let template = s
-            .actors
-            .stores
-            .imports
-            .send(pm_actors::store::db::GetTemplate(t))
-            .await?;
-        if template.supplier_id != supplier_id {
-            return Err(ApiError::invalid(
-                "template_id",
-                "the template is another supplier's",
-            ));
-        }
+        supplier_template(&s, t, supplier_id).await?;
     }
     if q.skip_rows.is_some_and(|n| n > 1000) {
         return Err(ApiError::invalid("skip_rows", "must be 0 to 1000"));
@@ -859,39 +848,16 @@ async fn give_mapping(
             "this import is not waiting for a mapping",
         )));
     }
-    let supplier_id = job.payload["supplier_id"]
-        .as_str()
-        .and_then(|s| s.parse::<uuid::Uuid>().ok())
-        .ok_or_else(|| ApiError::Internal("an import job without its supplier".into()))?;
+    let supplier_id = supplier_of(&job)?;
     let mut payload = job.payload.clone();
     let saved: Option<serde_json::Value> = if let Some(m) = &body.mapping {
         let m = parse_mapping(&m.to_string())?;
         payload["mapping"] = m.clone();
         payload["template_id"] = serde_json::Value::Null;
         payload["template"] = serde_json::Value::Null;
-        // A mapping by header saved as a template: one rule per column.
-        let columns: Vec<serde_json::Value> = m
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(h, f)| serde_json::json!({"source": h, "target": f}))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(serde_json::json!({ "columns": columns }))
+        m.as_object().map(mapping_template)
     } else if let Some(t) = body.template_id {
-        let template = s
-            .actors
-            .stores
-            .imports
-            .send(pm_actors::store::db::GetTemplate(t))
-            .await?;
-        if template.supplier_id != supplier_id {
-            return Err(ApiError::invalid(
-                "template_id",
-                "the template is another supplier's",
-            ));
-        }
+        supplier_template(&s, t, supplier_id).await?;
         payload["template_id"] = serde_json::json!(t);
         payload["template"] = serde_json::Value::Null;
         None
@@ -931,6 +897,41 @@ async fn give_mapping(
     }
     let job = import_job(&s, &who, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(import_view(&s, job).await?)))
+}
+
+/// The template `t` when it is `supplier_id`'s (a 404 when there is none, a 422 when it is
+/// another supplier's).
+async fn supplier_template(s: &AppState, t: uuid::Uuid, supplier_id: uuid::Uuid) -> Result<(), ApiError> {
+    let template = s
+        .actors
+        .stores
+        .imports
+        .send(pm_actors::store::db::GetTemplate(t))
+        .await?;
+    if template.supplier_id != supplier_id {
+        return Err(ApiError::invalid(
+            "template_id",
+            "the template is another supplier's",
+        ));
+    }
+    Ok(())
+}
+
+/// The supplier an import job is for.
+fn supplier_of(job: &Job) -> Result<uuid::Uuid, ApiError> {
+    job.payload["supplier_id"]
+        .as_str()
+        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+        .ok_or_else(|| ApiError::Internal("an import job without its supplier".into()))
+}
+
+/// A mapping by header (`{"Code": "ean"}`) as a template: one rule per column.
+fn mapping_template(m: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    let columns: Vec<serde_json::Value> = m
+        .iter()
+        .map(|(h, f)| serde_json::json!({"source": h, "target": f}))
+        .collect();
+    serde_json::json!({ "columns": columns })
 }
 
 /// A template as the importer reads it, checked: 422 naming the rule that is wrong.
@@ -1244,18 +1245,11 @@ async fn save_job_mapping(
 ) -> Result<(StatusCode, Json<pm_storage::imports::MappingTemplate>), ApiError> {
     who.require(Permission::ImportsWrite)?;
     let job = import_job(&s, &who, &id).await?;
-    let supplier_id = job.payload["supplier_id"]
-        .as_str()
-        .and_then(|s| s.parse::<uuid::Uuid>().ok())
-        .ok_or_else(|| ApiError::Internal("an import job without its supplier".into()))?;
+    let supplier_id = supplier_of(&job)?;
     let template = if job.payload["template"].is_object() {
         job.payload["template"].clone()
     } else if let Some(m) = job.payload["mapping"].as_object() {
-        let columns: Vec<serde_json::Value> = m
-            .iter()
-            .map(|(h, f)| serde_json::json!({"source": h, "target": f}))
-            .collect();
-        serde_json::json!({ "columns": columns })
+        mapping_template(m)
     } else {
         let suggestion = job
             .result
