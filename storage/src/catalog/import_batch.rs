@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use super::common::{non_negative_money, now, quantity, selling_price, DbAmount, Entity, RowExt};
 use super::prices::{Price, PriceType};
-use super::products::{product_from_row, upsert_items, NewProduct, Product, UpsertResult, COLUMNS, SKU_LOCK};
+use super::products::{
+    placeholders, product_from_row, upsert_items, NewProduct, Product, UpsertResult, COLUMNS, SKU_LOCK,
+};
 use super::stocks::Stock;
 use super::suppliers::SupplierProduct;
 use super::Catalog;
@@ -166,19 +168,6 @@ fn multi(backend: Backend, head: &str, cols: &str, rows: &[Vec<V>], tail: &str) 
     Multi { sql, args }
 }
 
-/// `(?, ?, …)` with `n` placeholders after the `used` ones, for IN lists.
-fn in_list(used: usize, n: usize) -> String {
-    let mut s = String::from("(");
-    for i in 0..n {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push_str(&format!("${}", used + i + 1));
-    }
-    s.push(')');
-    s
-}
-
 fn amount_text(a: Amount) -> Option<String> {
     Some(DbAmount::from(a).0.to_string())
 }
@@ -274,7 +263,7 @@ impl Catalog {
                 for part in keys.chunks(CHUNK) {
                     let sql = format!(
                         "SELECT {COLUMNS} FROM products WHERE deleted_at IS NULL AND {column} IN {}",
-                        in_list(0, part.len())
+                        placeholders(0, part.len())
                     );
                     let mut q = sqlx::query(&sql).persistent(false);
                     for v in part {
@@ -317,7 +306,7 @@ impl Catalog {
             for part in touched.chunks(CHUNK) {
                 let sql = format!(
                     "SELECT id, version FROM products WHERE id IN {}",
-                    in_list(0, part.len())
+                    placeholders(0, part.len())
                 );
                 let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql).persistent(false);
                 for (id, _) in part {
@@ -393,7 +382,7 @@ impl Catalog {
                 let sql = format!(
                     "SELECT id, product_id, price_type, currency, amount, valid_from, valid_to, updated_at \
                      FROM product_prices WHERE valid_from IS NULL AND product_id IN {}",
-                    in_list(0, part.len())
+                    placeholders(0, part.len())
                 );
                 let mut q = sqlx::query(&sql).persistent(false);
                 for id in part {
@@ -409,7 +398,7 @@ impl Catalog {
                 let sql = format!(
                     "SELECT id, product_id, warehouse, quantity, updated_at FROM product_stocks \
                      WHERE warehouse = $1 AND product_id IN {}",
-                    in_list(1, part.len())
+                    placeholders(1, part.len())
                 );
                 let mut q = sqlx::query(&sql).persistent(false).bind(&warehouse);
                 for id in part {
@@ -622,7 +611,7 @@ impl Catalog {
                     "SELECT id, supplier_id, product_id, supplier_sku, cost_amount, cost_currency, supplier_stock, \
                      lead_time_days, last_seen_import, last_seen_at, created_at, updated_at \
                      FROM supplier_products WHERE supplier_id = $1 AND supplier_sku IN {}",
-                    in_list(1, part.len())
+                    placeholders(1, part.len())
                 );
                 let mut q = sqlx::query(&sql).persistent(false).bind(supplier_id);
                 for s in part {
@@ -761,7 +750,7 @@ impl Catalog {
                 let sql = format!(
                     "UPDATE supplier_products SET last_seen_import = $1, last_seen_at = $2 \
                      WHERE supplier_id = $3 AND supplier_sku IN {}",
-                    in_list(3, part.len())
+                    placeholders(3, part.len())
                 );
                 let mut q = sqlx::query(&sql)
                     .persistent(false)
@@ -1202,7 +1191,7 @@ impl Catalog {
                 );
                 let sql = format!(
                     "UPDATE supplier_products SET supplier_stock = 0, updated_at = $1 WHERE id IN {}",
-                    in_list(1, part.len())
+                    placeholders(1, part.len())
                 );
                 let mut q = sqlx::query(&sql).persistent(false).bind(t);
                 for o in part {
@@ -1213,7 +1202,7 @@ impl Catalog {
                 let sql = format!(
                     "SELECT product_id, quantity FROM product_stocks WHERE warehouse = $1 AND quantity <> 0 \
                      AND product_id IN {}",
-                    in_list(1, part.len())
+                    placeholders(1, part.len())
                 );
                 let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql)
                     .persistent(false)
