@@ -19,6 +19,8 @@ pub struct Settings {
     pub object_store: ObjectStoreSettings,
     pub catalog: CatalogSettings,
     pub imports: ImportSettings,
+    pub amazon: AmazonSettings,
+    pub code2asin: Code2asinSettings,
     pub actors: ActorSettings,
     pub jobs: JobSettings,
     pub auth: AuthSettings,
@@ -329,4 +331,48 @@ fn money_currency<'de, D: serde::Deserializer<'de>>(d: D) -> Result<pm_domain::C
         )));
     }
     Ok(c)
+}
+
+/// The default Amazon SP-API seller account (accounts can also be added through the API), the
+/// hosts, and the rate of `searchCatalogItems`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmazonSettings {
+    /// LWA client id of the default account; unset: no account from the settings.
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    /// Country code (`FR`) or marketplace id of the default account.
+    pub marketplace: String,
+    /// The SP-API host; unset: the marketplace's regional host.
+    pub endpoint: Option<String>,
+    /// The LWA token endpoint.
+    pub lwa_endpoint: String,
+    /// The documented rate of `searchCatalogItems` per account (requests per second) and burst.
+    pub rate_per_sec: f64,
+    pub burst: u32,
+    /// One request to Amazon (LWA or SP-API) at most.
+    pub request_timeout_secs: u64,
+    /// Key of the stored accounts' secrets; unset: made once in `<data_dir>/amazon-secrets-key`.
+    pub secrets_key: Option<Secret>,
+}
+
+/// Code2ASIN jobs and resolvers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Code2asinSettings {
+    /// A match at or above this confidence is written to the product's ASIN without a person.
+    pub auto_apply_threshold: f64,
+    /// How long a resolver waits for a batch of 20 EANs to fill before sending fewer.
+    pub batch_window_ms: u64,
+    /// The most EANs one job may hold.
+    pub max_eans_per_job: usize,
+    /// Resolvers alive at most (one per account and marketplace), and their idle stop.
+    pub max_resolvers: usize,
+    pub resolver_idle_secs: u64,
+    /// The share of the allowed rate a resolver uses (below 1.0 so that timing noise between
+    /// this host and Amazon's never makes a request arrive before its token).
+    pub rate_margin: f64,
+    /// Requests tried for one EAN (5xx, timeouts) before its result is `error`.
+    pub max_attempts: u32,
 }

@@ -3,9 +3,11 @@
 //! - [`db`]: one pool per logical database on SQLite (default) or PostgreSQL; creation,
 //!   migrations (`migrations/{postgres,sqlite}/<database>/`), health pings and pool stats.
 //! - [`core`]: users, roles, tokens, API keys, settings, notifications.
+//! - [`crypto`]: AES-256-GCM for secrets kept in a database (Amazon credentials).
 //! - [`analytics`]: the activity log.
 //! - [`catalog`]: queries of the catalog database (products).
 //! - [`imports`]: the rows imports rejected (the imports database beyond its queue).
+//! - [`code2asin`]: ASIN jobs' EANs and results, the persisted Amazon cache, statistics, logs.
 //! - [`jobs`]: the durable job queues (one table per database), claimed under a lease.
 //! - [`object_store`]: one [`ObjectStore`] interface over the local filesystem and any S3 API.
 //! - [`redis`]: the optional Redis connection (plain or `rediss://`).
@@ -16,7 +18,9 @@
 pub mod analytics;
 pub mod cache;
 pub mod catalog;
+pub mod code2asin;
 pub mod core;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod imports;

@@ -1,6 +1,7 @@
 //! Queries of the catalog database, one module per entity. [`Catalog`] is the handle the
 //! catalog store actor owns; each module adds its methods to it.
 
+mod asin;
 mod attributes;
 mod brands;
 mod bundles;
@@ -15,6 +16,7 @@ mod stocks;
 mod suppliers;
 mod variants;
 
+pub use asin::AsinSelection;
 pub use attributes::{Attribute, AttributeValue};
 pub use brands::{Brand, BrandPatch, NewBrand};
 pub use bundles::{Bundle, BundleItem};

@@ -1,5 +1,6 @@
 //! Queries of the core database: who may do what.
 //!
+//! - [`amazon`]: Amazon SP-API seller accounts, secrets encrypted.
 //! - [`users`]: users, their roles, login records.
 //! - [`roles`]: roles and their permissions; the built-in roles are ensured at start.
 //! - [`tokens`]: rotating refresh tokens (stored hashed) with reuse detection.
@@ -7,6 +8,7 @@
 //! - [`settings`]: application settings (key → JSON).
 //! - [`notifications`]: per-user notifications.
 
+pub mod amazon;
 pub mod api_keys;
 pub mod notifications;
 pub mod roles;
