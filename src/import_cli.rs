@@ -97,9 +97,6 @@ pub async fn import(settings: Settings, args: ImportArgs) -> anyhow::Result<(Str
         None
     };
 
-    let actors = ActorSystem::start(&settings, databases, objects, |reason| {
-        tracing::error!(%reason, "the actor system gave up");
-    })?;
     // Servers on the same databases drop what this import makes stale (through Redis).
     let redis = match &settings.cache.redis_url {
         Some(url) => {
@@ -111,6 +108,14 @@ pub async fn import(settings: Settings, args: ImportArgs) -> anyhow::Result<(Str
         None => None,
     };
     let cache = pm_storage::cache::Cache::start(&settings.cache, redis).await?;
+    let services = pm_actors::Services {
+        objects,
+        cache: cache.clone(),
+        secrets: crate::amazon_cipher(&settings)?,
+    };
+    let actors = ActorSystem::start(&settings, databases, services, |reason| {
+        tracing::error!(%reason, "the actor system gave up");
+    })?;
     actors.changes.add_sink(pm_api::sinks::EdgeCaches {
         cache,
         api_keys: pm_api::sinks::ApiKeyCache::default(),

@@ -76,7 +76,12 @@ pub async fn run(
     let (escalation_tx, mut escalation_rx) = tokio::sync::watch::channel(None::<String>);
     let actors = {
         let escalated = escalated.clone();
-        ActorSystem::start(&settings, databases, objects.clone(), move |reason| {
+        let services = pm_actors::Services {
+            objects: objects.clone(),
+            cache: cache.clone(),
+            secrets: amazon_cipher(&settings)?,
+        };
+        ActorSystem::start(&settings, databases, services, move |reason| {
             escalated.store(true, Ordering::Release);
             escalation_tx.send_replace(Some(reason));
         })?
@@ -364,6 +369,32 @@ fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
             Ok(secret.into_bytes())
         }
     }
+}
+
+/// The key of stored Amazon secrets: configured, or made once and kept in the data directory.
+pub(crate) fn amazon_cipher(settings: &Settings) -> anyhow::Result<pm_storage::crypto::SecretCipher> {
+    if let Some(s) = &settings.amazon.secrets_key {
+        return Ok(pm_storage::crypto::SecretCipher::from_key_material(
+            s.expose().as_bytes(),
+        ));
+    }
+    let path = settings.storage.data_dir.join("amazon-secrets-key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+        _ => {
+            let key = format!(
+                "{}{}",
+                pm_api::auth::password::generate(),
+                pm_api::auth::password::generate()
+            );
+            write_private(&path, &key)?;
+            tracing::info!(path = %path.display(), "generated the key of stored amazon secrets");
+            key
+        }
+    };
+    Ok(pm_storage::crypto::SecretCipher::from_key_material(
+        key.as_bytes(),
+    ))
 }
 
 /// Writes a file only its owner can read.

@@ -8,6 +8,8 @@
 //!   (`jobs.<queue>.worker.<n>`) on the durable queues of `pm_storage::jobs`.
 //! - [`changes`]: write-side change events: [`changes::Write`] (a write and its origin), the
 //!   [`changes::ChangeBus`] every store write publishes on after its commit.
+//! - [`code2asin`]: ASIN resolvers per Amazon account and marketplace, and the job kind that
+//!   feeds them.
 //! - [`activity`]: the batched activity-log writer (`activity.writer`).
 //! - [`events`]: [`Hub`], live events by topic with a bounded buffer per subscriber.
 //! - [`system`]: builds the tree (root → `stores`) from the settings and hands out the
@@ -17,6 +19,7 @@
 
 pub mod activity;
 pub mod changes;
+pub mod code2asin;
 pub mod events;
 pub mod jobs;
 pub mod store;
@@ -24,4 +27,4 @@ pub mod system;
 
 pub use events::Hub;
 pub use store::{Ping, StoreCallError};
-pub use system::{ActorSystem, Jobs, Stores};
+pub use system::{ActorSystem, Jobs, Services, Stores};

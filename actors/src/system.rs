@@ -102,6 +102,16 @@ impl Jobs {
     }
 }
 
+/// What the actors use besides the databases.
+#[derive(Clone)]
+pub struct Services {
+    pub objects: Arc<dyn pm_storage::object_store::ObjectStore>,
+    /// The two-level cache (Code2ASIN keeps Amazon's answers in it).
+    pub cache: pm_storage::cache::Cache,
+    /// Decrypts the secrets of stored accounts (Amazon).
+    pub secrets: pm_storage::crypto::SecretCipher,
+}
+
 /// The running actors of one application.
 #[derive(Clone)]
 pub struct ActorSystem {
@@ -113,6 +123,8 @@ pub struct ActorSystem {
     pub hub: Hub,
     /// Where committed writes announce themselves (cache invalidation, activity log, events).
     pub changes: ChangeBus,
+    /// Encrypts secrets before they are stored (Amazon accounts).
+    pub secrets: pm_storage::crypto::SecretCipher,
     databases: Databases,
 }
 
@@ -121,7 +133,7 @@ impl ActorSystem {
     pub fn start(
         settings: &Settings,
         databases: Databases,
-        objects: Arc<dyn pm_storage::object_store::ObjectStore>,
+        services: Services,
         on_escalate: impl FnOnce(String) + Send + 'static,
     ) -> Result<Self, RegistryError> {
         let a = &settings.actors;
@@ -207,7 +219,7 @@ impl ActorSystem {
                 .capacity(16),
             )?;
         }
-        let jobs = start_jobs(settings, &root, intensity, &databases, &stores, &hub, &objects)?;
+        let jobs = start_jobs(settings, &root, intensity, &databases, &stores, &hub, &services)?;
         Ok(Self {
             registry,
             root,
@@ -215,6 +227,7 @@ impl ActorSystem {
             jobs,
             hub,
             changes: bus,
+            secrets: services.secrets.clone(),
             databases,
         })
     }
@@ -251,9 +264,10 @@ fn job_kinds(
     settings: &Settings,
     stores: &Stores,
     databases: &Databases,
-    objects: &Arc<dyn pm_storage::object_store::ObjectStore>,
+    services: &Services,
     sup: &Supervisor,
 ) -> JobKinds {
+    let objects = &services.objects;
     let mut kinds = JobKinds::default();
     // One session per supplier with an import running: a dynamic child of `import.session`.
     let deps = Arc::new(crate::jobs::import::ImportDeps {
@@ -287,12 +301,63 @@ fn job_kinds(
             sessions: sup.dynamic(spec),
         },
     );
+    kinds.register(
+        Queue::Code2asin,
+        crate::code2asin::job::KIND,
+        crate::code2asin::job::ResolveEans(code2asin_deps(settings, stores, databases, services, sup)),
+    );
     if settings.jobs.debug_kinds {
         for q in Queue::ALL {
             kinds.register(q, crate::jobs::debug::KIND, crate::jobs::debug::DebugSleep);
         }
     }
     kinds
+}
+
+/// Code2ASIN's job kind: accounts, one resolver per account and marketplace (a dynamic child
+/// of `code2asin.resolver`), the code2asin database, the catalog's bulk lane.
+fn code2asin_deps(
+    settings: &Settings,
+    stores: &Stores,
+    databases: &Databases,
+    services: &Services,
+    sup: &Supervisor,
+) -> Arc<crate::code2asin::Code2asinDeps> {
+    use crate::code2asin::{resolver, Accounts, Code2asinDeps};
+    let c = &settings.code2asin;
+    let store = pm_storage::code2asin::Code2asin::new(databases.get(Database::Code2asin).clone());
+    let resolver_deps = Arc::new(resolver::ResolverDeps {
+        cache: services.cache.clone(),
+        store: store.clone(),
+        ttl: Duration::from_secs(settings.cache.ttl.code2asin_mappings),
+        window: Duration::from_millis(c.batch_window_ms),
+        margin: c.rate_margin.clamp(0.1, 1.0),
+        max_attempts: c.max_attempts.max(1),
+        directory: parking_lot::Mutex::new(std::collections::HashMap::new()),
+    });
+    let factory_deps = resolver_deps.clone();
+    let spec =
+        pm_supervisors::DynamicSpec::new("code2asin.resolver", "code2asin_resolver", move |key: &str| {
+            resolver::Resolver::new(key, factory_deps.clone())
+        })
+        .max_children(c.max_resolvers.max(1))
+        .idle_after(Some(Duration::from_secs(c.resolver_idle_secs.max(1))))
+        // A job's chunk of EANs asks the resolver once per EAN it has to request.
+        .capacity(4096);
+    Arc::new(Code2asinDeps {
+        accounts: Accounts {
+            settings: settings.amazon.clone(),
+            core: Core::new(databases.get(Database::Core).clone()),
+            cipher: services.secrets.clone(),
+            http: crate::code2asin::http_client(&settings.amazon),
+        },
+        resolvers: sup.dynamic(spec),
+        resolver_deps,
+        store,
+        catalog: stores.catalog_bulk.clone(),
+        auto_apply_threshold: c.auto_apply_threshold,
+        max_eans: c.max_eans_per_job.max(1),
+    })
 }
 
 fn start_jobs(
@@ -302,7 +367,7 @@ fn start_jobs(
     databases: &Databases,
     stores: &Stores,
     hub: &Hub,
-    objects: &Arc<dyn pm_storage::object_store::ObjectStore>,
+    services: &Services,
 ) -> Result<Jobs, RegistryError> {
     let j = &settings.jobs;
     let a = &settings.actors;
@@ -313,7 +378,7 @@ fn start_jobs(
         max_attempts: j.max_attempts.max(1),
     };
     let sup = root.child_supervisor("jobs", Strategy::OneForOne, intensity);
-    let kinds = job_kinds(settings, stores, databases, objects, &sup);
+    let kinds = job_kinds(settings, stores, databases, services, &sup);
     let mut gates = Vec::new();
     let mut workers = Vec::new();
     let held = crate::jobs::HeldLeases::default();

@@ -86,6 +86,7 @@ pub const PROBLEM: &str = "application/problem+json";
         (name = "notifications", description = "The caller's notifications."),
         (name = "jobs", description = "The durable job queues."),
         (name = "imports", description = "Supplier files into the catalog: uploads, import jobs, their rejects."),
+        (name = "code2asin", description = "Amazon ASINs for EANs: jobs, results, seller accounts, statistics."),
         (name = "access", description = "Users, roles, permissions, API keys, settings and the \
             activity log (admins)."),
         (name = "live", description = "The WebSocket of live events."),

@@ -274,3 +274,26 @@ write_handler!(CatalogStore, catalog, MarkMissing => pm_storage::catalog::Missin
 #[derive(Debug)]
 pub struct AnalyzeImportTables;
 query!(AnalyzeImportTables => (), |c, _m| async move { c.analyze_import_tables().await });
+
+/// The EANs of a selection of products (a Code2ASIN job's input).
+#[derive(Debug)]
+pub struct EansOf {
+    pub selection: pm_storage::catalog::AsinSelection,
+    pub limit: u32,
+}
+query!(EansOf => Vec<String>, |c, m| async move { c.eans_of(&m.selection, m.limit).await });
+
+/// Sets the ASIN of the products of these EANs (Code2ASIN's matches); one change for all.
+#[derive(Debug)]
+pub struct SetAsins(pub Vec<(pm_domain::Gtin, pm_domain::Asin)>);
+write_handler!(CatalogStore, catalog, SetAsins => usize, |c, m| {
+    let ids = c.set_asins(&m.0).await?;
+    let n = ids.len();
+    let changes = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let summary = format!("code2asin: asin of {n} products");
+        vec![Change::many(Entity::Product, "update", id_strings(ids), summary)]
+    };
+    Ok((n, changes))
+});

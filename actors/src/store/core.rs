@@ -166,3 +166,9 @@ query!(ListNotifications { user_id: Uuid, unread_only: bool, limit: u32, cursor:
     |c, m| c.list_notifications(m.user_id, m.unread_only, m.limit, m.cursor.as_deref()).await);
 query!(MarkNotificationRead { user_id: Uuid, id: Uuid } => (), |c, m| c.mark_notification_read(m.user_id, m.id).await);
 query!(MarkAllNotificationsRead { user_id: Uuid } => u64, |c, m| c.mark_all_notifications_read(m.user_id).await);
+
+// Amazon SP-API accounts (Code2ASIN); secrets arrive encrypted.
+query!(CreateAmazonAccount { account: pm_storage::core::amazon::NewAmazonAccount } => pm_storage::core::amazon::AmazonAccount, |c, m| c.create_amazon_account(&m.account).await);
+query!(ListAmazonAccounts => Vec<pm_storage::core::amazon::AmazonAccount>, |c, m| c.amazon_accounts().await);
+query!(GetAmazonAccount { id: Uuid } => Option<pm_storage::core::amazon::AmazonAccountSecrets>, |c, m| c.amazon_account(m.id).await);
+query!(DeleteAmazonAccount { id: Uuid } => (), |c, m| c.delete_amazon_account(m.id).await);

@@ -17,6 +17,10 @@ impl DbStore {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
 }
 
 impl Behaviour for DbStore {

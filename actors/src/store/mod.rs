@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod catalog;
 pub mod catalog_entities;
+pub mod code2asin;
 pub mod core;
 pub mod db;
 

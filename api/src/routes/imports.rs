@@ -690,7 +690,7 @@ async fn errors_csv(
 }
 
 /// One CSV record: fields quoted when they hold a delimiter, a quote or a line break.
-fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::new();
     for (i, f) in fields.enumerate() {
         if i > 0 {

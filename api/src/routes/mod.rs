@@ -4,6 +4,7 @@ pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod catalog;
+pub mod code2asin;
 pub mod docs;
 pub mod health;
 pub mod imports;
