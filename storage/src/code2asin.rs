@@ -878,7 +878,7 @@ mod tests {
             assert_eq!(found.len(), 1);
             assert!(found[&g].is_empty());
             assert!(c
-                .history("M", &[g.clone()], now_ms() + 60_000)
+                .history("M", std::slice::from_ref(&g), now_ms() + 60_000)
                 .await
                 .unwrap()
                 .is_empty());

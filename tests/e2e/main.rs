@@ -9,6 +9,7 @@ mod binary;
 mod cache;
 mod catalog;
 mod changes;
+mod code2asin;
 mod expected;
 mod hardening;
 mod health;

@@ -63,6 +63,9 @@ pub struct Selection {
     pub category_id: Option<Uuid>,
 }
 
+/// A chunk of pending EANs (position, EAN) on its way through the resolver.
+type ChunkFuture = BoxFuture<'static, Result<(Vec<(i64, String)>, Vec<Answer>), JobError>>;
+
 /// The job kind.
 pub struct ResolveEans(pub Arc<Code2asinDeps>);
 
@@ -166,9 +169,7 @@ async fn run_job(run: JobRun, d: &Code2asinDeps) -> Result<Value, JobError> {
 
     let mut after = -1i64;
     let mut exhausted = false;
-    let mut in_flight: FuturesOrdered<
-        BoxFuture<'static, Result<(Vec<(i64, String)>, Vec<Answer>), JobError>>,
-    > = FuturesOrdered::new();
+    let mut in_flight: FuturesOrdered<ChunkFuture> = FuturesOrdered::new();
     let mut spent = (0.0f64, 0.0f64);
     let mut written = (0i64, 0i64);
     let mut unanswered = 0usize;

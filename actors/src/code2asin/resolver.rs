@@ -328,16 +328,13 @@ async fn load(
     }
     requested.store(true, std::sync::atomic::Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
-    me.send(Enqueue {
-        ean: ean.clone(),
-        reply: tx,
-    })
-    .await
-    .map_err(|e| NoAnswer {
-        message: format!("resolver unavailable: {e}"),
-        retryable: true,
-        account: false,
-    })?;
+    me.send(Enqueue { ean: *ean, reply: tx })
+        .await
+        .map_err(|e| NoAnswer {
+            message: format!("resolver unavailable: {e}"),
+            retryable: true,
+            account: false,
+        })?;
     let (answer, spent) = rx.await.map_err(|_| NoAnswer {
         message: "the resolver restarted before answering".into(),
         retryable: true,
@@ -418,7 +415,7 @@ impl Handles<TokenReady> for Resolver {
         let marketplace = self.cfg.marketplace_id.clone();
         let limiter = self.limiter.clone();
         ctx.pipe(async move {
-            let eans: Vec<Gtin> = batch.iter().map(|q| q.ean.clone()).collect();
+            let eans: Vec<Gtin> = batch.iter().map(|q| q.ean).collect();
             // The first request spends the token just taken; later pages and a retry after a
             // 403 wait for tokens of their own.
             let mut first = true;
@@ -484,7 +481,7 @@ impl Handles<BatchDone> for Resolver {
                     self.slow = (self.slow + 0.05).min(1.0);
                     self.rebuild_limiter();
                 }
-                let eans: Vec<Gtin> = batch.iter().map(|q| q.ean.clone()).collect();
+                let eans: Vec<Gtin> = batch.iter().map(|q| q.ean).collect();
                 let mut found = match_items(&eans, &out.items);
                 for q in &batch {
                     let candidates = found
