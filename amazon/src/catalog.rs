@@ -26,6 +26,10 @@ pub const PAGE_SIZE: u32 = 20;
 /// server bug, not more data, so the loop stops there.
 const MAX_PAGES: u32 = 50;
 
+/// How many times a throttled page after the first is asked again (each after the caller's
+/// pace) before the search gives up with [`SpApiError::Throttled`].
+const LATER_PAGE_RETRIES: u32 = 3;
+
 /// The datasets matching needs: identifiers to map items back to EANs, summaries for title and
 /// brand, sales ranks to choose among several ASINs, images for the operator's review.
 const INCLUDED_DATA: &str = "identifiers,summaries,salesRanks,images";
@@ -174,7 +178,8 @@ impl CatalogClient {
                     q.append_pair("pageToken", token);
                 }
             }
-            let page = self.get_page(url, &mut outcome, &mut pace).await?;
+            let first = page_token.is_none();
+            let page = self.get_page(url, first, &mut outcome, &mut pace).await?;
             outcome.items.extend(page.items);
             page_token = page
                 .pagination
@@ -195,6 +200,7 @@ impl CatalogClient {
     async fn get_page<F, Fut>(
         &self,
         url: Url,
+        first_page: bool,
         outcome: &mut SearchOutcome,
         pace: &mut F,
     ) -> Result<ItemSearchResults, SpApiError>
@@ -203,6 +209,7 @@ impl CatalogClient {
         Fut: std::future::Future<Output = ()>,
     {
         let mut refreshed = false;
+        let mut throttled = 0;
         loop {
             let token = self.tokens.access_token().await?;
             pace().await;
@@ -247,6 +254,9 @@ impl CatalogClient {
                     refreshed = true;
                 }
                 403 => return Err(SpApiError::Unauthorized(message)),
+                // A later page throttled: the earlier pages would be lost with the whole
+                // search, so this page is asked again after the caller's pace (a few times).
+                429 if !first_page && throttled < LATER_PAGE_RETRIES => throttled += 1,
                 429 => {
                     return Err(SpApiError::Throttled {
                         rate_limit: outcome.rate_limit,

@@ -1,5 +1,10 @@
 //! Code2ASIN against the SP-API stand-in (`pm_amazon::standin`): matching, applying to the
 //! catalog, the cache, token expiry, 429s, pause/resume/cancel, pacing and the accounts API.
+//!
+//! The tests run on a multi-thread runtime: the stand-in stamps each request when it handles
+//! it, and on the test's own single thread that stamp would be late whenever the test is busy
+//! (parsing a job), bunching requests that left on time — a gateway artefact Amazon's does not
+//! have.
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +34,31 @@ fn eans_where(start: u64, n: usize, want: impl Fn(Shape) -> bool) -> Vec<String>
         .collect()
 }
 
+/// Requests a run needs for `eans` asked 20 at a time in order: a batch whose EANs have more
+/// than 20 ASINs in all spills onto more pages (`pageSize=20`), each page a request.
+fn pages_for(eans: &[String]) -> u64 {
+    eans.chunks(20)
+        .map(|batch| {
+            let items: usize = batch
+                .iter()
+                .map(|e| standin::catalog_for(&Gtin::parse(e).unwrap()).len())
+                .sum();
+            items.div_ceil(20).max(1) as u64
+        })
+        .sum()
+}
+
 async fn app_on(backend: crate::helpers::Backend, s: &StandInHandle, rate: f64, burst: u32) -> TestApp {
+    app_on_with(backend, s, rate, burst, |_| {}).await
+}
+
+async fn app_on_with(
+    backend: crate::helpers::Backend,
+    s: &StandInHandle,
+    rate: f64,
+    burst: u32,
+    tweak: impl FnOnce(&mut pm_config::Settings),
+) -> TestApp {
     let creds = s.credentials();
     let (base, lwa) = (s.base_url().to_string(), s.lwa_url().to_string());
     spawn_app_with(backend, move |st| {
@@ -41,6 +70,7 @@ async fn app_on(backend: crate::helpers::Backend, s: &StandInHandle, rate: f64, 
         st.amazon.rate_per_sec = rate;
         st.amazon.burst = burst;
         st.code2asin.batch_window_ms = 20;
+        tweak(st);
     })
     .await
 }
@@ -83,7 +113,7 @@ async fn create_job(app: &TestApp, body: Value) -> String {
     job["id"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eans_are_matched_applied_and_a_second_run_costs_no_request() {
     for backend in backends() {
         let s = StandIn::start(StandInConfig {
@@ -233,7 +263,7 @@ async fn eans_are_matched_applied_and_a_second_run_costs_no_request() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_renewed_mid_job_and_429s_are_absorbed() {
     let backend = backends()[0];
     // The stand-in allows fewer requests than the app is told: it throttles, the resolver
@@ -274,7 +304,7 @@ async fn an_expired_token_is_renewed_mid_job_and_429s_are_absorbed() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_pause_resume_and_cancel() {
     let backend = backends()[0];
     // 3,000 EANs at 5 requests/s: 30 s of work, long enough to pause, resume and cancel
@@ -336,7 +366,7 @@ async fn jobs_pause_resume_and_cancel() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pacing_uses_the_quota_without_a_single_429() {
     let backend = backends()[0];
     let (rate, burst) = (20.0, 2);
@@ -370,7 +400,7 @@ async fn pacing_uses_the_quota_without_a_single_429() {
     s.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_keep_their_secrets_and_jobs_refuse_without_one() {
     let backend = backends()[0];
     let app = spawn_app_with(backend, |_| {}).await;
@@ -430,4 +460,121 @@ async fn accounts_keep_their_secrets_and_jobs_refuse_without_one() {
         .unwrap();
     assert_eq!(r.status(), 403);
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_survives_a_restart_without_asking_again() {
+    for backend in backends() {
+        // Amazon's burst of 2 at 10 requests/s.
+        let s = StandIn::start(StandInConfig {
+            rate_per_sec: 10.0,
+            burst: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let first = app_on(backend, &s, 10.0, 2).await;
+        let eans: Vec<String> = (0..1000u64).map(|i| ean13(610_000_000_000 + i * 17)).collect();
+        let id = create_job(&first, json!({"eans": eans})).await;
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, job) = first.get(&format!("/api/v1/code2asin/jobs/{id}")).await;
+            if job["counters"]["pending"].as_i64().is_some_and(|p| p <= 600) {
+                break;
+            }
+            assert!(Instant::now() < until, "no progress: {job}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (data_dir, prefix) = (
+            first.settings.storage.data_dir.clone(),
+            first.settings.database.name_prefix.clone(),
+        );
+        first.stop_keeping_data().await;
+        let needed = pages_for(&eans);
+        let asked = s.stats().ok;
+        assert!(asked < needed, "stopped before the end: {asked} of {needed}");
+        let second = app_on_with(backend, &s, 10.0, 2, move |st| {
+            st.storage.data_dir = data_dir;
+            st.database.name_prefix = prefix;
+        })
+        .await;
+        let job = wait_job(&second, &id, &["succeeded", "failed"]).await;
+        assert_eq!(job["code2asin_status"], "succeeded", "{job}");
+        assert_eq!(
+            (
+                job["counters"]["total"].as_i64(),
+                job["counters"]["pending"].as_i64()
+            ),
+            (Some(1000), Some(0))
+        );
+        // What one uninterrupted run needs, plus at most the two chunks (2 × 200 EANs) that were
+        // in flight at the stop; asking the answered EANs again as well would be more.
+        let total = s.stats().ok;
+        let bound = needed + pages_for(&eans[..400]);
+        assert!(
+            total <= bound,
+            "{total} requests, at most {bound} expected ({needed} for one run)"
+        );
+        let log: Vec<String> = s
+            .stats()
+            .log
+            .iter()
+            .map(|r| format!("{:.1}:{}", r.at_ms, r.status))
+            .collect();
+        assert_eq!(s.stats().throttled, 0, "{log:?}");
+        second.stop().await;
+        s.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_jobs_share_requests_and_selections_come_from_the_catalog() {
+    let backend = backends()[0];
+    let s = StandIn::start(StandInConfig {
+        rate_per_sec: 20.0,
+        burst: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = app_on(backend, &s, 20.0, 2).await;
+    let eans: Vec<String> = (0..400u64).map(|i| ean13(620_000_000_000 + i * 19)).collect();
+    let a = create_job(&app, json!({"eans": eans})).await;
+    let b = create_job(&app, json!({"eans": eans})).await;
+    for id in [&a, &b] {
+        let job = wait_job(&app, id, &["succeeded", "failed"]).await;
+        assert_eq!(job["code2asin_status"], "succeeded", "{job}");
+        assert_eq!(job["counters"]["pending"], 0);
+    }
+    // One run's requests answer both jobs: the second waited for the first one's answers.
+    let st = s.stats();
+    let needed = pages_for(&eans);
+    assert!(
+        st.ok <= needed + needed / 10,
+        "the same eans were asked twice: {} requests, {needed} for one run",
+        st.ok
+    );
+    // A selection: the catalog's products without an ASIN.
+    let mine = eans_where(630_000_000_000, 2, |sh| sh == Shape::Single);
+    for (i, e) in mine.iter().enumerate() {
+        let (st, p) = app
+            .post("/api/v1/products", json!({"ean": e, "title": format!("sel {i}")}))
+            .await;
+        assert_eq!(st, 201, "{p}");
+    }
+    let id = create_job(&app, json!({"selection": {"without_asin": true}})).await;
+    let job = wait_job(&app, &id, &["succeeded", "failed"]).await;
+    assert_eq!(job["counters"]["total"], 2, "{job}");
+    assert_eq!(job["counters"]["applied"], 2, "{job}");
+    let (_, page) = app.get(&format!("/api/v1/products?ean={}", mine[1])).await;
+    assert!(page["items"][0]["asin"].is_string(), "{page}");
+    let (st, e) = app
+        .post(
+            "/api/v1/code2asin/jobs",
+            json!({"eans": ["4006381333931"], "selection": {"without_asin": true}}),
+        )
+        .await;
+    assert_eq!(st, 422, "{e}");
+    app.stop().await;
+    s.shutdown().await;
 }

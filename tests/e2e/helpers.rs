@@ -225,6 +225,20 @@ impl TestApp {
         outcome
     }
 
+    /// Stops the app like [`TestApp::stop`] but keeps its databases and data directory, for a
+    /// second app started on them (a restart).
+    pub async fn stop_keeping_data(mut self) -> Outcome {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let thread = self.thread.take().unwrap();
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .unwrap()
+            .expect("the app thread does not panic")
+            .expect("the app runs")
+    }
+
     async fn cleanup(&self) {
         if let Some(prefix) = &self.pg_prefix {
             use sqlx::Connection;

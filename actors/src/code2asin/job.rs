@@ -91,16 +91,35 @@ async fn run_job(run: JobRun, d: &Code2asinDeps) -> Result<Value, JobError> {
     let job_id = run.job.id;
     let p: Payload = serde_json::from_value(run.job.payload.clone())
         .map_err(|e| JobError::Fatal(format!("bad payload: {e}")))?;
+    let supplier_id = p.selection.as_ref().and_then(|s| s.supplier_id);
+    // A supplier's own settings fill what the job does not say.
+    let supplier = match supplier_id {
+        Some(id) => d.store.supplier_config(id).await.map_err(store_err)?,
+        None => None,
+    };
+    if let Some(c) = supplier.as_ref().filter(|c| !c.enabled) {
+        return Err(JobError::Fatal(format!(
+            "code2asin is turned off for supplier {}",
+            c.supplier_id
+        )));
+    }
+    let account_id = p.account_id.or(supplier.as_ref().and_then(|c| c.account_id));
+    let marketplace = p
+        .marketplace
+        .clone()
+        .or(supplier.as_ref().and_then(|c| c.marketplace.clone()));
     let account = d
         .accounts
-        .resolve(p.account_id, p.marketplace.as_deref())
+        .resolve(account_id, marketplace.as_deref())
         .await
         .map_err(|e| match e.is_retryable() {
             true => JobError::Retryable(e.to_string()),
             false => JobError::Fatal(e.to_string()),
         })?;
-    let supplier_id = p.selection.as_ref().and_then(|s| s.supplier_id);
-    let threshold = p.auto_apply_threshold.unwrap_or(d.auto_apply_threshold);
+    let threshold = p
+        .auto_apply_threshold
+        .or(supplier.as_ref().and_then(|c| c.auto_apply_threshold))
+        .unwrap_or(d.auto_apply_threshold);
     let marketplace_id = account.marketplace.id().to_owned();
     if let Some(state) = d.store.job_state(job_id).await.map_err(store_err)? {
         if state.paused {

@@ -14,8 +14,12 @@
 //! then, so batches fill while the bucket refills. With fewer than 20 queued and the bucket
 //! idle, the batch waits `code2asin.batch_window_ms` for more. Requests run concurrently (the
 //! bucket, not the round trip, sets the pace). A 429 puts the batch back at the front, holds
-//! every request for the advertised refill time with jitter, and slows the bucket (burst 1,
-//! rate × 0.8, down to a quarter), which recovers by 5% per success.
+//! every request for the advertised refill time with jitter, and spaces the following requests
+//! further apart (the rate × 0.8 per 429, down to a quarter; 5% back per success) with a burst
+//! of 1 until then. Pages of one search are spaced by at least one interval. The bucket's burst
+//! is one less than the account's: one token stays in reserve against a request delayed on its
+//! way (the network, a busy host) arriving together with the next; only the first burst of a
+//! run is smaller for it.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -117,14 +121,25 @@ pub struct Resolver {
     advertised: Option<f64>,
     /// 1.0, lowered by 429s, recovering with successes.
     slow: f64,
+    /// The bucket's burst now: one less than the account's (one token always in reserve, so
+    /// that a request delayed on its way, by the network or a busy host, never arrives
+    /// together with the next one), 1 after a 429 until `slow` is back to 1.
+    burst_now: u32,
     /// EANs to request, oldest first, with the attempts already made for each.
-    queue: VecDeque<Queued>,
+    /// Shared with the dispatch futures, which cut their batch from it the moment their token
+    /// is there (not when the actor gets round to it: a mailbox full of `Enqueue`s would delay
+    /// the request past its slot and bunch it with the next). Locked for a push or a drain only.
+    queue: Arc<parking_lot::Mutex<VecDeque<Queued>>>,
     waiters: HashMap<String, Vec<Waiter>>,
-    /// A token is being waited for.
-    waiting_token: bool,
+    /// The dispatch whose token is being waited for, if any (one at a time; cleared by its
+    /// `Sent`, or by its `BatchDone` if the `Sent` was lost).
+    waiting: Option<u64>,
+    dispatches: u64,
     window: Option<TimerId>,
     /// No request before this (after a 429 or a failure).
-    hold_until: Option<Instant>,
+    /// No request before this (after a 429, a failure, or to space requests when slowed);
+    /// shared with the dispatch futures, which check it after their token. Locked briefly.
+    hold_until: Arc<parking_lot::Mutex<Option<Instant>>>,
     in_flight: usize,
     stats: Stats,
 }
@@ -155,16 +170,23 @@ impl Resolver {
             deps,
             advertised: None,
             slow: 1.0,
-            queue: VecDeque::new(),
+            burst_now: 1,
+            queue: Arc::new(parking_lot::Mutex::new(VecDeque::new())),
             waiters: HashMap::new(),
-            waiting_token: false,
+            waiting: None,
+            dispatches: 0,
             window: None,
-            hold_until: None,
+            hold_until: Arc::new(parking_lot::Mutex::new(None)),
             in_flight: 0,
             stats: Stats::default(),
         };
+        r.burst_now = r.normal_burst();
         r.rebuild_limiter();
         r
+    }
+
+    fn normal_burst(&self) -> u32 {
+        self.cfg.burst.saturating_sub(1).max(1)
     }
 
     /// Requests per second this resolver allows itself now.
@@ -172,13 +194,14 @@ impl Resolver {
         let base = self
             .advertised
             .map_or(self.cfg.rate_per_sec, |a| a.min(self.cfg.rate_per_sec));
-        (base * self.deps.margin * self.slow).max(0.001)
+        (base * self.deps.margin).max(0.001)
     }
 
-    /// A new bucket at the current rate: the configured burst while all is well, 1 after a
-    /// throttle (no burst into a server that just said no).
+    /// A new bucket at the current rate (at start, and when Amazon advertises a lower one).
+    /// A new bucket starts full, so it is only made when the rate changes, never to slow down
+    /// after a 429 (that is `slow`, spacing requests further apart).
     fn rebuild_limiter(&mut self) {
-        let burst = if self.slow < 1.0 { 1 } else { self.cfg.burst.max(1) };
+        let burst = self.burst_now.max(1);
         let period = Duration::from_secs_f64(1.0 / self.rate());
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -186,33 +209,108 @@ impl Resolver {
         self.limiter = Arc::new(RateLimiter::direct(quota));
     }
 
+    fn hold(&self, until: Instant) {
+        let mut h = self.hold_until.lock();
+        *h = Some(h.map_or(until, |x| x.max(until)));
+    }
+
+    fn held(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut h = self.hold_until.lock();
+        match *h {
+            Some(until) if until > now => Some(until),
+            _ => {
+                *h = None;
+                None
+            }
+        }
+    }
+
     fn kick(&mut self, ctx: &Ctx<Self>) {
-        if self.waiting_token || self.queue.is_empty() {
+        let queued = self.queue.lock().len();
+        if self.waiting.is_some() || queued == 0 {
             return;
         }
-        if let Some(until) = self.hold_until {
-            let now = Instant::now();
-            if until > now {
-                if self.window.is_none() {
-                    self.window = Some(ctx.schedule(until - now, WindowEnd));
-                }
-                return;
+        if let Some(until) = self.held() {
+            if self.window.is_none() {
+                self.window = Some(ctx.schedule(until - Instant::now(), WindowEnd));
             }
-            self.hold_until = None;
+            return;
         }
-        if self.queue.len() >= BATCH || self.deps.window.is_zero() {
-            self.wait_token(ctx);
+        if queued >= BATCH || self.deps.window.is_zero() {
+            self.dispatch(ctx);
         } else if self.window.is_none() {
             self.window = Some(ctx.schedule(self.deps.window, WindowEnd));
         }
     }
 
-    fn wait_token(&mut self, ctx: &Ctx<Self>) {
-        self.waiting_token = true;
+    /// Waits for a token, then cuts a batch from the queue and sends it at once.
+    fn dispatch(&mut self, ctx: &Ctx<Self>) {
+        self.dispatches += 1;
+        let id = self.dispatches;
+        self.waiting = Some(id);
+        self.in_flight += 1;
         let limiter = self.limiter.clone();
+        let client = self.cfg.client.clone();
+        let queue = self.queue.clone();
+        let hold = self.hold_until.clone();
+        let me = ctx.mailbox();
+        let marketplace = self.cfg.marketplace_id.clone();
+        let interval = Duration::from_secs_f64(1.0 / self.rate());
         ctx.pipe(async move {
+            // The access token first (a round trip to LWA when it must be renewed), then the
+            // request's token: so the request leaves as soon as it has its token.
+            let _ = client.tokens().access_token().await;
+            // A hold first, the token after it: a token taken and then slept on would leave
+            // with the next one (the bucket refills from when the token was taken).
+            loop {
+                let until = *hold.lock();
+                match until {
+                    Some(until) if until > Instant::now() => tokio::time::sleep_until(until.into()).await,
+                    _ => break,
+                }
+            }
             limiter.until_ready().await;
-            TokenReady
+            let batch: Vec<Queued> = {
+                let mut q = queue.lock();
+                let n = q.len().min(BATCH);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return BatchDone {
+                    id,
+                    batch,
+                    result: None,
+                };
+            }
+            // The actor may wait for the next token now (told without waiting for its answer:
+            // the request leaves first).
+            tokio::spawn(async move {
+                let _ = me.send(Sent(id)).await;
+            });
+            let eans: Vec<Gtin> = batch.iter().map(|q| q.ean).collect();
+            // The first request spends the token just taken; later pages and a retry after a
+            // 403 wait for tokens of their own, and never leave sooner than one interval after
+            // the previous request of this search: a page lost to a 429 would cost the whole
+            // batch (its earlier pages are dropped), so pages do not burst.
+            let mut last: Option<Instant> = None;
+            let result = client
+                .search_paced(&marketplace, &eans, || {
+                    let previous = last.replace(Instant::now());
+                    let limiter = limiter.clone();
+                    async move {
+                        if let Some(previous) = previous {
+                            tokio::time::sleep_until((previous + interval).into()).await;
+                            limiter.until_ready().await;
+                        }
+                    }
+                })
+                .await;
+            BatchDone {
+                id,
+                batch,
+                result: Some(result),
+            }
         });
     }
 
@@ -233,13 +331,12 @@ impl Behaviour for Resolver {
         json!({
             "account": self.cfg.account,
             "marketplace": self.cfg.marketplace_id,
-            "queue_depth": self.queue.len(),
+            "queue_depth": self.queue.lock().len(),
             "waiting_eans": self.waiters.len(),
             "in_flight_requests": self.in_flight,
             "rate_per_sec": self.rate(),
-            "burst": if self.slow < 1.0 { 1 } else { self.cfg.burst },
-            "tokens_available": self.limiter.check().is_ok(),
-            "slowed": self.slow < 1.0,
+            "burst": self.burst_now,
+            "slow_factor": self.slow,
             "requests": self.stats.requests,
             "throttles": self.stats.throttles,
             "failures": self.stats.failures,
@@ -263,9 +360,26 @@ impl Handles<Resolve> for Resolver {
         let marketplace = self.cfg.marketplace_id.clone();
         let hits = self.stats.cache_hits.clone();
         Reply::spawn(async move {
+            // The persisted answers of all these EANs in one query, so that the EANs that need
+            // a request reach the queue together (and leave it 20 at a time) rather than one
+            // database round trip apart.
+            let g14s: Vec<String> = msg.eans.iter().map(|e| e.as_gtin14().to_owned()).collect();
+            let since = chrono::Utc::now().timestamp_millis() - deps.ttl.as_millis() as i64;
+            let known = match deps.store.history(&marketplace, &g14s, since).await {
+                Ok(k) => Arc::new(k),
+                Err(e) => {
+                    tracing::warn!(error = %e, "code2asin history unreadable; asking amazon");
+                    Arc::new(HashMap::new())
+                }
+            };
             let lookups = msg.eans.into_iter().map(|ean| {
-                let (me, deps, marketplace, hits) =
-                    (me.clone(), deps.clone(), marketplace.clone(), hits.clone());
+                let (me, deps, marketplace, hits, known) = (
+                    me.clone(),
+                    deps.clone(),
+                    marketplace.clone(),
+                    hits.clone(),
+                    known.clone(),
+                );
                 async move {
                     let requested = std::sync::atomic::AtomicBool::new(false);
                     let cost = parking_lot::Mutex::new(Cost::default());
@@ -273,7 +387,7 @@ impl Handles<Resolve> for Resolver {
                     let loaded = deps
                         .cache
                         .get_or_load(Kind::Code2asinMappings, &key, async {
-                            load(&deps, &marketplace, &ean, &me, &requested, &cost).await
+                            load(&ean, &known, &me, &requested, &cost).await
                         })
                         .await;
                     let from_cache = !requested.load(std::sync::atomic::Ordering::Relaxed);
@@ -302,29 +416,17 @@ impl Handles<Resolve> for Resolver {
     }
 }
 
-/// The cache's loader: the persisted answer if recent, else a request through the resolver
-/// (whose answer is then persisted).
+/// The cache's loader: the persisted answer if recent (read beforehand for the whole call),
+/// else a request through the resolver (which persists the answers of each batch).
 async fn load(
-    deps: &ResolverDeps,
-    marketplace: &str,
     ean: &Gtin,
+    known: &HashMap<String, Vec<CandidateAsin>>,
     me: &pm_supervisors::Mailbox<Resolver>,
     requested: &std::sync::atomic::AtomicBool,
     cost: &parking_lot::Mutex<Cost>,
 ) -> Result<bytes::Bytes, NoAnswer> {
-    let g14 = ean.as_gtin14().to_owned();
-    let since = chrono::Utc::now().timestamp_millis() - deps.ttl.as_millis() as i64;
-    match deps
-        .store
-        .history(marketplace, std::slice::from_ref(&g14), since)
-        .await
-    {
-        Ok(found) => {
-            if let Some(c) = found.get(&g14) {
-                return Ok(serde_json::to_vec(c).unwrap_or_default().into());
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "code2asin history unreadable; asking amazon"),
+    if let Some(c) = known.get(ean.as_gtin14()) {
+        return Ok(serde_json::to_vec(c).unwrap_or_default().into());
     }
     requested.store(true, std::sync::atomic::Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
@@ -341,15 +443,7 @@ async fn load(
         account: false,
     })?;
     *cost.lock() = spent;
-    let candidates = answer?;
-    if let Err(e) = deps
-        .store
-        .put_history(marketplace, &[(g14, candidates.clone())])
-        .await
-    {
-        tracing::warn!(error = %e, "code2asin answer not persisted");
-    }
-    Ok(serde_json::to_vec(&candidates).unwrap_or_default().into())
+    Ok(serde_json::to_vec(&answer?).unwrap_or_default().into())
 }
 
 impl Handles<Enqueue> for Resolver {
@@ -361,7 +455,7 @@ impl Handles<Enqueue> for Resolver {
         let first = waiters.is_empty();
         waiters.push(msg.reply);
         if first {
-            self.queue.push_back(Queued {
+            self.queue.lock().push_back(Queued {
                 ean: msg.ean,
                 attempts: 0,
                 cost: Cost::default(),
@@ -380,82 +474,64 @@ impl Handles<WindowEnd> for Resolver {
     type Err = std::convert::Infallible;
     fn handle(&mut self, _: WindowEnd, ctx: &Ctx<Self>) -> Reply<Result<(), std::convert::Infallible>> {
         self.window = None;
-        if !self.waiting_token && !self.queue.is_empty() {
-            if self.hold_until.is_some_and(|h| h > Instant::now()) {
+        if self.waiting.is_none() && !self.queue.lock().is_empty() {
+            if self.held().is_some() {
                 self.kick(ctx);
             } else {
-                self.hold_until = None;
-                self.wait_token(ctx);
+                self.dispatch(ctx);
             }
         }
         Reply::Ready(Ok(()))
     }
 }
 
-/// A token of the bucket is ours: send a batch.
-struct TokenReady;
+/// A dispatch future took its token and sent its batch: the next token may be waited for.
+struct Sent(u64);
 
-impl Handles<TokenReady> for Resolver {
+impl Handles<Sent> for Resolver {
     type Ok = ();
     type Err = std::convert::Infallible;
-    fn handle(&mut self, _: TokenReady, ctx: &Ctx<Self>) -> Reply<Result<(), std::convert::Infallible>> {
-        self.waiting_token = false;
-        if self.hold_until.is_some_and(|h| h > Instant::now()) {
-            // A 429 arrived while this token was awaited: the hold wins.
-            self.kick(ctx);
-            return Reply::Ready(Ok(()));
+    fn handle(&mut self, msg: Sent, ctx: &Ctx<Self>) -> Reply<Result<(), std::convert::Infallible>> {
+        if self.waiting == Some(msg.0) {
+            self.waiting = None;
         }
-        let n = self.queue.len().min(BATCH);
-        if n == 0 {
-            return Reply::Ready(Ok(()));
+        if self.slow < 1.0 {
+            // After a 429: the next request waits longer than the bucket alone would make it.
+            let extra = (1.0 / self.slow - 1.0) / self.rate();
+            self.hold(Instant::now() + Duration::from_secs_f64(extra));
         }
-        let batch: Vec<Queued> = self.queue.drain(..n).collect();
-        self.in_flight += 1;
-        let client = self.cfg.client.clone();
-        let marketplace = self.cfg.marketplace_id.clone();
-        let limiter = self.limiter.clone();
-        ctx.pipe(async move {
-            let eans: Vec<Gtin> = batch.iter().map(|q| q.ean).collect();
-            // The first request spends the token just taken; later pages and a retry after a
-            // 403 wait for tokens of their own.
-            let mut first = true;
-            let result = client
-                .search_paced(&marketplace, &eans, || {
-                    let wait = !std::mem::take(&mut first);
-                    let limiter = limiter.clone();
-                    async move {
-                        if wait {
-                            limiter.until_ready().await;
-                        }
-                    }
-                })
-                .await;
-            BatchDone { batch, result }
-        });
-        if !self.queue.is_empty() {
-            self.kick(ctx);
-        }
+        self.kick(ctx);
         Reply::Ready(Ok(()))
     }
 }
 
 /// A request's outcome.
 struct BatchDone {
+    id: u64,
     batch: Vec<Queued>,
-    result: Result<pm_amazon::SearchOutcome, SpApiError>,
+    /// `None`: the queue was empty when the token came (nothing sent).
+    result: Option<Result<pm_amazon::SearchOutcome, SpApiError>>,
 }
 
 impl Handles<BatchDone> for Resolver {
     type Ok = ();
     type Err = std::convert::Infallible;
     fn handle(&mut self, msg: BatchDone, ctx: &Ctx<Self>) -> Reply<Result<(), std::convert::Infallible>> {
-        self.in_flight -= 1;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.waiting == Some(msg.id) {
+            self.waiting = None;
+        }
+        let Some(result) = msg.result else {
+            // Nothing was sent (the queue was empty when the token came).
+            self.kick(ctx);
+            return Reply::Ready(Ok(()));
+        };
         let labels = [
             ("account", self.cfg.account.clone()),
             ("marketplace", self.cfg.marketplace_id.clone()),
         ];
         let mut batch = msg.batch;
-        let requests = match &msg.result {
+        let requests = match &result {
             Ok(out) => out.requests.max(1),
             Err(_) => 1,
         };
@@ -465,7 +541,7 @@ impl Handles<BatchDone> for Resolver {
         for q in &mut batch {
             q.cost.requests += f64::from(requests) * share;
         }
-        match msg.result {
+        match result {
             Ok(out) => {
                 if let Some(rl) = out.rate_limit {
                     self.stats.last_rate_limit = Some(rl);
@@ -475,14 +551,20 @@ impl Handles<BatchDone> for Resolver {
                         tracing::info!(resolver = %self.key, rate = rl, "amazon advertises a lower rate; slowing down");
                         self.advertised = Some(rl);
                         self.rebuild_limiter();
+                        // The new bucket starts full: no burst into the lower rate.
+                        self.hold(Instant::now() + Duration::from_secs_f64(1.0 / self.rate()));
                     }
                 }
                 if self.slow < 1.0 {
                     self.slow = (self.slow + 0.05).min(1.0);
-                    self.rebuild_limiter();
+                    if self.slow >= 1.0 && self.burst_now < self.normal_burst() {
+                        self.burst_now = self.normal_burst();
+                        self.rebuild_limiter();
+                    }
                 }
                 let eans: Vec<Gtin> = batch.iter().map(|q| q.ean).collect();
                 let mut found = match_items(&eans, &out.items);
+                let mut answers = Vec::with_capacity(batch.len());
                 for q in &batch {
                     let candidates = found
                         .remove(q.ean.as_str())
@@ -495,26 +577,40 @@ impl Handles<BatchDone> for Resolver {
                             sales_rank: c.sales_rank,
                             image: c.image,
                         })
-                        .collect();
+                        .collect::<Vec<_>>();
+                    answers.push((q.ean.as_gtin14().to_owned(), candidates.clone()));
                     self.answer(q, Ok(candidates));
                 }
+                // Kept for the next day's jobs and other instances (one statement per batch).
+                let (store, marketplace) = (self.deps.store.clone(), self.cfg.marketplace_id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = store.put_history(&marketplace, &answers).await {
+                        tracing::warn!(error = %e, "code2asin answers not persisted");
+                    }
+                });
             }
             Err(SpApiError::Throttled { rate_limit }) => {
                 self.stats.throttles += 1;
                 metrics::counter!("pm_code2asin_throttles_total", &labels).increment(1);
                 let wait = pm_amazon::throttle_backoff(rate_limit.or(Some(self.rate())));
                 let jitter = 1.0 + fastrand::f64();
-                self.hold_until = Some(Instant::now() + wait.mul_f64(jitter));
+                self.hold(Instant::now() + wait.mul_f64(jitter));
                 self.slow = (self.slow * 0.8).max(0.25);
-                self.rebuild_limiter();
+                if self.burst_now > 1 {
+                    // No bursts into a server that just said no (a new bucket of 1 holds at
+                    // most the one token a burst of 1 allows anyway).
+                    self.burst_now = 1;
+                    self.rebuild_limiter();
+                }
                 tracing::warn!(
                     resolver = %self.key,
                     hold_ms = (wait.as_millis() as f64 * jitter) as u64,
                     "amazon throttled a request; holding and slowing down"
                 );
+                let mut queue = self.queue.lock();
                 for mut q in batch.into_iter().rev() {
                     q.cost.throttles += share;
-                    self.queue.push_front(q);
+                    queue.push_front(q);
                 }
             }
             Err(e) if e.is_retryable() => {
@@ -534,12 +630,12 @@ impl Handles<BatchDone> for Resolver {
                             }),
                         );
                     } else {
-                        self.queue.push_back(q);
+                        self.queue.lock().push_back(q);
                     }
                 }
                 let backoff =
                     Duration::from_millis(500 * 2u64.pow(worst.min(6))).mul_f64(1.0 + fastrand::f64());
-                self.hold_until = Some(Instant::now() + backoff);
+                self.hold(Instant::now() + backoff);
                 tracing::warn!(resolver = %self.key, error = %e, "amazon request failed; will retry");
             }
             Err(e) => {

@@ -34,7 +34,7 @@ use super::catalog::path_id;
 use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{page_limit, Query};
-use crate::openapi::{Forbidden, NotFound, Unprocessable};
+use crate::openapi::{Conflict, Forbidden, NotFound, Unprocessable};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -490,7 +490,7 @@ async fn logs(
     params(("id" = Uuid, Path, description = "The job's id.")),
     responses(
         (status = 200, description = "Paused (or pausing).", body = Code2asinJob),
-        (status = 409, description = "The job has finished."),
+        Conflict,
         NotFound,
     ),
 )]
@@ -521,7 +521,7 @@ async fn pause(
     params(("id" = Uuid, Path, description = "The job's id.")),
     responses(
         (status = 200, description = "Resumed.", body = Code2asinJob),
-        (status = 409, description = "The job has finished."),
+        Conflict,
         NotFound,
     ),
 )]
@@ -706,7 +706,7 @@ fn check_url(field: &str, v: &Option<String>) -> Result<(), ApiError> {
     request_body = NewAccountBody,
     responses(
         (status = 201, description = "Added; secrets are not returned.", body = AmazonAccount),
-        (status = 409, description = "The name is taken."),
+        Conflict,
         Forbidden, Unprocessable,
     ),
 )]
