@@ -26,6 +26,7 @@ pub mod error;
 pub mod imports;
 pub mod jobs;
 mod keyset;
+pub mod media;
 pub mod object_store;
 pub mod redis;
 pub mod tls;
