@@ -21,6 +21,7 @@ pub struct Settings {
     pub imports: ImportSettings,
     pub amazon: AmazonSettings,
     pub code2asin: Code2asinSettings,
+    pub media: MediaSettings,
     pub actors: ActorSettings,
     pub jobs: JobSettings,
     pub auth: AuthSettings,
@@ -355,6 +356,39 @@ pub struct AmazonSettings {
     pub request_timeout_secs: u64,
     /// Key of the stored accounts' secrets; unset: made once in `<data_dir>/amazon-secrets-key`.
     pub secrets_key: Option<Secret>,
+}
+
+/// The encoding of thumbnails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThumbnailFormat {
+    Jpeg,
+    Webp,
+}
+
+/// Product images and QR codes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    /// Largest original accepted, by upload or from a URL, in bytes.
+    pub max_upload_bytes: usize,
+    /// Most images one product may have.
+    pub max_images_per_product: u32,
+    /// Largest `width * height` an original may declare (decompression bombs are refused).
+    pub max_pixels: u64,
+    pub thumbnail_format: ThumbnailFormat,
+    /// 1-100.
+    pub thumbnail_quality: u8,
+    /// How long fetching an image from a URL may take, in seconds.
+    pub fetch_timeout_secs: u64,
+    /// Whether a URL may name a loopback, private or link-local address.
+    pub fetch_private_addresses: bool,
+    /// The text of a product's QR code; `{id}` and `{ean}` are replaced.
+    pub qr_url_template: String,
+    /// Pixels per QR module in the PNG (1-64).
+    pub qr_module_px: u32,
+    /// `Cache-Control: max-age` of image metadata, links and QR codes, in seconds.
+    pub cache_max_age_secs: u64,
 }
 
 /// Code2ASIN jobs and resolvers.
