@@ -22,6 +22,7 @@ pub mod changes;
 pub mod code2asin;
 pub mod events;
 pub mod jobs;
+pub mod media;
 pub mod store;
 pub mod system;
 

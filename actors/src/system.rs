@@ -306,6 +306,18 @@ fn job_kinds(
         crate::code2asin::job::KIND,
         crate::code2asin::job::ResolveEans(code2asin_deps(settings, stores, databases, services, sup)),
     );
+    let m = &settings.media;
+    kinds.register(
+        Queue::Media,
+        crate::media::KIND,
+        crate::media::MakeThumbnails(Arc::new(crate::media::MediaDeps {
+            store: pm_storage::media::Media::new(databases.get(Database::Media).clone()),
+            objects: objects.clone(),
+            bucket: settings.object_store.buckets.product_images.clone(),
+            spec: crate::media::thumb_spec(m),
+            limits: crate::media::limits(m.max_upload_bytes as u64, m.max_pixels),
+        })),
+    );
     if settings.jobs.debug_kinds {
         for q in Queue::ALL {
             kinds.register(q, crate::jobs::debug::KIND, crate::jobs::debug::DebugSleep);

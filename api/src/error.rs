@@ -49,6 +49,9 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("expected content type application/json")]
     UnsupportedMediaType,
+    /// An upload that is not an image of an accepted format (the detail says which are).
+    #[error("{0}")]
+    UnsupportedImage(String),
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("service overloaded: {detail}")]
@@ -72,6 +75,7 @@ impl ApiError {
             Self::BadRequest(_)
             | Self::TooLarge { .. }
             | Self::UnsupportedMediaType
+            | Self::UnsupportedImage(_)
             | Self::MethodNotAllowed(_) => "bad_request",
             Self::Invalid(_) => "invalid",
             Self::Unauthorized(_) => "unauthorized",
@@ -96,7 +100,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedImage(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded { .. } | Self::Unavailable(_) | Self::Timeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -209,6 +213,21 @@ impl<E: Into<ApiError> + std::fmt::Display> From<CallError<E>> for ApiError {
             CallError::Stopped { .. } => Self::Unavailable(e.to_string()),
             CallError::Panicked { .. } => Self::Internal(e.to_string()),
             CallError::Handler(inner) => inner.into(),
+        }
+    }
+}
+
+impl From<pm_media::MediaError> for ApiError {
+    /// What probing an upload found wrong with it: another format is 415, the size limit 413,
+    /// the rest (a decompression bomb, a corrupt header) 422 on the `file` field.
+    fn from(e: pm_media::MediaError) -> Self {
+        use pm_media::MediaError as M;
+        match e {
+            M::UnsupportedFormat => Self::UnsupportedImage(e.to_string()),
+            M::TooLarge {
+                what: "input", max, ..
+            } => Self::TooLarge { limit: max as usize },
+            e => Self::invalid("file", e),
         }
     }
 }

@@ -102,6 +102,9 @@ pub fn router_and_document(state: AppState) -> (Router, utoipa::openapi::OpenApi
             .merge(routes::auth::private())
             .merge(routes::notifications::router())
             .merge(routes::jobs::router())
+            .merge(catalog(routes::media::router(
+                state.settings.media.max_upload_bytes,
+            )))
             .merge(routes::code2asin::router())
             .merge(routes::imports::router(state.settings.imports.max_upload_bytes))
             .merge(admin(routes::access::router())),

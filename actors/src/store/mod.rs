@@ -6,6 +6,7 @@ pub mod catalog_entities;
 pub mod code2asin;
 pub mod core;
 pub mod db;
+pub mod media;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod health;
 pub mod imports;
 pub mod jobs;
+pub mod media;
 pub mod metrics;
 pub mod notifications;
 pub mod objects;
