@@ -16,6 +16,7 @@ mod health;
 mod imports;
 mod imports_recovery;
 mod jobs;
+mod media;
 mod objects;
 mod openapi;
 mod products;
