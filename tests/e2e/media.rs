@@ -573,3 +573,58 @@ async fn images_are_ordered_deleted_with_their_objects_reprocessed_and_qr_coded(
         app.stop().await;
     }
 }
+
+/// An image given by URL (here the app's own signed link to another product's original, so
+/// private addresses are allowed for the test), with WebP thumbnails.
+#[tokio::test]
+async fn an_image_from_a_url_gets_webp_thumbnails() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.media.fetch_private_addresses = true;
+        s.media.thumbnail_format = pm_config::ThumbnailFormat::Webp;
+    })
+    .await;
+    let pid = product(&app, "Chair").await;
+    let (status, first) = upload(
+        &app,
+        &app.client,
+        &pid,
+        "a.jpg",
+        pm_media::synth::photo_jpeg(320, 240, 85, 9),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    let done = settled(&app, first["id"].as_str().unwrap()).await;
+    let link = app.url(done["links"]["original"].as_str().unwrap());
+    let (_, other) = app
+        .post(
+            "/api/v1/products",
+            json!({"title": "Chair, blue", "ean": "4006381333924"}),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap();
+    let (status, img) = app
+        .post(&format!("/api/v1/products/{other}/images"), json!({"url": link}))
+        .await;
+    assert_eq!(status, 201, "{img}");
+    assert_eq!(img["source_url"], link.as_str());
+    assert_eq!(img["sha256"], first["sha256"]);
+    let done = settled(&app, img["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    for t in done["thumbnails"].as_array().unwrap() {
+        assert_eq!(t["content_type"], "image/webp");
+        assert!(t["key"].as_str().unwrap().ends_with(".webp"), "{t}");
+    }
+    let small = fetch_link(&app, done["links"]["small"].as_str().unwrap()).await;
+    let info = pm_media::probe(&small, &pm_media::Limits::default()).unwrap();
+    assert_eq!((info.format.as_str(), info.width), ("webp", 150));
+    assert!((112..=113).contains(&info.height), "{}", info.height);
+    // A link that answers 404 is refused with the reason.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/products/{other}/images"),
+            json!({"url": app.url("/objects/product-images/none.jpg")}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    app.stop().await;
+}
