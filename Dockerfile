@@ -7,6 +7,10 @@
 # ---- build stage
 FROM rust:1-bookworm AS builder
 WORKDIR /src
+# pm-media links the system libjpeg-turbo through pkg-config (libwebp is built from source by cc)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libturbojpeg0-dev \
+    && rm -rf /var/lib/apt/lists/*
 # plain full-source build (no cache mounts); .dockerignore keeps target/, data/ and .git out
 COPY . .
 RUN cargo build --profile dist --locked --bin products-manager \
@@ -14,9 +18,10 @@ RUN cargo build --profile dist --locked --bin products-manager \
 
 # ---- runtime stage
 FROM debian:bookworm-slim
-# ca-certificates for tls to external services, curl for the healthcheck
+# ca-certificates for tls to external services, curl for the healthcheck, libturbojpeg0 for
+# product images (pm-media)
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl libturbojpeg0 \
     && rm -rf /var/lib/apt/lists/*
 # non-root user; /data is created here so a new named volume inherits pm's ownership
 RUN groupadd --gid 10001 pm \
