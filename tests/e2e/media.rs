@@ -543,6 +543,18 @@ async fn images_are_ordered_deleted_with_their_objects_reprocessed_and_qr_coded(
         assert_eq!(list[0]["is_main"], true);
         let (status, _) = app.get(&format!("/api/v1/media/{b_id}")).await;
         assert_eq!(status, 404);
+        let (status, r) = app.post("/api/v1/media/reprocess", json!({"all": true})).await;
+        assert_eq!((status, r["enqueued"].as_i64()), (202, Some(1)), "{r}");
+        assert_eq!(settled(&app, a_id).await["status"], "done");
+        let (status, _) = app.post("/api/v1/media/reprocess", json!({})).await;
+        assert_eq!(status, 422);
+        let r = viewer
+            .post(app.url("/api/v1/media/reprocess"))
+            .json(&json!({"all": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "reprocessing needs catalog:write");
 
         // QR codes, PNG and SVG, of the configured text.
         let r = viewer

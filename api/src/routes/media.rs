@@ -292,7 +292,8 @@ async fn enqueue(s: &AppState, who: &Principal, media_id: Uuid) -> Result<(), Ap
     let new = NewJob {
         kind: pm_actors::media::KIND.into(),
         payload: serde_json::json!({ "media_id": media_id }),
-        group_key: None,
+        // One image's jobs run one at a time, in order (a reprocess after the first run).
+        group_key: Some(format!("media:{media_id}")),
         priority: 0,
         max_attempts: None,
         delay: None,
