@@ -1910,12 +1910,15 @@ mod tests {
             match s.database_location(Database::Catalog) {
                 pm_config::DatabaseLocation::Sqlite(_) => {
                     s.storage.data_dir = env.settings.storage.data_dir.clone();
-                    std::fs::copy(
-                        s.storage.data_dir.join("catalog.db"),
-                        s.storage.data_dir.join("media.db"),
-                    )
-                    .ok();
-                    let _ = std::fs::remove_file(s.storage.data_dir.join("media.db-wal"));
+                    let dir = &s.storage.data_dir;
+                    std::fs::copy(dir.join("catalog.db"), dir.join("media.db")).ok();
+                    // The catalog's schema may still sit in its write-ahead log (a closed pool
+                    // does not promise a checkpoint): the copy takes the log along.
+                    let _ = std::fs::remove_file(dir.join("media.db-wal"));
+                    let _ = std::fs::remove_file(dir.join("media.db-shm"));
+                    if dir.join("catalog.db-wal").exists() {
+                        std::fs::copy(dir.join("catalog.db-wal"), dir.join("media.db-wal")).ok();
+                    }
                 }
                 pm_config::DatabaseLocation::Postgres { url, .. } => {
                     s.database.urls.media = Some(url);
