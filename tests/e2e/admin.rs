@@ -246,9 +246,12 @@ async fn beyond_restart_intensity_health_turns_red_and_the_app_exits_escalated()
         s.server.escalation_linger_ms = 60_000;
     })
     .await;
-    // store.catalog crashes until `stores` gives up (twice), and then the root gives up.
+    // store.catalog crashes until `stores` gives up (twice), and then the root gives up. Under
+    // load a crash can land while the actor restarts (and be refused): keep crashing it until
+    // the deadline rather than a fixed number of times.
     let mut red = false;
-    for _ in 0..10 {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < until {
         let _ = app
             .client
             .post(app.url("/admin/actors/store.catalog/fault"))
@@ -256,9 +259,9 @@ async fn beyond_restart_intensity_health_turns_red_and_the_app_exits_escalated()
             .send()
             .await
             .unwrap();
+        // A restarting store also makes /health 503 for a moment: only "escalated" ends it.
         let (st, h) = app.get("/health").await;
-        if st == 503 {
-            assert_eq!(h["status"], "escalated");
+        if st == 503 && h["status"] == "escalated" {
             red = true;
             break;
         }

@@ -69,6 +69,18 @@ fn describe() {
     );
     describe_counter!("pm_activity_written_total", "Activity-log entries written.");
     describe_counter!(
+        "pm_code2asin_requests_total",
+        "searchCatalogItems requests sent to Amazon, per account and marketplace."
+    );
+    describe_counter!(
+        "pm_code2asin_throttles_total",
+        "searchCatalogItems requests Amazon answered 429, per account and marketplace."
+    );
+    describe_counter!(
+        "pm_code2asin_cache_hits_total",
+        "EANs Code2ASIN answered from the cache or the persisted answers, without a request."
+    );
+    describe_counter!(
         "pm_activity_dropped_total",
         "Activity-log entries dropped: the queue was full, or a batch failed three times."
     );
