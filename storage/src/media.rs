@@ -111,6 +111,21 @@ pub struct ProductQrCode {
     pub created_at: i64,
 }
 
+/// A product's main image as product answers show it: the image, its displayed size (once
+/// probed) and its thumbnails' keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MainImage {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub sha256: String,
+    pub ext: String,
+    pub status: MediaStatus,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    /// `(size, key)`, smallest first.
+    pub thumbnails: Vec<(String, String)>,
+}
+
 /// A new original, to record.
 #[derive(Debug, Clone)]
 pub struct NewMediaFile {
@@ -167,6 +182,19 @@ where
         updated_at: r.try_get("updated_at")?,
     })
 }
+
+/// A row of [`Media::main_images`].
+type MainRow = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    String,
+    Option<i32>,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Takes the product's lock inside a PostgreSQL transaction (SQLite's write transaction is
 /// the lock already).
@@ -521,6 +549,50 @@ impl Media {
         })
     }
 
+    /// The main images of these products, in one query (products without images are absent).
+    pub async fn main_images(&self, product_ids: &[Uuid]) -> Result<Vec<MainImage>, StoreError> {
+        if product_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=product_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT f.id, f.product_id, f.sha256, f.ext, f.status, m.width, m.height, t.size, t.key \
+             FROM media_files f \
+             LEFT JOIN media_metadata m ON m.media_id = f.id \
+             LEFT JOIN media_thumbnails t ON t.media_id = f.id \
+             WHERE f.is_main AND f.product_id IN ({}) \
+             ORDER BY f.product_id, f.id, t.width, t.size",
+            marks.join(", ")
+        );
+        let rows: Vec<MainRow> = with_conn!(self.db, |conn| {
+            let mut q = sqlx::query_as::<_, MainRow>(&sql);
+            for p in product_ids {
+                q = q.bind(*p);
+            }
+            q.fetch_all(&mut *conn).await?
+        });
+        let mut out: Vec<MainImage> = Vec::new();
+        for (id, product_id, sha256, ext, status, width, height, size, key) in rows {
+            if out.last().is_none_or(|m| m.id != id) {
+                out.push(MainImage {
+                    id,
+                    product_id,
+                    sha256,
+                    ext,
+                    status: MediaStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("media status {status:?}")))?,
+                    width: width.map(i64::from),
+                    height: height.map(i64::from),
+                    thumbnails: Vec::new(),
+                });
+            }
+            if let (Some(size), Some(key), Some(m)) = (size, key, out.last_mut()) {
+                m.thumbnails.push((size, key));
+            }
+        }
+        Ok(out)
+    }
+
     /// The images to process again: a product's, or every image (`None`).
     pub async fn ids(&self, product_id: Option<Uuid>) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
         Ok(with_conn!(self.db, |conn| {
@@ -664,6 +736,18 @@ mod tests {
             assert_eq!(m.thumbnails(c.id).await.unwrap(), thumbs);
             assert_eq!(m.metadata(c.id).await.unwrap().unwrap(), meta);
             assert_eq!(m.get(c.id).await.unwrap().unwrap().status, MediaStatus::Done);
+            // One query for a page's main images; a product without images is absent.
+            let mains = m.main_images(&[p, Uuid::now_v7()]).await.unwrap();
+            assert_eq!(mains.len(), 1, "{}", env.label);
+            assert_eq!(
+                (mains[0].id, mains[0].width, mains[0].status),
+                (c.id, Some(300), MediaStatus::Done)
+            );
+            assert_eq!(
+                mains[0].thumbnails,
+                vec![("small".to_owned(), "k_small.jpg".to_owned())]
+            );
+            assert!(m.main_images(&[]).await.unwrap().is_empty());
             assert!(m
                 .set_status(b.id, MediaStatus::Failed, Some("corrupt"))
                 .await

@@ -640,3 +640,75 @@ async fn an_image_from_a_url_gets_webp_thumbnails() {
     assert_eq!(status, 422, "{body}");
     app.stop().await;
 }
+
+/// The main image of every product on a list page, by product id.
+async fn mains_on_the_list(app: &TestApp) -> std::collections::HashMap<String, Value> {
+    let (status, page) = app.get("/api/v1/products?limit=100").await;
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap().to_owned(), p["main_image"].clone()))
+        .collect()
+}
+
+/// Product answers (one product, and the list) carry the main image with the links of
+/// `GET /media/{id}`: null without an image, its links once processed (they download), null
+/// again once it is deleted, though the product itself is served from the cache throughout.
+#[tokio::test]
+async fn product_answers_carry_their_main_image() {
+    for backend in backends() {
+        let app = spawn_app_with(backend, |_| {}).await;
+        let pid = product(&app, "Toaster").await;
+        let (status, bare) = app.post("/api/v1/products", json!({"title": "Bare"})).await;
+        assert_eq!(status, 201, "{bare}");
+        let bare = bare["id"].as_str().unwrap().to_owned();
+        let (status, p) = app.get(&format!("/api/v1/products/{pid}")).await;
+        assert_eq!((status, &p["main_image"]), (200, &Value::Null), "{p}");
+
+        let (status, img) = upload(&app, &app.client, &pid, "t.jpg", oriented_jpeg(600, 400, 1)).await;
+        assert_eq!(status, 201, "{img}");
+        let id = img["id"].as_str().unwrap().to_owned();
+        assert_eq!(settled(&app, &id).await["status"], "done");
+
+        let (status, p) = app.get(&format!("/api/v1/products/{pid}")).await;
+        assert_eq!(status, 200, "{p}");
+        assert_eq!(p["title"], "Toaster", "{p}");
+        let m = &p["main_image"];
+        assert_eq!(
+            (
+                m["id"].as_str(),
+                m["status"].as_str(),
+                m["width"].as_i64(),
+                m["height"].as_i64()
+            ),
+            (Some(id.as_str()), Some("done"), Some(600), Some(400)),
+            "{backend:?}: {p}"
+        );
+        for size in ["original", "small", "medium", "large"] {
+            let link = m["links"][size].as_str().unwrap_or_else(|| panic!("{size}: {p}"));
+            assert!(!fetch_link(&app, link).await.is_empty());
+        }
+
+        let mains = mains_on_the_list(&app).await;
+        assert_eq!(mains[&bare], Value::Null);
+        let m = &mains[&pid];
+        assert_eq!(m["id"].as_str(), Some(id.as_str()), "{m}");
+        for size in ["original", "small", "medium", "large"] {
+            fetch_link(&app, m["links"][size].as_str().unwrap()).await;
+        }
+
+        let r = app
+            .client
+            .delete(app.url(&format!("/api/v1/products/{pid}/images/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let (status, p) = app.get(&format!("/api/v1/products/{pid}")).await;
+        assert_eq!((status, &p["main_image"]), (200, &Value::Null), "{p}");
+        assert_eq!(mains_on_the_list(&app).await[&pid], Value::Null);
+        app.stop().await;
+    }
+}

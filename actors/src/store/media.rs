@@ -1,7 +1,7 @@
 //! The media database's queries, as messages of its store ([`DbStore`]).
 
 use pm_storage::media::{
-    Added, Media, MediaFile, MediaMetadata, MediaThumbnail, NewMediaFile, ProductQrCode,
+    Added, MainImage, Media, MediaFile, MediaMetadata, MediaThumbnail, NewMediaFile, ProductQrCode,
 };
 use pm_storage::StoreError;
 use pm_supervisors::{Ctx, Handles, Reply};
@@ -94,3 +94,8 @@ media_query!(QrCodeOf => Option<ProductQrCode>, |c, m| async move { c.qrcode(m.0
 #[derive(Debug)]
 pub struct PutQrCode(pub ProductQrCode);
 media_query!(PutQrCode => (), |c, m| async move { c.put_qrcode(&m.0).await });
+
+/// The main images of a page of products, in one query.
+#[derive(Debug)]
+pub struct MainImages(pub Vec<Uuid>);
+media_query!(MainImages => Vec<MainImage>, |c, m| async move { c.main_images(&m.0).await });

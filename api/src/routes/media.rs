@@ -332,6 +332,80 @@ pub struct ImageView {
     pub links: std::collections::BTreeMap<String, String>,
 }
 
+/// An image's download links, valid for `object_store.link_ttl_secs`: `original` (the object
+/// `original_key`) and one per thumbnail, named by its size.
+async fn image_links(
+    s: &AppState,
+    original_key: &str,
+    thumbnails: &[(String, String)],
+) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    let bucket = &s.settings.object_store.buckets.product_images;
+    let ttl = std::time::Duration::from_secs(s.settings.object_store.link_ttl_secs);
+    let mut links = std::collections::BTreeMap::new();
+    links.insert(
+        "original".to_owned(),
+        s.objects.download_url(bucket, original_key, ttl).await?,
+    );
+    for (size, key) in thumbnails {
+        links.insert(size.clone(), s.objects.download_url(bucket, key, ttl).await?);
+    }
+    Ok(links)
+}
+
+/// A product's main image in product answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MainImageView {
+    pub id: Uuid,
+    /// As displayed; null until the image is processed.
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub status: pm_storage::media::MediaStatus,
+    pub links: ImageLinks,
+}
+
+/// Download links valid for `object_store.link_ttl_secs` (those of `GET /media/{image_id}`);
+/// a thumbnail's is null until it is made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageLinks {
+    pub original: String,
+    pub small: Option<String>,
+    pub medium: Option<String>,
+    pub large: Option<String>,
+}
+
+/// The main images of these products by product, with their links: one query for them all.
+pub(crate) async fn main_images(
+    s: &AppState,
+    product_ids: Vec<Uuid>,
+) -> Result<std::collections::HashMap<Uuid, MainImageView>, ApiError> {
+    let mut out = std::collections::HashMap::new();
+    if product_ids.is_empty() {
+        return Ok(out);
+    }
+    for m in s.actors.stores.media.send(msg::MainImages(product_ids)).await? {
+        let mut links = image_links(
+            s,
+            &product_image_key(m.product_id, &m.sha256, &m.ext),
+            &m.thumbnails,
+        )
+        .await?;
+        let view = MainImageView {
+            id: m.id,
+            width: m.width,
+            height: m.height,
+            status: m.status,
+            links: ImageLinks {
+                original: links.remove("original").unwrap_or_default(),
+                small: links.remove("small"),
+                medium: links.remove("medium"),
+                large: links.remove("large"),
+            },
+        };
+        out.insert(m.product_id, view);
+    }
+    Ok(out)
+}
+
 #[utoipa::path(
     get,
     path = "/media/{image_id}",
@@ -346,17 +420,15 @@ async fn get_image(State(s): State<AppState>, Path(image_id): Path<String>) -> R
     let Some((file, thumbnails, metadata)) = s.actors.stores.media.send(msg::GetImage(id)).await? else {
         return Err(ApiError::NotFound(format!("image {id} not found")));
     };
-    let bucket = &s.settings.object_store.buckets.product_images;
-    let ttl = std::time::Duration::from_secs(s.settings.object_store.link_ttl_secs);
-    let mut links = std::collections::BTreeMap::new();
-    let original = product_image_key(file.product_id, &file.sha256, &file.ext);
-    links.insert(
-        "original".to_owned(),
-        s.objects.download_url(bucket, &original, ttl).await?,
-    );
-    for t in &thumbnails {
-        links.insert(t.size.clone(), s.objects.download_url(bucket, &t.key, ttl).await?);
-    }
+    let links = image_links(
+        &s,
+        &product_image_key(file.product_id, &file.sha256, &file.ext),
+        &thumbnails
+            .iter()
+            .map(|t| (t.size.clone(), t.key.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
     let view = ImageView {
         file,
         metadata,

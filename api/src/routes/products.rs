@@ -290,13 +290,14 @@ fn to_bytes<T: Serialize>(v: &T) -> Result<Bytes, ApiError> {
     operation_id = "get_product",
     summary = "Get a product",
     description = "A product in the trash is not found here; see the trash. The `ETag` is the \
-        product's version; `If-None-Match` with it answers 304 while the product is unchanged.",
+        product's version; `If-None-Match` with it answers 304 while the product is unchanged \
+        (a change of its images, or the expiry of `main_image`'s links, is not a new version).",
     params(
         ("id" = Uuid, Path, description = "The product's id."),
         ("If-None-Match" = Option<String>, Header, description = "An ETag read before: 304 while it is current."),
     ),
     responses(
-        (status = 200, description = "The product.", body = Product,
+        (status = 200, description = "The product, with its main image.", body = ProductView,
             headers(("ETag" = String, description = "The product's version, quoted: `\"3\"`."))),
         (status = 304, description = "The copy the client holds is current.",
             headers(("ETag" = String, description = "The product's version."))),
@@ -325,17 +326,46 @@ async fn read(
     }
     let Ok(Versioned { version }) = serde_json::from_slice::<Versioned>(&bytes) else {
         // An entry cached by a version before products had versions: served without a tag.
-        return Ok(json_bytes(bytes));
+        return Ok(json_bytes(with_main_image(&s, id, bytes).await?));
     };
     let tag = etag::of_version(version);
     if etag::none_match_hits(&headers, &tag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
-    let mut resp = json_bytes(bytes);
+    let mut resp = json_bytes(with_main_image(&s, id, bytes).await?);
     if let Ok(v) = HeaderValue::from_str(&tag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)
+}
+
+/// The cached product's bytes with its `main_image` added. The cache holds the product alone:
+/// its images change without a new product version and their links expire, so they are read
+/// (one query) and signed at each answer, never cached.
+async fn with_main_image(s: &AppState, id: Uuid, bytes: Bytes) -> Result<Bytes, ApiError> {
+    let main = super::media::main_images(s, vec![id]).await?.remove(&id);
+    let main = serde_json::to_vec(&main).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The bytes are a serialized product: a JSON object with fields, ending in `}`.
+    match bytes.strip_suffix(b"}") {
+        Some(head) if head.len() > 1 => {
+            let mut out = Vec::with_capacity(bytes.len() + main.len() + 16);
+            out.extend_from_slice(head);
+            out.extend_from_slice(b",\"main_image\":");
+            out.extend_from_slice(&main);
+            out.push(b'}');
+            Ok(Bytes::from(out))
+        }
+        _ => Err(ApiError::Internal("a cached product is not a JSON object".into())),
+    }
+}
+
+/// A product with its main image, as reads answer it.
+#[derive(Serialize, ToSchema)]
+struct ProductView {
+    #[serde(flatten)]
+    product: Product,
+    /// The main image, with download links; null when the product has no image.
+    main_image: Option<super::media::MainImageView>,
 }
 
 /// A product answer with its ETag.
@@ -742,14 +772,15 @@ async fn shelf(
             catalog.send(msg).await?
         }
     };
-    Ok(Json(CountedPage::new(page, total)))
+    let mut mains = super::media::main_images(s, page.items.iter().map(|p| p.id).collect()).await?;
+    Ok(Json(CountedPage::new(page, total, &mut mains)))
 }
 
 /// A page of products, with the list's total when `count=true` asked for it.
 #[derive(Serialize, ToSchema)]
 #[schema(as = ProductPage)]
 struct CountedPage {
-    items: Vec<Product>,
+    items: Vec<ProductView>,
     /// Pass as `cursor` to get the next page; null on the last page.
     next_cursor: Option<String>,
     /// With `count=true`: how many products the list holds (all pages).
@@ -762,9 +793,20 @@ struct CountedPage {
 }
 
 impl CountedPage {
-    fn new(page: Page<Product>, total: Option<Total>) -> Self {
+    fn new(
+        page: Page<Product>,
+        total: Option<Total>,
+        mains: &mut std::collections::HashMap<Uuid, super::media::MainImageView>,
+    ) -> Self {
         Self {
-            items: page.items,
+            items: page
+                .items
+                .into_iter()
+                .map(|product| ProductView {
+                    main_image: mains.remove(&product.id),
+                    product,
+                })
+                .collect(),
             next_cursor: page.next_cursor,
             total: total.map(|t| t.count),
             total_exact: total.map(|t| t.exact),
