@@ -712,3 +712,50 @@ async fn product_answers_carry_their_main_image() {
         app.stop().await;
     }
 }
+
+/// Nothing is lost across a restart: an image uploaded to an app that processes no thumbnails
+/// (`jobs.workers.media = 0`) stays `queued` there; a second app on the same databases and
+/// data directory makes its thumbnails from the original the first one stored.
+#[tokio::test]
+async fn an_image_queued_before_a_restart_gets_its_thumbnails_after_it() {
+    for backend in backends() {
+        let first = spawn_app_with(backend, |s| s.jobs.workers.media = 0).await;
+        let pid = product(&first, "Lamp").await;
+        let (status, img) = upload(&first, &first.client, &pid, "l.jpg", oriented_jpeg(600, 400, 1)).await;
+        assert_eq!(status, 201, "{img}");
+        let id = img["id"].as_str().unwrap().to_owned();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let (_, m) = first.get(&format!("/api/v1/media/{id}")).await;
+        assert_eq!(
+            (m["status"].as_str(), m["thumbnails"].as_array().map(Vec::len)),
+            (Some("queued"), Some(0)),
+            "{backend:?}: nothing processes it on the first app: {m}"
+        );
+        let (data_dir, prefix) = (
+            first.settings.storage.data_dir.clone(),
+            first.settings.database.name_prefix.clone(),
+        );
+        first.stop_keeping_data().await;
+
+        let second = spawn_app_with(backend, move |s| {
+            s.storage.data_dir = data_dir;
+            s.database.name_prefix = prefix;
+        })
+        .await;
+        let done = settled(&second, &id).await;
+        assert_eq!(done["status"], "done", "{backend:?}: {done}");
+        let sizes: Vec<&str> = done["thumbnails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["size"].as_str().unwrap())
+            .collect();
+        assert_eq!(sizes, ["small", "medium", "large"], "{done}");
+        for size in ["original", "small", "medium", "large"] {
+            fetch_link(&second, done["links"][size].as_str().unwrap()).await;
+        }
+        let (_, p) = second.get(&format!("/api/v1/products/{pid}")).await;
+        assert_eq!(p["main_image"]["status"], "done", "{p}");
+        second.stop().await;
+    }
+}
