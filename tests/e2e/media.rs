@@ -731,6 +731,17 @@ async fn an_image_queued_before_a_restart_gets_its_thumbnails_after_it() {
             (Some("queued"), Some(0)),
             "{backend:?}: nothing processes it on the first app: {m}"
         );
+        // The thumbnail pool's figures: the queue's depth on its gate.
+        let (status, gate) = first.get("/admin/actors/jobs.media.queue").await;
+        assert_eq!(status, 200, "{gate}");
+        assert_eq!(
+            (
+                gate["queue_depth"]["ready"].as_u64(),
+                gate["queue_depth"]["running"].as_u64()
+            ),
+            (Some(1), Some(0)),
+            "{gate}"
+        );
         let (data_dir, prefix) = (
             first.settings.storage.data_dir.clone(),
             first.settings.database.name_prefix.clone(),
@@ -756,6 +767,23 @@ async fn an_image_queued_before_a_restart_gets_its_thumbnails_after_it() {
         }
         let (_, p) = second.get(&format!("/api/v1/products/{pid}")).await;
         assert_eq!(p["main_image"]["status"], "done", "{p}");
+        // ... and its workers' outcomes (`jobs.media.worker.1`, `.2`; the job is recorded just
+        // after the image is done).
+        let mut succeeded = 0;
+        for _ in 0..100 {
+            succeeded = 0;
+            for i in 1..=second.settings.jobs.workers.media {
+                let (_, w) = second.get(&format!("/admin/actors/jobs.media.worker.{i}")).await;
+                succeeded += w["state"]["outcomes"]["succeeded"].as_u64().unwrap_or(0);
+            }
+            if succeeded > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(succeeded, 1, "{backend:?}");
+        let (_, gate) = second.get("/admin/actors/jobs.media.queue").await;
+        assert_eq!(gate["queue_depth"]["ready"].as_u64(), Some(0), "{gate}");
         second.stop().await;
     }
 }

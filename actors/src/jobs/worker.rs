@@ -62,6 +62,8 @@ pub struct JobWorker {
     deps: WorkerDeps,
     state: State,
     finished: u64,
+    /// Finished runs by outcome (`succeeded`, `retrying`, `failed`, ...).
+    outcomes: std::collections::BTreeMap<&'static str, u64>,
     lost: u64,
     last_error: Option<String>,
 }
@@ -72,6 +74,7 @@ impl JobWorker {
             deps,
             state: State::Idle,
             finished: 0,
+            outcomes: std::collections::BTreeMap::new(),
             lost: 0,
             last_error: None,
         }
@@ -162,7 +165,8 @@ impl Behaviour for JobWorker {
         };
         json!({
             "queue": self.queue_label(), "state": state, "job": job,
-            "finished": self.finished, "lost_leases": self.lost, "last_error": self.last_error,
+            "finished": self.finished, "outcomes": self.outcomes, "lost_leases": self.lost,
+            "last_error": self.last_error,
         })
     }
 }
@@ -397,6 +401,7 @@ impl Handles<Recorded> for JobWorker {
                 metrics::histogram!("pm_job_run_seconds", "queue" => q, "outcome" => outcome)
                     .record(msg.run_time.as_secs_f64());
                 self.finished += 1;
+                *self.outcomes.entry(outcome).or_default() += 1;
             }
             Err(e) => {
                 // The job keeps its lease until it expires, then runs again.

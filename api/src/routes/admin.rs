@@ -51,6 +51,10 @@ fn entry(s: &AppState, name: &str) -> Result<std::sync::Arc<dyn pm_supervisors::
     operation_id = "get_actor",
     summary = "One actor, with its own state",
     params(("name" = String, Path, description = "The actor's name, e.g. `store.catalog`.")),
+    description = "A job queue's gate (`jobs.<queue>.queue`) adds `queue_depth` (`ready`, \
+        `scheduled`, `running`, `oldest_ready_ms`); its workers' (`jobs.<queue>.worker.<n>`) \
+        `state` holds the running job, `finished` and `outcomes` (finished runs by outcome: \
+        `succeeded`, `retrying`, `failed`, ...).",
     responses((status = 200, description = "The snapshot, and `state` (or `state_error`).", body = Object), crate::openapi::NotFound),
 )]
 async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -62,6 +66,17 @@ async fn show(State(s): State<AppState>, Path(name): Path<String>) -> Result<Jso
             Some(v) => m.insert("state".into(), v),
             None => m.insert("state_error".into(), json!("the actor did not answer within 1s")),
         };
+        // A queue's gate (`jobs.<queue>.queue`) shows the queue's depth as well.
+        let queue = name
+            .strip_prefix("jobs.")
+            .and_then(|r| r.strip_suffix(".queue"))
+            .and_then(|q| q.parse::<pm_storage::jobs::Queue>().ok());
+        if let Some(q) = queue {
+            match s.actors.jobs.gate(q).send(pm_actors::jobs::QueueDepthOf).await {
+                Ok(d) => m.insert("queue_depth".into(), json!(d)),
+                Err(e) => m.insert("queue_depth_error".into(), json!(e.to_string())),
+            };
+        }
     }
     Ok(Json(body))
 }
