@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::catalog::path_id;
 use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
-use crate::extract::{page_limit, Query};
+use crate::extract::{page_limit, Json as Body, Query};
 use crate::openapi::{Conflict, Forbidden, NotFound, Unprocessable};
 use crate::AppState;
 
@@ -158,7 +158,7 @@ struct SelectionBody {
 async fn create_job(
     State(s): State<AppState>,
     who: Principal,
-    Json(b): Json<NewJobBody>,
+    Body(b): Body<NewJobBody>,
 ) -> Result<(StatusCode, Json<Code2asinJob>), ApiError> {
     who.require(Permission::CatalogWrite)?;
     let max = s.settings.code2asin.max_eans_per_job;
@@ -609,7 +609,7 @@ async fn choose(
     State(s): State<AppState>,
     who: Principal,
     Path((id, ean)): Path<(String, String)>,
-    Json(b): Json<ChooseBody>,
+    Body(b): Body<ChooseBody>,
 ) -> Result<Json<EanResult>, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let job = fetch(&s, &who, &id).await?;
@@ -713,7 +713,7 @@ fn check_url(field: &str, v: &Option<String>) -> Result<(), ApiError> {
 async fn create_account(
     State(s): State<AppState>,
     who: Principal,
-    Json(b): Json<NewAccountBody>,
+    Body(b): Body<NewAccountBody>,
 ) -> Result<(StatusCode, Json<AmazonAccount>), ApiError> {
     who.require(Permission::Admin)?;
     let mut errors = Vec::new();
@@ -933,7 +933,7 @@ async fn put_supplier_config(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    Json(b): Json<SupplierConfigBody>,
+    Body(b): Body<SupplierConfigBody>,
 ) -> Result<Json<SupplierConfig>, ApiError> {
     who.require(Permission::CatalogWrite)?;
     let id = path_id("id", &id)?;
