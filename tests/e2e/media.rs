@@ -787,3 +787,98 @@ async fn an_image_queued_before_a_restart_gets_its_thumbnails_after_it() {
         second.stop().await;
     }
 }
+
+/// A TCP relay to `target` that can be switched off (open connections cut, new ones closed at
+/// once), standing for an S3 server that becomes unreachable and comes back.
+async fn relay(target: std::net::SocketAddr) -> (String, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (up, watch) = tokio::sync::watch::channel(true);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if !*watch.borrow() {
+                drop(inbound);
+                continue;
+            }
+            let mut down = watch.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), up)
+}
+
+/// S3 unreachable while an image's thumbnails are remade: the job fails, is retried with the
+/// job layer's backoff, and makes the thumbnails once S3 is back (runs when
+/// `PM_TEST_S3_ENDPOINT` is set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thumbnails_are_retried_until_s3_answers_again() {
+    let Some(endpoint) = pm_config::testenv::test_server("PM_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let target = url::Url::parse(&endpoint).unwrap();
+    let target = target.socket_addrs(|| None).unwrap()[0];
+    let (proxied, up) = relay(target).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        let o = &mut s.object_store;
+        o.backend = pm_config::ObjectStoreBackend::S3;
+        o.s3.endpoint = Some(proxied.clone());
+        o.s3.access_key_id = Some(std::env::var("PM_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into()));
+        o.s3.secret_access_key = Some(pm_config::Secret::new(
+            std::env::var("PM_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "test".into()),
+        ));
+        o.buckets.product_images = format!("images-{run}");
+        s.jobs.retry_base_secs = 1;
+        s.jobs.retry_factor = 1;
+    })
+    .await;
+    let pid = product(&app, "Lamp").await;
+    let (status, img) = upload(&app, &app.client, &pid, "l.jpg", oriented_jpeg(600, 400, 1)).await;
+    assert_eq!(status, 201, "{img}");
+    let id = img["id"].as_str().unwrap().to_owned();
+    assert_eq!(settled(&app, &id).await["status"], "done");
+
+    // S3 goes away; the thumbnails are asked again: the job cannot read the original.
+    up.send_replace(false);
+    let (status, r) = app
+        .post("/api/v1/media/reprocess", json!({"product_id": pid}))
+        .await;
+    assert!(status == 200 || status == 202, "{status} {r}");
+    let mut job = Value::Null;
+    assert!(
+        app.wait_for("/api/v1/jobs/media", |_, page| {
+            job = page["items"][0].clone();
+            job["attempts"].as_i64().is_some_and(|a| a >= 1) && job["last_error"].is_string()
+        })
+        .await,
+        "the job never failed on the unreachable store: {job}"
+    );
+    assert_eq!(job["status"], "queued", "retried, not failed: {job}");
+    // S3 is back: the retry makes the thumbnails.
+    up.send_replace(true);
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let mut last = Value::Null;
+    assert!(
+        app.wait_for(&format!("/api/v1/jobs/media/{job_id}"), |_, j| {
+            last = j.clone();
+            j["status"] == "succeeded"
+        })
+        .await,
+        "the retry did not succeed: {last}"
+    );
+    assert!(last["attempts"].as_i64().unwrap() >= 2, "{last}");
+    let (_, m) = app.get(&format!("/api/v1/media/{id}")).await;
+    assert_eq!(
+        (m["status"].as_str(), m["thumbnails"].as_array().map(Vec::len)),
+        (Some("done"), Some(3)),
+        "{m}"
+    );
+    app.stop().await;
+}
