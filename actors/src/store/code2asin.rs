@@ -1,37 +1,16 @@
-//! The code2asin database's queries, as messages of its store ([`DbStore`]).
+//! The code2asin database's queries, as messages of its store ([`super::db::DbStore`]).
 
 use pm_storage::catalog::Page;
 use pm_storage::code2asin::{
     Code2asin, Code2asinLog, Code2asinStatistics, EanResult, JobState, NewJobState, ResultStatus,
     SupplierConfig,
 };
-use pm_storage::StoreError;
-use pm_supervisors::{Ctx, Handles, Reply};
 use uuid::Uuid;
-
-use super::db::DbStore;
-
-/// Implements `Handles<$msg>` for [`DbStore`] with one `Code2asin` query on the worker pool.
-macro_rules! code2asin_query {
-    ($msg:ty => $ok:ty, |$c:ident, $m:ident| $body:expr) => {
-        impl Handles<$msg> for DbStore {
-            type Ok = $ok;
-            type Err = StoreError;
-            fn is_failure(e: &StoreError) -> bool {
-                !e.is_callers()
-            }
-            fn handle(&mut self, $m: $msg, _ctx: &Ctx<Self>) -> Reply<Result<$ok, StoreError>> {
-                let $c = Code2asin::new(self.db().clone());
-                Reply::spawn(async move { $body.await })
-            }
-        }
-    };
-}
 
 /// A job's settings and counters (none before its run started, unless paused).
 #[derive(Debug)]
 pub struct JobStateOf(pub Uuid);
-code2asin_query!(JobStateOf => Option<JobState>, |c, m| async move { c.job_state(m.0).await });
+super::db_query!(Code2asin, JobStateOf => Option<JobState>, |c, m| async move { c.job_state(m.0).await });
 
 /// Sets a job's pause switch (making its state if the run has not started yet).
 #[derive(Debug)]
@@ -39,7 +18,7 @@ pub struct SetPaused {
     pub job_id: Uuid,
     pub paused: bool,
 }
-code2asin_query!(SetPaused => (), |c, m| async move {
+super::db_query!(Code2asin, SetPaused => (), |c, m| async move {
     if !c.set_paused(m.job_id, m.paused).await? {
         let state = NewJobState {
             job_id: m.job_id,
@@ -62,7 +41,7 @@ pub struct ListResults {
     pub limit: u32,
     pub cursor: Option<String>,
 }
-code2asin_query!(ListResults => Page<EanResult>, |c, m| async move {
+super::db_query!(Code2asin, ListResults => Page<EanResult>, |c, m| async move {
     c.results(m.job_id, m.status, m.limit, m.cursor.as_deref()).await
 });
 
@@ -71,7 +50,7 @@ pub struct ResultOf {
     pub job_id: Uuid,
     pub ean: String,
 }
-code2asin_query!(ResultOf => Option<EanResult>, |c, m| async move { c.result(m.job_id, &m.ean).await });
+super::db_query!(Code2asin, ResultOf => Option<EanResult>, |c, m| async move { c.result(m.job_id, &m.ean).await });
 
 /// Records a person's choice of ASIN for an EAN.
 #[derive(Debug)]
@@ -81,14 +60,14 @@ pub struct Choose {
     pub asin: String,
     pub by: Option<Uuid>,
 }
-code2asin_query!(Choose => bool, |c, m| async move { c.choose(m.job_id, &m.ean, &m.asin, m.by).await });
+super::db_query!(Code2asin, Choose => bool, |c, m| async move { c.choose(m.job_id, &m.ean, &m.asin, m.by).await });
 
 #[derive(Debug)]
 pub struct Code2asinLogs {
     pub job_id: Uuid,
     pub limit: u32,
 }
-code2asin_query!(Code2asinLogs => Vec<Code2asinLog>, |c, m| async move { c.logs(m.job_id, m.limit).await });
+super::db_query!(Code2asin, Code2asinLogs => Vec<Code2asinLog>, |c, m| async move { c.logs(m.job_id, m.limit).await });
 
 /// Statistics of a supplier (`none`: plain EAN lists), newest day first.
 #[derive(Debug)]
@@ -96,12 +75,12 @@ pub struct Code2asinStats {
     pub supplier: String,
     pub days: u32,
 }
-code2asin_query!(Code2asinStats => Vec<Code2asinStatistics>, |c, m| async move { c.statistics(&m.supplier, m.days).await });
+super::db_query!(Code2asin, Code2asinStats => Vec<Code2asinStatistics>, |c, m| async move { c.statistics(&m.supplier, m.days).await });
 
 #[derive(Debug)]
 pub struct SupplierConfigOf(pub Uuid);
-code2asin_query!(SupplierConfigOf => Option<SupplierConfig>, |c, m| async move { c.supplier_config(m.0).await });
+super::db_query!(Code2asin, SupplierConfigOf => Option<SupplierConfig>, |c, m| async move { c.supplier_config(m.0).await });
 
 #[derive(Debug)]
 pub struct PutSupplierConfig(pub SupplierConfig);
-code2asin_query!(PutSupplierConfig => (), |c, m| async move { c.put_supplier_config(&m.0).await });
+super::db_query!(Code2asin, PutSupplierConfig => (), |c, m| async move { c.put_supplier_config(&m.0).await });

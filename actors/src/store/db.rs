@@ -45,35 +45,9 @@ pub struct ListImportErrors {
     pub cursor: Option<String>,
 }
 
-impl Handles<ListImportErrors> for DbStore {
-    type Ok = pm_storage::catalog::Page<pm_storage::imports::ImportError>;
-    type Err = StoreError;
-    fn is_failure(e: &StoreError) -> bool {
-        !e.is_callers()
-    }
-    fn handle(&mut self, m: ListImportErrors, _ctx: &Ctx<Self>) -> Reply<Result<Self::Ok, StoreError>> {
-        let imports = pm_storage::imports::Imports::new(self.db.clone());
-        Reply::spawn(async move { imports.errors(m.job_id, m.limit, m.cursor.as_deref()).await })
-    }
-}
-
-/// Implements `Handles<$msg>` for [`DbStore`] with one `Imports` query on the worker pool (the
-/// imports database's store).
-macro_rules! imports_query {
-    ($msg:ty => $ok:ty, |$i:ident, $m:ident| $body:expr) => {
-        impl Handles<$msg> for DbStore {
-            type Ok = $ok;
-            type Err = StoreError;
-            fn is_failure(e: &StoreError) -> bool {
-                !e.is_callers()
-            }
-            fn handle(&mut self, $m: $msg, _ctx: &Ctx<Self>) -> Reply<Result<$ok, StoreError>> {
-                let $i = pm_storage::imports::Imports::new(self.db.clone());
-                Reply::spawn(async move { $body.await })
-            }
-        }
-    };
-}
+super::db_query!(pm_storage::imports::Imports, ListImportErrors => pm_storage::catalog::Page<pm_storage::imports::ImportError>, |imports, m| async move {
+    imports.errors(m.job_id, m.limit, m.cursor.as_deref()).await
+});
 
 use pm_storage::imports::{ImportRollback, ImportStatistics, MappingTemplate};
 
@@ -85,21 +59,21 @@ pub struct SaveTemplate {
     pub template: serde_json::Value,
     pub by: Option<uuid::Uuid>,
 }
-imports_query!(SaveTemplate => MappingTemplate, |i, m| async move {
+super::db_query!(pm_storage::imports::Imports, SaveTemplate => MappingTemplate, |i, m| async move {
     i.save_template(m.supplier_id, &m.name, &m.template, m.by).await
 });
 
 #[derive(Debug)]
 pub struct GetTemplate(pub uuid::Uuid);
-imports_query!(GetTemplate => MappingTemplate, |i, m| async move { i.template(m.0).await });
+super::db_query!(pm_storage::imports::Imports, GetTemplate => MappingTemplate, |i, m| async move { i.template(m.0).await });
 
 #[derive(Debug)]
 pub struct ListTemplates(pub uuid::Uuid);
-imports_query!(ListTemplates => Vec<MappingTemplate>, |i, m| async move { i.templates(m.0).await });
+super::db_query!(pm_storage::imports::Imports, ListTemplates => Vec<MappingTemplate>, |i, m| async move { i.templates(m.0).await });
 
 #[derive(Debug)]
 pub struct DeleteTemplate(pub uuid::Uuid);
-imports_query!(DeleteTemplate => (), |i, m| async move { i.delete_template(m.0).await });
+super::db_query!(pm_storage::imports::Imports, DeleteTemplate => (), |i, m| async move { i.delete_template(m.0).await });
 
 /// A supplier's import statistics, newest day first.
 #[derive(Debug)]
@@ -107,7 +81,7 @@ pub struct Statistics {
     pub supplier_id: uuid::Uuid,
     pub days: u32,
 }
-imports_query!(Statistics => Vec<ImportStatistics>, |i, m| async move {
+super::db_query!(pm_storage::imports::Imports, Statistics => Vec<ImportStatistics>, |i, m| async move {
     i.statistics(m.supplier_id, m.days).await
 });
 
@@ -118,13 +92,13 @@ pub struct RecordRollback {
     pub by: Option<uuid::Uuid>,
     pub report: serde_json::Value,
 }
-imports_query!(RecordRollback => bool, |i, m| async move {
+super::db_query!(pm_storage::imports::Imports, RecordRollback => bool, |i, m| async move {
     i.record_rollback(m.job_id, m.by, &m.report).await
 });
 
 #[derive(Debug)]
 pub struct RollbackOf(pub uuid::Uuid);
-imports_query!(RollbackOf => Option<ImportRollback>, |i, m| async move { i.rollback_of(m.0).await });
+super::db_query!(pm_storage::imports::Imports, RollbackOf => Option<ImportRollback>, |i, m| async move { i.rollback_of(m.0).await });
 
 /// A job's log, oldest first.
 #[derive(Debug)]
@@ -132,9 +106,9 @@ pub struct ImportLogs {
     pub job_id: uuid::Uuid,
     pub limit: u32,
 }
-imports_query!(ImportLogs => Vec<pm_storage::imports::ImportLog>, |i, m| async move { i.logs(m.job_id, m.limit).await });
+super::db_query!(pm_storage::imports::Imports, ImportLogs => Vec<pm_storage::imports::ImportLog>, |i, m| async move { i.logs(m.job_id, m.limit).await });
 
 /// A job's file as recorded.
 #[derive(Debug)]
 pub struct ImportFileOf(pub uuid::Uuid);
-imports_query!(ImportFileOf => Option<pm_storage::imports::ImportFile>, |i, m| async move { i.file(m.0).await });
+super::db_query!(pm_storage::imports::Imports, ImportFileOf => Option<pm_storage::imports::ImportFile>, |i, m| async move { i.file(m.0).await });

@@ -47,6 +47,29 @@ macro_rules! write_handler {
 }
 pub(crate) use write_handler;
 
+/// Implements `Handles<$msg>` for [`db::DbStore`] with one query of `$queries` (a storage
+/// handle built from the store's pool: `Imports`, `Code2asin`, `Media`) on the worker pool.
+macro_rules! db_query {
+    ($queries:ty, $msg:ty => $ok:ty, |$c:ident, $m:ident| $body:expr) => {
+        impl pm_supervisors::Handles<$msg> for $crate::store::db::DbStore {
+            type Ok = $ok;
+            type Err = pm_storage::StoreError;
+            fn is_failure(e: &pm_storage::StoreError) -> bool {
+                !e.is_callers()
+            }
+            fn handle(
+                &mut self,
+                $m: $msg,
+                _ctx: &pm_supervisors::Ctx<Self>,
+            ) -> pm_supervisors::Reply<Result<$ok, pm_storage::StoreError>> {
+                let $c = <$queries>::new(self.db().clone());
+                pm_supervisors::Reply::spawn(async move { $body.await })
+            }
+        }
+    };
+}
+pub(crate) use db_query;
+
 /// What a caller of a store actor can get back instead of an answer.
 pub type StoreCallError = pm_supervisors::CallError<StoreError>;
 
