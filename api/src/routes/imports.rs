@@ -523,38 +523,12 @@ fn check_url(settings: &pm_config::ImportSettings, raw: &str) -> Result<url::Url
         ));
     }
     let url = url::Url::parse(raw.trim()).map_err(|e| ApiError::invalid("url", format!("not a url: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::invalid("url", "must be http or https"));
-    }
-    let private = match url.host() {
-        None => return Err(ApiError::invalid("url", "has no host")),
-        Some(url::Host::Domain(d)) => {
-            let d = d.to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
-        }
-    };
-    if private && !settings.fetch_private_addresses {
-        return Err(ApiError::invalid(
-            "url",
-            "names a loopback, private or link-local address (allowed only with imports.fetch_private_addresses)",
-        ));
-    }
+    super::outbound_url(
+        &url,
+        settings.fetch_private_addresses,
+        "imports.fetch_private_addresses",
+    )
+    .map_err(|r| ApiError::invalid("url", r))?;
     Ok(url)
 }
 

@@ -85,39 +85,8 @@ fn cache_headers(s: &AppState) -> [(header::HeaderName, HeaderValue); 1] {
 
 /// A URL an image may be fetched from: HTTP(S) with a host, not naming a loopback, private or
 /// link-local address unless `media.fetch_private_addresses` (the rule of imports' URLs).
-pub(crate) fn url_allowed(url: &url::Url, private_ok: bool) -> Result<(), &'static str> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must be http or https");
-    }
-    let private = match url.host() {
-        None => return Err("has no host"),
-        Some(url::Host::Domain(d)) => {
-            let d = d.to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
-        }
-    };
-    if private && !private_ok {
-        return Err(
-            "names a loopback, private or link-local address (allowed only with media.fetch_private_addresses)",
-        );
-    }
-    Ok(())
+pub(crate) fn url_allowed(url: &url::Url, private_ok: bool) -> Result<(), String> {
+    super::outbound_url(url, private_ok, "media.fetch_private_addresses")
 }
 
 /// The extension of a sniffed format in object keys.
