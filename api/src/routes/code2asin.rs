@@ -478,6 +478,24 @@ async fn logs(
     Ok(Json(s.actors.stores.code2asin.send(m).await?))
 }
 
+/// Sets the pause switch of a job the caller may write to, unless it has finished.
+async fn switch_pause(s: &AppState, who: &Principal, id: &str, paused: bool) -> Result<Job, ApiError> {
+    who.require(Permission::CatalogWrite)?;
+    let job = fetch(s, who, id).await?;
+    if job.status.is_finished() {
+        return Err(ApiError::Conflict(FieldError::new("id", "this job has finished")));
+    }
+    s.actors
+        .stores
+        .code2asin
+        .send(msg::SetPaused {
+            job_id: job.id,
+            paused,
+        })
+        .await?;
+    Ok(job)
+}
+
 #[utoipa::path(
     post,
     path = "/code2asin/jobs/{id}/pause",
@@ -499,16 +517,7 @@ async fn pause(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Code2asinJob>, ApiError> {
-    who.require(Permission::CatalogWrite)?;
-    let job = fetch(&s, &who, &id).await?;
-    if job.status.is_finished() {
-        return Err(ApiError::Conflict(FieldError::new("id", "this job has finished")));
-    }
-    let m = msg::SetPaused {
-        job_id: job.id,
-        paused: true,
-    };
-    s.actors.stores.code2asin.send(m).await?;
+    let job = switch_pause(&s, &who, &id, true).await?;
     Ok(Json(view(&s, job).await?))
 }
 
@@ -530,16 +539,7 @@ async fn resume(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Code2asinJob>, ApiError> {
-    who.require(Permission::CatalogWrite)?;
-    let job = fetch(&s, &who, &id).await?;
-    if job.status.is_finished() {
-        return Err(ApiError::Conflict(FieldError::new("id", "this job has finished")));
-    }
-    let m = msg::SetPaused {
-        job_id: job.id,
-        paused: false,
-    };
-    s.actors.stores.code2asin.send(m).await?;
+    let job = switch_pause(&s, &who, &id, false).await?;
     // A job that stopped for the pause waits, not due: make it due again. One still running
     // (it had not reached the end of its chunk) simply goes on.
     let payload = job.payload.clone();
