@@ -10,6 +10,8 @@
 //!   [`changes::ChangeBus`] every store write publishes on after its commit.
 //! - [`code2asin`]: ASIN resolvers per Amazon account and marketplace, and the job kind that
 //!   feeds them.
+//! - [`outbound`]: the rule for URLs the service fetches (import sources, images) and their
+//!   client.
 //! - [`activity`]: the batched activity-log writer (`activity.writer`).
 //! - [`events`]: [`Hub`], live events by topic with a bounded buffer per subscriber.
 //! - [`system`]: builds the tree (root → `stores`) from the settings and hands out the
@@ -23,6 +25,7 @@ pub mod code2asin;
 pub mod events;
 pub mod jobs;
 pub mod media;
+pub mod outbound;
 pub mod store;
 pub mod system;
 

@@ -34,7 +34,7 @@ use crate::activity::ActivityWriter;
 use crate::changes::{ActivityQueue, ChangeBus};
 use crate::events::Hub;
 use crate::jobs::worker::WorkerDeps;
-use crate::jobs::{JobGate, JobKinds, JobWorker, Wakeup};
+use crate::jobs::{Enqueuer, JobGate, JobKinds, JobWorker, Wakeup};
 use crate::store::analytics::AnalyticsStore;
 use crate::store::catalog::CatalogStore;
 use crate::store::core::CoreStore;
@@ -83,6 +83,8 @@ pub struct Jobs {
     /// The leases this instance's workers hold.
     pub held: crate::jobs::HeldLeases,
     pub kinds: JobKinds,
+    /// Product images in: uploads and URLs (the media routes), and the media kinds.
+    pub media: Arc<crate::media::MediaDeps>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -266,23 +268,39 @@ fn job_kinds(
     databases: &Databases,
     services: &Services,
     sup: &Supervisor,
-) -> JobKinds {
+    enqueuer_of: &dyn Fn(Queue) -> Enqueuer,
+) -> (JobKinds, Arc<crate::media::MediaDeps>) {
     let objects = &services.objects;
     let mut kinds = JobKinds::default();
+    let m = &settings.media;
+    let media = Arc::new(crate::media::MediaDeps {
+        store: pm_storage::media::Media::new(databases.get(Database::Media).clone()),
+        objects: objects.clone(),
+        bucket: settings.object_store.buckets.product_images.clone(),
+        spec: crate::media::thumb_spec(m),
+        limits: crate::media::limits(m.max_upload_bytes as u64, m.max_pixels),
+        max_per_product: m.max_images_per_product,
+        http: crate::outbound::client(
+            Duration::from_secs(m.fetch_timeout_secs.clamp(1, 30)),
+            m.fetch_private_addresses,
+            "media.fetch_private_addresses",
+        ),
+        fetch_timeout: Duration::from_secs(m.fetch_timeout_secs.max(1)),
+        private_ok: m.fetch_private_addresses,
+        jobs: enqueuer_of(Queue::Media),
+    });
     // One session per supplier with an import running: a dynamic child of `import.session`.
     let deps = Arc::new(crate::jobs::import::ImportDeps {
         catalog: stores.catalog_bulk.clone(),
         objects: objects.clone(),
         imports: pm_storage::imports::Imports::new(databases.get(Database::Imports).clone()),
         core: stores.core.clone(),
-        http: reqwest::Client::builder()
-            .user_agent(concat!("products-manager/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(
-                settings.imports.fetch_timeout_secs.clamp(1, 30),
-            ))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .unwrap_or_default(),
+        media: media.clone(),
+        http: crate::outbound::client(
+            Duration::from_secs(settings.imports.fetch_timeout_secs.clamp(1, 30)),
+            settings.imports.fetch_private_addresses,
+            "imports.fetch_private_addresses",
+        ),
         max_bytes: settings.imports.max_upload_bytes as u64,
         fetch_timeout: Duration::from_secs(settings.imports.fetch_timeout_secs.max(1)),
     });
@@ -306,24 +324,25 @@ fn job_kinds(
         crate::code2asin::job::KIND,
         crate::code2asin::job::ResolveEans(code2asin_deps(settings, stores, databases, services, sup)),
     );
-    let m = &settings.media;
     kinds.register(
         Queue::Media,
         crate::media::KIND,
-        crate::media::MakeThumbnails(Arc::new(crate::media::MediaDeps {
-            store: pm_storage::media::Media::new(databases.get(Database::Media).clone()),
-            objects: objects.clone(),
-            bucket: settings.object_store.buckets.product_images.clone(),
-            spec: crate::media::thumb_spec(m),
-            limits: crate::media::limits(m.max_upload_bytes as u64, m.max_pixels),
-        })),
+        crate::media::MakeThumbnails(media.clone()),
+    );
+    kinds.register(
+        Queue::Media,
+        crate::media::fetch::KIND,
+        crate::media::fetch::FetchImages {
+            media: media.clone(),
+            imports: pm_storage::imports::Imports::new(databases.get(Database::Imports).clone()),
+        },
     );
     if settings.jobs.debug_kinds {
         for q in Queue::ALL {
             kinds.register(q, crate::jobs::debug::KIND, crate::jobs::debug::DebugSleep);
         }
     }
-    kinds
+    (kinds, media)
 }
 
 /// Code2ASIN's job kind: accounts, one resolver per account and marketplace (a dynamic child
@@ -390,21 +409,35 @@ fn start_jobs(
         max_attempts: j.max_attempts.max(1),
     };
     let sup = root.child_supervisor("jobs", Strategy::OneForOne, intensity);
-    let kinds = job_kinds(settings, stores, databases, services, &sup);
+    // Every queue's front first: job kinds that start other jobs hold them.
+    let enqueuers: Vec<(Queue, Enqueuer)> = Queue::ALL
+        .into_iter()
+        .map(|q| {
+            let db = databases.get(q.database()).clone();
+            let queue = JobQueue::new(db, q, std::sync::Arc::new(SystemClock), policy);
+            (q, Enqueuer::new(queue, hub.clone(), Wakeup::default()))
+        })
+        .collect();
+    let enqueuer_of = |q: Queue| {
+        enqueuers
+            .iter()
+            .find(|(k, _)| *k == q)
+            .map(|(_, e)| e.clone())
+            .expect("every queue has its enqueuer")
+    };
+    let (kinds, media) = job_kinds(settings, stores, databases, services, &sup, &enqueuer_of);
     let mut gates = Vec::new();
     let mut workers = Vec::new();
     let held = crate::jobs::HeldLeases::default();
-    for q in Queue::ALL {
-        let db = databases.get(q.database()).clone();
-        let conc = (db.max_connections() as usize / 2).max(1);
-        let queue = JobQueue::new(db, q, std::sync::Arc::new(SystemClock), policy);
-        let wakeup = Wakeup::default();
+    for (q, enqueuer) in enqueuers.iter().cloned() {
+        let conc = (databases.get(q.database()).max_connections() as usize / 2).max(1);
+        let (queue, wakeup) = (enqueuer.queue.clone(), enqueuer.wakeup.clone());
         let qsup = sup.child_supervisor(format!("jobs.{q}"), Strategy::OneForOne, intensity);
         let gate = {
-            let (queue, kinds, hub, wakeup) = (queue.clone(), kinds.clone(), hub.clone(), wakeup.clone());
+            let kinds = kinds.clone();
             qsup.start(
                 ChildSpec::new(format!("jobs.{q}.queue"), "job_queue", move || {
-                    JobGate::new(queue.clone(), kinds.clone(), hub.clone(), wakeup.clone())
+                    JobGate::new(enqueuer.clone(), kinds.clone())
                 })
                 .capacity(a.store_mailbox_capacity)
                 .concurrency(conc)
@@ -417,7 +450,7 @@ fn start_jobs(
             Queue::Imports => j.workers.imports,
             Queue::Exports => j.workers.exports,
             Queue::Code2asin => j.workers.code2asin,
-            Queue::Media => j.workers.media,
+            Queue::Media => j.workers.media_count(),
             Queue::Catalog => j.workers.catalog,
         };
         let deps = WorkerDeps {
@@ -449,6 +482,7 @@ fn start_jobs(
         workers,
         held,
         kinds,
+        media,
     })
 }
 

@@ -232,6 +232,32 @@ impl From<pm_media::MediaError> for ApiError {
     }
 }
 
+impl From<pm_actors::media::AddError> for ApiError {
+    fn from(e: pm_actors::media::AddError) -> Self {
+        use pm_actors::media::AddError as A;
+        match e {
+            A::Empty => Self::invalid("file", "the file is empty"),
+            A::Unreadable(e) => e.into(),
+            A::Probe(_) => Self::invalid("file", e),
+            A::Object(e) => e.into(),
+            A::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<pm_actors::media::FetchError> for ApiError {
+    /// An image URL that could not be fetched is the `url` field's fault (422), but for its
+    /// size (413).
+    fn from(e: pm_actors::media::FetchError) -> Self {
+        match e {
+            pm_actors::media::FetchError::TooLarge { limit } => Self::TooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            e => Self::invalid("url", e),
+        }
+    }
+}
+
 impl From<ObjectError> for ApiError {
     fn from(e: ObjectError) -> Self {
         match e {

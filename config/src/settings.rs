@@ -246,8 +246,22 @@ pub struct JobWorkers {
     pub imports: usize,
     pub exports: usize,
     pub code2asin: usize,
-    pub media: usize,
+    /// Thumbnail workers; unset: one per core (decoding and resizing are CPU work, and each
+    /// worker runs one image at a time on the blocking pool). See [`JobWorkers::media_count`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<usize>,
     pub catalog: usize,
+}
+
+impl JobWorkers {
+    /// The media queue's workers: the setting, or one per core.
+    pub fn media_count(&self) -> usize {
+        self.media.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(2)
+        })
+    }
 }
 
 impl JobSettings {

@@ -593,6 +593,31 @@ impl Media {
         Ok(out)
     }
 
+    /// The source URLs these products' images were fetched from (an import's rows name them
+    /// again at every run: only new ones are fetched), in one query.
+    pub async fn source_urls(
+        &self,
+        product_ids: &[Uuid],
+    ) -> Result<std::collections::HashSet<(Uuid, String)>, StoreError> {
+        if product_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks: Vec<String> = (1..=product_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT product_id, source_url FROM media_files \
+             WHERE source_url IS NOT NULL AND product_id IN ({})",
+            marks.join(", ")
+        );
+        let rows: Vec<(Uuid, String)> = with_conn!(self.db, |conn| {
+            let mut q = sqlx::query_as::<_, (Uuid, String)>(&sql);
+            for p in product_ids {
+                q = q.bind(*p);
+            }
+            q.fetch_all(&mut *conn).await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
     /// The images to process again: a product's, or every image (`None`).
     pub async fn ids(&self, product_id: Option<Uuid>) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
         Ok(with_conn!(self.db, |conn| {

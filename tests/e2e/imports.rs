@@ -531,7 +531,13 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
 
 /// Uploads `body` as `name` for `supplier` with `query`, waits until the import ends; the job
 /// as the imports API shows it.
-async fn upload_and_wait(app: &TestApp, supplier: &str, name: &str, body: Vec<u8>, query: &str) -> Value {
+pub(crate) async fn upload_and_wait(
+    app: &TestApp,
+    supplier: &str,
+    name: &str,
+    body: Vec<u8>,
+    query: &str,
+) -> Value {
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(body).file_name(name.to_owned()),
@@ -559,7 +565,7 @@ async fn upload_and_wait(app: &TestApp, supplier: &str, name: &str, body: Vec<u8
 }
 
 /// The product with this EAN, as searched.
-async fn by_ean(app: &TestApp, ean: &str) -> Value {
+pub(crate) async fn by_ean(app: &TestApp, ean: &str) -> Value {
     let (_, hits) = app.get(&format!("/api/v1/products/search?q={ean}")).await;
     hits["items"][0]["product"].clone()
 }

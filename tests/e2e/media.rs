@@ -719,7 +719,7 @@ async fn product_answers_carry_their_main_image() {
 #[tokio::test]
 async fn an_image_queued_before_a_restart_gets_its_thumbnails_after_it() {
     for backend in backends() {
-        let first = spawn_app_with(backend, |s| s.jobs.workers.media = 0).await;
+        let first = spawn_app_with(backend, |s| s.jobs.workers.media = Some(0)).await;
         let pid = product(&first, "Lamp").await;
         let (status, img) = upload(&first, &first.client, &pid, "l.jpg", oriented_jpeg(600, 400, 1)).await;
         assert_eq!(status, 201, "{img}");
@@ -772,7 +772,7 @@ async fn an_image_queued_before_a_restart_gets_its_thumbnails_after_it() {
         let mut succeeded = 0;
         for _ in 0..100 {
             succeeded = 0;
-            for i in 1..=second.settings.jobs.workers.media {
+            for i in 1..=second.settings.jobs.workers.media_count() {
                 let (_, w) = second.get(&format!("/admin/actors/jobs.media.worker.{i}")).await;
                 succeeded += w["state"]["outcomes"]["succeeded"].as_u64().unwrap_or(0);
             }
@@ -881,4 +881,150 @@ async fn thumbnails_are_retried_until_s3_answers_again() {
         "{m}"
     );
     app.stop().await;
+}
+
+/// A supplier's image server on loopback: two images, a 404, a page that is not an image, an
+/// image that times out, each request counted by path.
+async fn image_server() -> (
+    String,
+    Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+) {
+    use axum::http::{header, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let hits: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+    let counted = hits.clone();
+    let jpeg = pm_media::synth::photo_jpeg(640, 480, 85, 3);
+    let png = alpha_png(200, 100);
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let (jpeg, png) = (jpeg.clone(), png.clone());
+        *counted.lock().unwrap().entry(uri.path().to_owned()).or_default() += 1;
+        async move {
+            match uri.path() {
+                "/img/front.jpg" => ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+                // A name that lies: the bytes are a PNG.
+                "/img/back.jpg" => ([(header::CONTENT_TYPE, "image/jpeg")], png).into_response(),
+                "/img/page.jpg" => "<html>not an image</html>".into_response(),
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}"), hits)
+}
+
+/// A supplier file's image URL column feeds media: each product's URLs are fetched in order
+/// (the first becomes the main image), stored and thumbnailed; a 404 and a page that is not an
+/// image are in the import's log with their line; a second run of the file fetches nothing it
+/// already has.
+#[tokio::test]
+async fn image_urls_of_an_import_become_the_products_images() {
+    let (server, hits) = image_server().await;
+    for backend in backends() {
+        hits.lock().unwrap().clear();
+        let app = spawn_app_with(backend, |s| s.media.fetch_private_addresses = true).await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "acme", "name": "Acme"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let file = format!(
+            "ean;title;price;stock;images\n\
+             4006381333931;Stylo;1,50;12;{server}/img/front.jpg|{server}/img/back.jpg\n\
+             5901234123457;Agrafeuse;3,00;2;{server}/img/gone.jpg\n\
+             4006381333924;Gomme;0,80;40;{server}/img/page.jpg\n\
+             9780201379624;Livre;12,00;1;\n"
+        );
+        let job =
+            crate::imports::upload_and_wait(&app, &sid, "acme.csv", file.clone().into_bytes(), "").await;
+        assert_eq!(job["status"], "succeeded", "{backend:?}: {job}");
+        let c = &job["result"]["counters"];
+        assert_eq!(
+            (c["created"].as_u64(), c["images_queued"].as_u64()),
+            (Some(4), Some(4)),
+            "{c}"
+        );
+
+        // The pen gets both images, in the file's order, the first one main, both thumbnailed.
+        let pen = crate::imports::by_ean(&app, "4006381333931").await;
+        let pen = pen["id"].as_str().unwrap().to_owned();
+        let mut images = Value::Null;
+        assert!(
+            app.wait_for(&format!("/api/v1/products/{pen}/images"), |_, l| {
+                images = l.clone();
+                l.as_array()
+                    .is_some_and(|a| a.len() == 2 && a.iter().all(|i| i["status"] == "done"))
+            })
+            .await,
+            "{backend:?}: {images}"
+        );
+        let list = images.as_array().unwrap();
+        assert_eq!(list[0]["source_url"], format!("{server}/img/front.jpg"));
+        assert_eq!(list[0]["is_main"], true, "{images}");
+        assert_eq!(list[1]["source_url"], format!("{server}/img/back.jpg"));
+        assert_eq!(
+            list[1]["content_type"], "image/png",
+            "sniffed, not named: {images}"
+        );
+        let front = settled(&app, list[0]["id"].as_str().unwrap()).await;
+        assert_eq!(front["metadata"]["width"], 640, "{front}");
+        assert_eq!(front["thumbnails"].as_array().unwrap().len(), 3, "{front}");
+
+        // The two URLs that are no image are in the import's log, with their lines.
+        let logs_path = format!("/api/v1/imports/jobs/{}/logs", job["id"].as_str().unwrap());
+        let mut logs = Value::Null;
+        assert!(
+            app.wait_for(&logs_path, |_, l| {
+                logs = l.clone();
+                l["lines"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .filter(|x| {
+                            x["level"] == "warn" && x["message"].as_str().unwrap_or("").contains("image")
+                        })
+                        .count()
+                        == 2
+                })
+            })
+            .await,
+            "{backend:?}: {logs}"
+        );
+        let text = logs.to_string();
+        assert!(text.contains("line 3: image") && text.contains("404"), "{text}");
+        assert!(text.contains("line 4: image"), "{text}");
+        let stapler = crate::imports::by_ean(&app, "5901234123457").await;
+        let (_, none) = app
+            .get(&format!(
+                "/api/v1/products/{}/images",
+                stapler["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(none, json!([]), "{backend:?}");
+
+        // Again: the images the products have are not fetched again (the failed ones are).
+        let again = crate::imports::upload_and_wait(&app, &sid, "acme.csv", file.into_bytes(), "").await;
+        assert_eq!(again["result"]["counters"]["images_queued"], 2, "{again}");
+        let gone = "/img/gone.jpg";
+        assert!(
+            app.wait_for(
+                &logs_path.replace(job["id"].as_str().unwrap(), again["id"].as_str().unwrap()),
+                |_, l| {
+                    l["lines"].as_array().is_some_and(|a| {
+                        a.iter()
+                            .any(|x| x["message"].as_str().unwrap_or("").contains(gone))
+                    })
+                }
+            )
+            .await,
+            "{backend:?}: the second run's fetch did not end"
+        );
+        let h = hits.lock().unwrap().clone();
+        assert_eq!(
+            (h.get("/img/front.jpg"), h.get("/img/back.jpg")),
+            (Some(&1), Some(&1)),
+            "{h:?}"
+        );
+        app.stop().await;
+    }
 }

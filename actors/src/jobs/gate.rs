@@ -8,7 +8,7 @@ use pm_storage::StoreError;
 use pm_supervisors::{Behaviour, Ctx, Handles, Reply};
 use uuid::Uuid;
 
-use super::{publish_job, JobKinds, Wakeup};
+use super::{publish_job, Enqueuer, JobKinds, Wakeup};
 use crate::events::Hub;
 
 pub struct JobGate {
@@ -16,15 +16,17 @@ pub struct JobGate {
     kinds: JobKinds,
     hub: Hub,
     wakeup: Wakeup,
+    enqueuer: Enqueuer,
 }
 
 impl JobGate {
-    pub fn new(queue: JobQueue, kinds: JobKinds, hub: Hub, wakeup: Wakeup) -> Self {
+    pub fn new(enqueuer: Enqueuer, kinds: JobKinds) -> Self {
         Self {
-            queue,
+            queue: enqueuer.queue.clone(),
+            hub: enqueuer.hub.clone(),
+            wakeup: enqueuer.wakeup.clone(),
             kinds,
-            hub,
-            wakeup,
+            enqueuer,
         }
     }
 }
@@ -56,13 +58,8 @@ impl Handles<EnqueueJob> for JobGate {
                 reason: format!("queue {q} runs no job of kind {:?} (known: {known})", msg.0.kind),
             }));
         }
-        let (queue, hub, wakeup) = (self.queue.clone(), self.hub.clone(), self.wakeup.clone());
-        Reply::spawn(async move {
-            let job = queue.enqueue(msg.0).await?;
-            publish_job(&hub, &job);
-            wakeup.wake();
-            Ok(job)
-        })
+        let enqueuer = self.enqueuer.clone();
+        Reply::spawn(async move { enqueuer.enqueue(msg.0).await })
     }
 
     fn is_failure(err: &StoreError) -> bool {

@@ -60,6 +60,8 @@ pub struct ImportDeps {
     /// Where the notice of an import that ended with rejects goes (to whoever started it; a
     /// failed job is notified by the worker).
     pub core: Mailbox<crate::store::core::CoreStore>,
+    /// Where the rows' image URLs go (`media.fetch` jobs).
+    pub media: Arc<crate::media::MediaDeps>,
     /// Fetches URL sources (one client: its connection pool is shared).
     pub http: reqwest::Client,
     /// The largest file fetched (the upload limit).
@@ -81,7 +83,7 @@ async fn fetch(deps: &ImportDeps, url: &str, bucket: &str, key: &str) -> Result<
         .timeout(deps.fetch_timeout)
         .send()
         .await
-        .map_err(|e| retry(format!("fetching {url}: {}", error_chain(&e))))?;
+        .map_err(|e| retry(format!("fetching {url}: {}", crate::outbound::error_chain(&e))))?;
     let status = resp.status();
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(retry(format!("fetching {url}: the server answered {status}")));
@@ -123,7 +125,10 @@ async fn fetch(deps: &ImportDeps, url: &str, bucket: &str, key: &str) -> Result<
                 Ok(None) => return Ok(()),
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other("fetch interrupted"))).await;
-                    return Err(retry(format!("fetching {url}: {}", error_chain(&e))));
+                    return Err(retry(format!(
+                        "fetching {url}: {}",
+                        crate::outbound::error_chain(&e)
+                    )));
                 }
             }
         }
@@ -132,18 +137,6 @@ async fn fetch(deps: &ImportDeps, url: &str, bucket: &str, key: &str) -> Result<
     pump?;
     put.map_err(retry)?;
     Ok(())
-}
-
-/// An error and its causes in one line (reqwest's own message is only the outermost).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 /// The extension of a URL's last path segment when it is a plain one, else `bin`.
@@ -200,6 +193,9 @@ struct Counters {
     /// A dry run's forecast: valid rows whose key no live product has, and those it has.
     would_create: u64,
     would_update: u64,
+    /// Image URLs of written rows that their products did not have yet, queued for fetching
+    /// (`media.fetch` jobs on the media queue; their failures go to this job's log).
+    images_queued: u64,
 }
 
 impl JobHandler for ImportFile {
@@ -539,6 +535,7 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
                 .await
                 .map_err(retry)?;
             let mut variations: Vec<(&ProductRow, Uuid, String)> = Vec::new();
+            let mut with_images: Vec<(Uuid, &ProductRow)> = Vec::new();
             for (row, o) in rows.iter().zip(outcomes) {
                 let product_id = match o.product {
                     UpsertResult::Created { id }
@@ -564,8 +561,12 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
                 if let (Some(parent), Some(id)) = (&row.parent_sku, product_id) {
                     variations.push((row, id, parent.clone()));
                 }
+                if let (false, Some(id)) = (row.images.is_empty(), product_id) {
+                    with_images.push((id, row));
+                }
             }
             link_variations(catalog, &origin, &variations, &mut errors).await?;
+            c.images_queued += queue_images(&deps.media, job_id, run.job.created_by, &with_images).await?;
         } else if dry_run && !rows.is_empty() {
             // A dry run validates and forecasts; nothing is written.
             c.valid += rows.len() as u64;
@@ -650,6 +651,46 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
         "duration_ms": (secs * 1000.0) as u64,
         "rows_per_sec": if secs > 0.0 { (c.rows_read as f64 / secs) as u64 } else { 0 },
     }))
+}
+
+/// Queues a `media.fetch` job for the image URLs of a written batch that their products do not
+/// have yet (one query for the batch's known URLs; a re-import of the same file queues
+/// nothing). Returns how many URLs were queued.
+async fn queue_images(
+    media: &crate::media::MediaDeps,
+    job_id: Uuid,
+    by: Option<Uuid>,
+    rows: &[(Uuid, &ProductRow)],
+) -> Result<u64, JobError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let known = media.store.source_urls(&ids).await.map_err(retry)?;
+    let products: Vec<crate::media::fetch::ProductUrls> = rows
+        .iter()
+        .filter_map(|(id, r)| {
+            let urls: Vec<String> = r
+                .images
+                .iter()
+                .filter(|u| !known.contains(&(*id, (*u).clone())))
+                .cloned()
+                .collect();
+            (!urls.is_empty()).then_some(crate::media::fetch::ProductUrls {
+                product_id: *id,
+                line: r.line,
+                urls,
+            })
+        })
+        .collect();
+    let queued: usize = products.iter().map(|p| p.urls.len()).sum();
+    if queued > 0 {
+        media
+            .queue_fetch(Some(job_id), products, by)
+            .await
+            .map_err(retry)?;
+    }
+    Ok(queued as u64)
 }
 
 /// A value of a row the catalog refused (the row's other values landed).

@@ -1,7 +1,7 @@
 //! The job layer on the durable queues of [`pm_storage::jobs`]: for every queue, a gate actor
 //! that enqueues, lists and cancels (`jobs.<queue>.queue`), and a supervised pool of workers
 //! that claim and run jobs (`jobs.<queue>.worker.<n>`, the seeds' counts: imports 4, exports
-//! 2, code2asin 3, media 2, catalog 2).
+//! 2, code2asin 3, media one per core, catalog 2).
 //!
 //! - [`gate`]: [`JobGate`] and its messages.
 //! - [`worker`]: [`JobWorker`], one job at a time: claim, run, renew the lease, record.
@@ -194,6 +194,30 @@ impl Wakeup {
 
     pub(crate) async fn wait(&self, at_most: Duration) {
         let _ = tokio::time::timeout(at_most, self.0.notified()).await;
+    }
+}
+
+/// Enqueues jobs on one queue from inside the service (the gate's own path, for job kinds that
+/// start other jobs: an import queues its products' image fetches). It does not check that the
+/// queue runs the kind: its callers name kinds they registered.
+#[derive(Clone)]
+pub struct Enqueuer {
+    pub(crate) queue: pm_storage::jobs::JobQueue,
+    pub(crate) hub: Hub,
+    pub(crate) wakeup: Wakeup,
+}
+
+impl Enqueuer {
+    pub fn new(queue: pm_storage::jobs::JobQueue, hub: Hub, wakeup: Wakeup) -> Self {
+        Self { queue, hub, wakeup }
+    }
+
+    /// Stores the job, announces it and wakes an idle worker of this instance.
+    pub async fn enqueue(&self, new: pm_storage::jobs::NewJob) -> Result<Job, pm_storage::StoreError> {
+        let job = self.queue.enqueue(new).await?;
+        publish_job(&self.hub, &job);
+        self.wakeup.wake();
+        Ok(job)
     }
 }
 

@@ -6,7 +6,9 @@
 //!   415, a decompression bomb or a broken header 422), and stored once per product under
 //!   `products/{id[0:2]}/{id}/{sha256}.{ext}` in the product-images bucket. The same bytes
 //!   again answer the existing image (200); a new one (201) is queued for its thumbnails
-//!   (`media.thumbnails` on the media queue).
+//!   (`media.thumbnails` on the media queue). The handler reads the body (or fetches the URL)
+//!   and hands the bytes to `pm_actors::media::MediaDeps`, the path imports' image URLs take
+//!   too.
 //! - `GET /api/v1/products/{id}/images`, `GET /api/v1/media/{image_id}` (metadata and download
 //!   links: `original`, `small`, `medium`, `large`), `PATCH` and `DELETE
 //!   /api/v1/products/{id}/images/{image_id}`, `POST /api/v1/media/reprocess`.
@@ -20,14 +22,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use pm_actors::jobs::EnqueueJob;
 use pm_actors::store::catalog::GetProduct;
 use pm_actors::store::media as msg;
-use pm_storage::jobs::{NewJob, Queue};
-use pm_storage::media::{MediaFile, MediaMetadata, MediaThumbnail, NewMediaFile, ProductQrCode};
+use pm_storage::media::{MediaFile, MediaMetadata, MediaThumbnail, ProductQrCode};
 use pm_storage::object_store::product_image_key;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -83,20 +82,6 @@ fn cache_headers(s: &AppState) -> [(header::HeaderName, HeaderValue); 1] {
     )]
 }
 
-/// A URL an image may be fetched from: HTTP(S) with a host, not naming a loopback, private or
-/// link-local address unless `media.fetch_private_addresses` (the rule of imports' URLs).
-pub(crate) fn url_allowed(url: &url::Url, private_ok: bool) -> Result<(), String> {
-    super::outbound_url(url, private_ok, "media.fetch_private_addresses")
-}
-
-/// The extension of a sniffed format in object keys.
-fn ext_of(format: pm_media::ImageFormat) -> &'static str {
-    match format {
-        pm_media::ImageFormat::Jpeg => "jpg",
-        f => f.as_str(),
-    }
-}
-
 #[utoipa::path(
     post,
     path = "/products/{id}/images",
@@ -136,89 +121,27 @@ async fn upload(
         });
     // 404 before reading the body when the product does not exist.
     s.actors.stores.catalog.send(GetProduct(product_id)).await?;
-    let m = &s.settings.media;
-    let limit = m.max_upload_bytes;
+    let limit = s.settings.media.max_upload_bytes;
+    let media = &s.actors.jobs.media;
     let (bytes, source_url) = if json_body {
         let crate::extract::Json(body) =
             <crate::extract::Json<ImageUrl> as axum::extract::FromRequest<AppState>>::from_request(req, &s)
                 .await?;
         let url = url::Url::parse(body.url.trim())
             .map_err(|e| ApiError::invalid("url", format!("not a url: {e}")))?;
-        let private_ok = m.fetch_private_addresses;
-        url_allowed(&url, private_ok).map_err(|r| ApiError::invalid("url", r))?;
-        let timeout = std::time::Duration::from_secs(m.fetch_timeout_secs.max(1));
-        let bytes = pm_actors::media::fetch(&url, limit as u64, timeout, move |u| {
-            url_allowed(u, private_ok).is_ok()
-        })
-        .await
-        .map_err(|e| match e {
-            pm_actors::media::FetchError::TooLarge { .. } => ApiError::TooLarge { limit },
-            e => ApiError::invalid("url", e),
-        })?;
-        (bytes, Some(url.to_string()))
+        (media.fetch(&url).await?, Some(url.to_string()))
     } else {
         (read_file(&s, req, limit).await?, None)
     };
-    if bytes.is_empty() {
-        return Err(ApiError::invalid("file", "the file is empty"));
-    }
-    let limits = pm_actors::media::limits(limit as u64, m.max_pixels);
-    let (bytes, info, sha256) = tokio::task::spawn_blocking(move || {
-        let info = pm_media::probe(&bytes, &limits);
-        let sha = hex::encode(Sha256::digest(&bytes));
-        (bytes, info, sha)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("probing the image: {e}")))?;
-    let info = info?;
-    let ext = ext_of(info.format);
-    let bucket = &s.settings.object_store.buckets.product_images;
-    let key = product_image_key(product_id, &sha256, ext);
-    let size = bytes.len() as i64;
-    let body: pm_storage::object_store::ByteStream =
-        Box::pin(futures::stream::once(
-            async move { Ok(bytes::Bytes::from(bytes)) },
-        ));
-    // Stored before it is recorded: a recorded image always has its original. The same bytes
-    // again write the same object.
-    s.objects
-        .put(bucket, &key, body, Some(info.format.content_type()))
+    let added = media
+        .add_original(product_id, bytes, source_url, who.user_id())
         .await?;
-    let added = s
-        .actors
-        .stores
-        .media
-        .send(msg::AddImage {
-            file: NewMediaFile {
-                product_id,
-                sha256,
-                ext: ext.to_owned(),
-                content_type: info.format.content_type().to_owned(),
-                size,
-                source_url,
-            },
-            max_per_product: m.max_images_per_product,
-        })
-        .await;
-    let added = match added {
-        Ok(a) => a,
-        Err(e) => {
-            // Refused (the limit): no image of the product has these bytes, so the object is
-            // no one's.
-            if matches!(
-                &e,
-                pm_supervisors::CallError::Handler(pm_storage::StoreError::Refused { .. })
-            ) {
-                let _ = s.objects.delete(bucket, &key).await;
-            }
-            return Err(e.into());
-        }
+    let status = if added.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    if !added.created {
-        return Ok((StatusCode::OK, Json(added.file)));
-    }
-    enqueue(&s, &who, added.file.id).await?;
-    Ok((StatusCode::CREATED, Json(added.file)))
+    Ok((status, Json(added.file)))
 }
 
 /// The `file` field of a multipart body, at most `limit` bytes.
@@ -255,21 +178,6 @@ async fn read_file(s: &AppState, req: axum::extract::Request, limit: usize) -> R
         "file",
         "a multipart field named file is required",
     ))
-}
-
-async fn enqueue(s: &AppState, who: &Principal, media_id: Uuid) -> Result<(), ApiError> {
-    let new = NewJob {
-        kind: pm_actors::media::KIND.into(),
-        payload: serde_json::json!({ "media_id": media_id }),
-        // One image's jobs run one at a time, in order (a reprocess after the first run).
-        group_key: Some(format!("media:{media_id}")),
-        priority: 0,
-        max_attempts: None,
-        delay: None,
-        created_by: who.user_id(),
-    };
-    s.actors.jobs.gate(Queue::Media).send(EnqueueJob(new)).await?;
-    Ok(())
 }
 
 #[utoipa::path(
@@ -546,7 +454,7 @@ async fn reprocess(
     let ids = s.actors.stores.media.send(msg::ImageIds(scope)).await?;
     for (id, _) in &ids {
         s.actors.stores.media.send(msg::RequeueImage(*id)).await?;
-        enqueue(&s, &who, *id).await?;
+        s.actors.jobs.media.queue_thumbnails(*id, who.user_id()).await?;
     }
     Ok((StatusCode::ACCEPTED, Json(Reprocessed { enqueued: ids.len() })))
 }
@@ -649,26 +557,4 @@ async fn qrcode_png(State(s): State<AppState>, Path(id): Path<String>) -> Result
 )]
 async fn qrcode_svg(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     qrcode(&s, &id, true).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::url_allowed;
-
-    #[test]
-    fn image_urls_are_checked_before_anything_is_fetched() {
-        let ok = |u: &str, p| url_allowed(&url::Url::parse(u).unwrap(), p).is_ok();
-        assert!(ok("https://cdn.example/a.jpg", false));
-        for bad in [
-            "ftp://cdn.example/a.jpg",
-            "http://127.0.0.1/a.jpg",
-            "http://10.1.2.3/a.jpg",
-            "http://169.254.169.254/latest",
-            "http://localhost:8080/a.jpg",
-            "http://[::1]/a.jpg",
-        ] {
-            assert!(!ok(bad, false), "{bad}");
-        }
-        assert!(ok("http://127.0.0.1:8080/a.jpg", true));
-    }
 }

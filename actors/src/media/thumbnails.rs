@@ -1,28 +1,27 @@
-//! Product images: the `media.thumbnails` job kind (media queue) and fetching an original from
-//! a URL.
+//! The `media.thumbnails` job kind (media queue): one original's small, medium and large
+//! versions.
 //!
 //! A job reads its original from the product-images bucket, probes it and makes its thumbnails
-//! (small, medium, large) with `pm_media` on tokio's blocking pool (never on the async
-//! workers: a large JPEG takes tens of milliseconds of CPU), stores them next to the original
-//! as `{sha256}_{size}.{jpg|webp}`, records them with the metadata, and marks the image
-//! `done`. A file `pm_media` cannot read fails the job at once (fatal) and the image `failed`
-//! with the reason; object store and database errors are retried with the job layer's backoff.
-//! A rerun writes the same keys and replaces the rows: the kind is idempotent. The media
-//! queue's workers (`jobs.workers.media`) bound how many images are processed at once.
+//! with `pm_media` on tokio's blocking pool (never on the async workers: a large JPEG takes tens
+//! of milliseconds of CPU), stores them next to the original as `{sha256}_{size}.{jpg|webp}`,
+//! records them with the metadata, and marks the image `done`. A file `pm_media` cannot read
+//! fails the job at once (fatal) and the image `failed` with the reason; object store and
+//! database errors are retried with the job layer's backoff. A rerun writes the same keys and
+//! replaces the rows: the kind is idempotent. The media queue's workers
+//! (`jobs.workers.media`, one per core by default) bound how many images are processed at once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use pm_media::{Limits, OutputFormat, ThumbSpec};
-use pm_storage::media::{Media, MediaMetadata, MediaStatus, MediaThumbnail};
+use pm_storage::media::{MediaMetadata, MediaStatus, MediaThumbnail};
 use pm_storage::object_store::product_image_key;
-use pm_storage::{ObjectError, ObjectStore};
+use pm_storage::ObjectError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::{thumbnail_key, MediaDeps};
 use crate::jobs::{JobError, JobHandler, JobRun};
 
 pub const KIND: &str = "media.thumbnails";
@@ -32,45 +31,6 @@ pub const KIND: &str = "media.thumbnails";
 #[serde(deny_unknown_fields)]
 pub struct Payload {
     pub media_id: Uuid,
-}
-
-/// What the kind needs.
-pub struct MediaDeps {
-    pub store: Media,
-    pub objects: Arc<dyn ObjectStore>,
-    pub bucket: String,
-    pub spec: ThumbSpec,
-    pub limits: Limits,
-}
-
-/// The limits of `pm_media` for originals of at most `max_bytes` and `max_pixels`.
-pub fn limits(max_bytes: u64, max_pixels: u64) -> Limits {
-    Limits {
-        max_input_bytes: max_bytes,
-        max_pixels,
-        ..Limits::default()
-    }
-}
-
-/// The thumbnail sizes and encoding of the settings.
-pub fn thumb_spec(settings: &pm_config::MediaSettings) -> ThumbSpec {
-    ThumbSpec {
-        format: match settings.thumbnail_format {
-            pm_config::ThumbnailFormat::Jpeg => OutputFormat::Jpeg,
-            pm_config::ThumbnailFormat::Webp => OutputFormat::WebP,
-        },
-        quality: settings.thumbnail_quality,
-        ..ThumbSpec::default()
-    }
-}
-
-/// The key of a thumbnail of an original.
-pub fn thumbnail_key(product_id: Uuid, sha256: &str, size: &str, format: OutputFormat) -> String {
-    let ext = match format {
-        OutputFormat::Jpeg => "jpg",
-        OutputFormat::WebP => "webp",
-    };
-    product_image_key(product_id, &format!("{sha256}_{size}"), ext)
 }
 
 /// The kind.
@@ -197,65 +157,4 @@ async fn run_job(run: JobRun, d: &MediaDeps) -> Result<Value, JobError> {
         "media_id": file.id,
         "thumbnails": rows.iter().map(|t| json!({"size": t.size, "width": t.width, "height": t.height})).collect::<Vec<_>>(),
     }))
-}
-
-/// Why an image could not be fetched from its URL.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error("the image is over the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
-    #[error("fetching the image failed: {0}")]
-    Failed(String),
-}
-
-/// Fetches an image from `url` with at most `max_bytes`, within `timeout`, following at most
-/// 5 redirects (each checked by `allow` like the first URL).
-pub async fn fetch(
-    url: &url::Url,
-    max_bytes: u64,
-    timeout: Duration,
-    allow: impl Fn(&url::Url) -> bool + Send + Sync + 'static,
-) -> Result<Vec<u8>, FetchError> {
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= 5 {
-            attempt.error("more than 5 redirects")
-        } else if !allow(attempt.url()) {
-            attempt.error("a redirect to a loopback, private or link-local address")
-        } else {
-            attempt.follow()
-        }
-    });
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("products-manager/", env!("CARGO_PKG_VERSION")))
-        .redirect(policy)
-        .timeout(timeout)
-        .build()
-        .map_err(|e| FetchError::Failed(e.to_string()))?;
-    let resp = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| FetchError::Failed(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(FetchError::Failed(format!(
-            "the server answered {}",
-            resp.status()
-        )));
-    }
-    if resp.content_length().is_some_and(|n| n > max_bytes) {
-        return Err(FetchError::TooLarge { limit: max_bytes });
-    }
-    let mut resp = resp;
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| FetchError::Failed(e.to_string()))?
-    {
-        if (buf.len() + chunk.len()) as u64 > max_bytes {
-            return Err(FetchError::TooLarge { limit: max_bytes });
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }
