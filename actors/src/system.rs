@@ -331,6 +331,11 @@ fn job_kinds(
     );
     kinds.register(
         Queue::Media,
+        crate::media::thumbnails::REPROCESS_KIND,
+        crate::media::ReprocessAll(media.clone()),
+    );
+    kinds.register(
+        Queue::Media,
         crate::media::fetch::KIND,
         crate::media::fetch::FetchImages {
             media: media.clone(),

@@ -3,7 +3,8 @@
 //! - [`MediaDeps`]: what every path into media shares: [`MediaDeps::fetch`] (an image from a
 //!   URL, bounded), [`MediaDeps::add_original`] (sniff, hash, store once, record, queue its
 //!   thumbnails). The upload route and the fetch kind both go through it.
-//! - [`thumbnails`]: `media.thumbnails`, one original's three sizes on the blocking pool.
+//! - [`thumbnails`]: `media.thumbnails`, one original's three sizes on the blocking pool, and
+//!   `media.reprocess`, every image's thumbnails queued again.
 //! - [`fetch`]: `media.fetch`, the image URLs of an import's rows (a batch's products at a time).
 //!
 //! The media queue's workers (`jobs.workers.media`, one per core by default) run both kinds.
@@ -22,7 +23,7 @@ use pm_storage::{ObjectError, ObjectStore, StoreError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use thumbnails::{MakeThumbnails, KIND};
+pub use thumbnails::{MakeThumbnails, ReprocessAll, KIND};
 
 use crate::jobs::Enqueuer;
 
@@ -238,6 +239,41 @@ impl MediaDeps {
             self.queue_thumbnails(added.file.id, by).await?;
         }
         Ok(added)
+    }
+
+    /// Sets images back to `queued` and queues their thumbnails again (after a change of
+    /// `media.thumbnail_format` or quality): a product's, or every image (`None`; the
+    /// `media.reprocess` job does that one, it may be many). `done` is told the count so far.
+    pub async fn reprocess(
+        &self,
+        product_id: Option<Uuid>,
+        by: Option<Uuid>,
+        done: impl Fn(usize, usize),
+    ) -> Result<usize, StoreError> {
+        let ids = self.store.ids(product_id).await?;
+        for (n, (id, _)) in ids.iter().enumerate() {
+            self.store
+                .set_status(*id, pm_storage::media::MediaStatus::Queued, None)
+                .await?;
+            self.queue_thumbnails(*id, by).await?;
+            done(n + 1, ids.len());
+        }
+        Ok(ids.len())
+    }
+
+    /// Queues a `media.reprocess` job for every image.
+    pub async fn queue_reprocess_all(&self, by: Option<Uuid>) -> Result<pm_storage::jobs::Job, StoreError> {
+        self.jobs
+            .enqueue(NewJob {
+                kind: thumbnails::REPROCESS_KIND.into(),
+                payload: serde_json::json!({}),
+                group_key: Some("media.reprocess".into()),
+                priority: 0,
+                max_attempts: None,
+                delay: None,
+                created_by: by,
+            })
+            .await
     }
 
     /// Queues the fetching of products' image URLs (`media.fetch`), named by an import's rows.

@@ -33,6 +33,28 @@ pub struct Payload {
     pub media_id: Uuid,
 }
 
+/// `media.reprocess`: every image set back to `queued` with its thumbnail job queued again
+/// (`POST /media/reprocess {"all": true}`: one job rather than a request that lasts as long as
+/// the catalog is large). A rerun queues them again, which only makes the same thumbnails.
+pub const REPROCESS_KIND: &str = "media.reprocess";
+
+pub struct ReprocessAll(pub Arc<MediaDeps>);
+
+impl JobHandler for ReprocessAll {
+    fn run(&self, run: JobRun) -> BoxFuture<'static, Result<Value, JobError>> {
+        let deps = self.0.clone();
+        Box::pin(async move {
+            let n = deps
+                .reprocess(None, run.job.created_by, |done, of| {
+                    run.progress(json!({ "queued": done, "images": of }))
+                })
+                .await
+                .map_err(store_err)?;
+            Ok(json!({ "enqueued": n }))
+        })
+    }
+}
+
 /// The kind.
 pub struct MakeThumbnails(pub Arc<MediaDeps>);
 

@@ -52,18 +52,6 @@ super::db_query!(Media, DeleteImage => Option<(MediaFile, Vec<String>, bool)>, |
     c.delete(m.product_id, m.id).await
 });
 
-/// The images of a product (or all) as `(image, product)`.
-#[derive(Debug)]
-pub struct ImageIds(pub Option<Uuid>);
-super::db_query!(Media, ImageIds => Vec<(Uuid, Uuid)>, |c, m| async move { c.ids(m.0).await });
-
-/// Sets an image back to `queued` (before its job is enqueued again).
-#[derive(Debug)]
-pub struct RequeueImage(pub Uuid);
-super::db_query!(Media, RequeueImage => bool, |c, m| async move {
-    c.set_status(m.0, pm_storage::media::MediaStatus::Queued, None).await
-});
-
 /// A product's stored QR code.
 #[derive(Debug)]
 pub struct QrCodeOf(pub Uuid);

@@ -420,10 +420,15 @@ struct ReprocessBody {
     all: bool,
 }
 
-/// How many thumbnail jobs were queued.
+/// What was queued: a product's thumbnail jobs (`enqueued`), or the job that queues every
+/// image's (`job`, on the media queue: `GET /jobs/media/{id}` tells its progress and, once it
+/// succeeded, `result.enqueued`).
 #[derive(Debug, Serialize, ToSchema)]
 struct Reprocessed {
-    enqueued: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enqueued: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<Uuid>,
 }
 
 #[utoipa::path(
@@ -432,18 +437,31 @@ struct Reprocessed {
     tag = "media",
     operation_id = "reprocess_media",
     summary = "Make images' thumbnails again",
-    description = "`{\"product_id\": ...}` or `{\"all\": true}`: one `media.thumbnails` job per image.",
+    description = "`{\"product_id\": ...}`: one `media.thumbnails` job per image of the product \
+        (`enqueued`). `{\"all\": true}`: one `media.reprocess` job that queues every image's \
+        (`job`).",
     request_body = ReprocessBody,
-    responses((status = 202, description = "Queued.", body = Reprocessed)),
+    responses((status = 202, description = "Queued.", body = Reprocessed), BadRequest, Unprocessable, NotFound),
 )]
 async fn reprocess(
     State(s): State<AppState>,
     who: Principal,
     crate::extract::Json(body): crate::extract::Json<ReprocessBody>,
 ) -> Result<(StatusCode, Json<Reprocessed>), ApiError> {
-    let scope = match (body.product_id, body.all) {
-        (Some(p), false) => Some(p),
-        (None, true) => None,
+    let media = &s.actors.jobs.media;
+    let r = match (body.product_id, body.all) {
+        (Some(p), false) => {
+            s.actors.stores.catalog.send(GetProduct(p)).await?;
+            let n = media.reprocess(Some(p), who.user_id(), |_, _| {}).await?;
+            Reprocessed {
+                enqueued: Some(n),
+                job: None,
+            }
+        }
+        (None, true) => Reprocessed {
+            enqueued: None,
+            job: Some(media.queue_reprocess_all(who.user_id()).await?.id),
+        },
         _ => {
             return Err(ApiError::invalid(
                 "product_id",
@@ -451,12 +469,7 @@ async fn reprocess(
             ))
         }
     };
-    let ids = s.actors.stores.media.send(msg::ImageIds(scope)).await?;
-    for (id, _) in &ids {
-        s.actors.stores.media.send(msg::RequeueImage(*id)).await?;
-        s.actors.jobs.media.queue_thumbnails(*id, who.user_id()).await?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(Reprocessed { enqueued: ids.len() })))
+    Ok((StatusCode::ACCEPTED, Json(r)))
 }
 
 /// The QR code of a product, made and stored if its text changed or it was never made.
