@@ -388,6 +388,10 @@ pub struct JobFilter {
     pub kind: Option<String>,
     pub group_key: Option<String>,
     pub created_by: Option<Uuid>,
+    /// Created at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before this time.
+    pub created_to: Option<DateTime<Utc>>,
     /// The last id of the previous page.
     pub cursor: Option<String>,
     pub limit: u32,
@@ -507,19 +511,25 @@ impl JobQueue {
         let mut n = 1;
         let mut clause = |col: &str, sql: &mut String| {
             n += 1;
-            sql.push_str(&format!(" AND {col} = ${n}"));
+            sql.push_str(&format!(" AND {col} ${n}"));
         };
         if f.status.is_some() {
-            clause("status", &mut sql);
+            clause("status =", &mut sql);
         }
         if f.kind.is_some() {
-            clause("kind", &mut sql);
+            clause("kind =", &mut sql);
         }
         if f.group_key.is_some() {
-            clause("group_key", &mut sql);
+            clause("group_key =", &mut sql);
         }
         if f.created_by.is_some() {
-            clause("created_by", &mut sql);
+            clause("created_by =", &mut sql);
+        }
+        if f.created_from.is_some() {
+            clause("created_at >=", &mut sql);
+        }
+        if f.created_to.is_some() {
+            clause("created_at <", &mut sql);
         }
         sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", i64::from(f.limit) + 1));
         let rows: Vec<JobRow> = with_conn!(self.db, |conn| {
@@ -535,6 +545,12 @@ impl JobQueue {
             }
             if let Some(u) = f.created_by {
                 q = q.bind(u);
+            }
+            if let Some(t) = f.created_from {
+                q = q.bind(t.timestamp_millis());
+            }
+            if let Some(t) = f.created_to {
+                q = q.bind(t.timestamp_millis());
             }
             q.fetch_all(&mut *conn).await?
         });
@@ -1179,6 +1195,34 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(queued.items.len(), 1);
+            // By creation time: [from, to).
+            clock.advance(Duration::from_secs(60));
+            let later = q.enqueue(NewJob::new("d", json!({}))).await.unwrap();
+            let since = |from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>| {
+                let q = q.clone();
+                async move {
+                    let f = JobFilter {
+                        limit: 10,
+                        created_from: from,
+                        created_to: to,
+                        ..JobFilter::default()
+                    };
+                    q.list(&f)
+                        .await
+                        .unwrap()
+                        .items
+                        .iter()
+                        .map(|j| j.id)
+                        .collect::<Vec<_>>()
+                }
+            };
+            assert_eq!(since(Some(later.created_at), None).await, vec![later.id]);
+            assert_eq!(since(None, Some(later.created_at)).await, vec![c.id, b.id, a.id]);
+            assert!(
+                since(Some(later.created_at + chrono::Duration::milliseconds(1)), None)
+                    .await
+                    .is_empty()
+            );
             env.cleanup().await;
         }
     }

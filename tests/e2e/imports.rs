@@ -316,6 +316,26 @@ async fn an_uploaded_tsv_is_imported_and_its_rejects_are_listed() {
             ))
             .await;
         assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "{none}");
+        // And by creation time: a day, or RFC 3339 times; [from, to).
+        let today = chrono::Utc::now().date_naive();
+        let (yesterday, tomorrow) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
+        let count = |query: String| {
+            let app = &app;
+            let url = format!("/api/v1/imports/jobs?supplier_id={sid}&{query}");
+            async move {
+                let (st, page) = app.get(&url).await;
+                assert_eq!(st, 200, "{query}: {page}");
+                page["items"].as_array().map(Vec::len).unwrap()
+            }
+        };
+        assert_eq!(count(format!("from={today}&to={today}")).await, 1);
+        assert_eq!(count(format!("from={tomorrow}")).await, 0);
+        assert_eq!(count(format!("to={yesterday}")).await, 0);
+        let created = last["created_at"].as_str().unwrap().replace('+', "%2B");
+        assert_eq!(count(format!("from={created}")).await, 1, "{last}");
+        assert_eq!(count(format!("to={created}")).await, 0, "{last}");
+        let (st, bad) = app.get("/api/v1/imports/jobs?from=yesterday").await;
+        assert_eq!(st, 422, "{bad}");
         let (st, c) = app.post(&format!("{path}/cancel"), json!({})).await;
         assert_eq!(
             (st, c["outcome"].as_str()),

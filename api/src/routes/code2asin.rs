@@ -261,6 +261,10 @@ struct ListQuery {
     #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<u32>,
     cursor: Option<String>,
+    /// Created at or after: an RFC 3339 time, or a day `YYYY-MM-DD` (from its start, UTC).
+    from: Option<String>,
+    /// Created before: an RFC 3339 time, or a day `YYYY-MM-DD` (that day included, UTC).
+    to: Option<String>,
 }
 
 #[utoipa::path(
@@ -279,7 +283,7 @@ async fn list_jobs(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Code2asinJob>>, ApiError> {
     who.require(Permission::CatalogRead)?;
-    let filter = super::jobs::visible_jobs(
+    let mut filter = super::jobs::visible_jobs(
         &who,
         q.status.as_deref(),
         Some(KIND.into()),
@@ -287,6 +291,7 @@ async fn list_jobs(
         q.cursor,
         q.limit,
     )?;
+    super::jobs::created_between(&mut filter, q.from.as_deref(), q.to.as_deref())?;
     let page = s
         .actors
         .jobs

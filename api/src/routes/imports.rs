@@ -131,6 +131,10 @@ struct ListQuery {
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Created at or after: an RFC 3339 time, or a day `YYYY-MM-DD` (from its start, UTC).
+    from: Option<String>,
+    /// Created before: an RFC 3339 time, or a day `YYYY-MM-DD` (that day included, UTC).
+    to: Option<String>,
 }
 
 #[utoipa::path(
@@ -139,7 +143,7 @@ struct ListQuery {
     tag = "imports",
     operation_id = "list_import_jobs",
     summary = "Import jobs, newest first",
-    description = "The caller's own, or everyone's for admins; by supplier and status.",
+    description = "The caller's own, or everyone's for admins; by supplier, status and creation time (`from`, `to`).",
     params(ListQuery),
     responses((status = 200, description = "A page of import jobs.", body = Page<ImportJob>)),
 )]
@@ -148,7 +152,7 @@ async fn list(
     who: Principal,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<ImportJob>>, ApiError> {
-    let filter = super::jobs::visible_jobs(
+    let mut filter = super::jobs::visible_jobs(
         &who,
         q.status.as_deref(),
         Some(pm_actors::jobs::import::KIND.into()),
@@ -156,6 +160,7 @@ async fn list(
         q.cursor,
         q.limit,
     )?;
+    super::jobs::created_between(&mut filter, q.from.as_deref(), q.to.as_deref())?;
     let page = s
         .actors
         .jobs

@@ -107,6 +107,10 @@ struct ListQuery {
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Created at or after: an RFC 3339 time, or a day `YYYY-MM-DD` (from its start, UTC).
+    from: Option<String>,
+    /// Created before: an RFC 3339 time, or a day `YYYY-MM-DD` (that day included, UTC).
+    to: Option<String>,
 }
 
 #[utoipa::path(
@@ -128,8 +132,35 @@ async fn list(
     p.require(Permission::JobsRun)
         .or_else(|_| p.require(Permission::Admin))?;
     let queue = parse_queue(&queue)?;
-    let filter = visible_jobs(&p, q.status.as_deref(), q.kind, q.group_key, q.cursor, q.limit)?;
+    let mut filter = visible_jobs(&p, q.status.as_deref(), q.kind, q.group_key, q.cursor, q.limit)?;
+    created_between(&mut filter, q.from.as_deref(), q.to.as_deref())?;
     Ok(Json(s.actors.jobs.gate(queue).send(ListJobs(filter)).await?))
+}
+
+/// Narrows a job list to the jobs created in `[from, to)`: each an RFC 3339 time or a day
+/// (`YYYY-MM-DD`, UTC; as `to`, that whole day).
+pub(crate) fn created_between(
+    f: &mut JobFilter,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(), ApiError> {
+    let parse =
+        |field: &'static str, v: &str, end_of_day: bool| -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+                return Ok(t.with_timezone(&chrono::Utc));
+            }
+            let day = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time or a day as YYYY-MM-DD"))?;
+            let day = if end_of_day {
+                day.succ_opt().unwrap_or(day)
+            } else {
+                day
+            };
+            Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
+        };
+    f.created_from = from.map(|v| parse("from", v, false)).transpose()?;
+    f.created_to = to.map(|v| parse("to", v, true)).transpose()?;
+    Ok(())
 }
 
 /// The filter of a job list as `p` may see it: their own jobs, everyone's for admins.
@@ -155,6 +186,8 @@ pub(crate) fn visible_jobs(
         } else {
             Some(p.require_user()?)
         },
+        created_from: None,
+        created_to: None,
         cursor,
         limit: page_limit(limit)?,
     })
