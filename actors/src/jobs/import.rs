@@ -529,6 +529,7 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
                 supplier_id,
                 warehouse: supplier.code.clone(),
                 rows: rows.iter().map(import_row).collect(),
+                full,
             };
             let outcomes = catalog
                 .send(ImportBatch(batch).by(origin.clone()))

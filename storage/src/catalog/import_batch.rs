@@ -5,6 +5,12 @@
 //! same transaction (`import_product_changes`, `import_offer_changes`), which is what
 //! [`Catalog::rollback_import`] undoes.
 //!
+//! An unchanged row costs one lookup: the offer keeps a hash of what the row last wrote
+//! (`row_hash`, see [`row_hash`]) and the product's version then (`row_version`); a row whose
+//! hash matches while its product is live and still at that version is `Unchanged` without
+//! any write. Writes of the product's prices, stocks or of the offer by anything but this
+//! batch clear the hash (`clear_row_hashes`), so the next import writes such rows again.
+//!
 //! Why one transaction per batch: a row's product, prices, stock and offer land together or
 //! not at all, so a job cut off mid-file (a crash, a lost lease) leaves whole batches behind,
 //! and its rerun finds them unchanged. And one commit per 1,000 rows instead of four per row is
@@ -15,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use pm_domain::{Amount, Money};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::common::{non_negative_money, now, quantity, selling_price, DbAmount, Entity, RowExt};
@@ -60,6 +67,10 @@ pub struct ImportBatch {
     /// Where the rows' stock goes (the supplier's code).
     pub warehouse: String,
     pub rows: Vec<ImportRow>,
+    /// A full import: rows found unchanged are still marked as listed by the job
+    /// (`last_seen_import`), which its end tells missing offers apart by. A delta import
+    /// writes nothing for them.
+    pub full: bool,
 }
 
 /// What happened to one row, in input order.
@@ -172,6 +183,88 @@ fn amount_text(a: Amount) -> Option<String> {
     Some(DbAmount::from(a).0.to_string())
 }
 
+/// Bumped when what [`row_hash`] covers changes: every stored hash then differs and the next
+/// import writes every row once.
+const ROW_HASH_TAG: &[u8] = b"pm.import_row.1";
+
+/// The first 64 bits of the SHA-256 of everything `row` would write in `warehouse` (the
+/// product's fields, the prices, the stock, the offer), each value length-prefixed so that no
+/// two rows share an encoding. Stable across builds and versions (not std's `DefaultHasher`).
+pub(crate) fn row_hash(warehouse: &str, row: &ImportRow) -> i64 {
+    struct H(Sha256);
+    impl H {
+        fn text(&mut self, v: Option<&str>) {
+            match v {
+                None => self.0.update([0]),
+                Some(s) => {
+                    self.0.update([1]);
+                    self.0.update((s.len() as u64).to_le_bytes());
+                    self.0.update(s.as_bytes());
+                }
+            }
+        }
+        fn int(&mut self, v: Option<i64>) {
+            match v {
+                None => self.0.update([0]),
+                Some(n) => {
+                    self.0.update([1]);
+                    self.0.update(n.to_le_bytes());
+                }
+            }
+        }
+        fn uuid(&mut self, v: Option<Uuid>) {
+            match v {
+                None => self.0.update([0]),
+                Some(u) => {
+                    self.0.update([1]);
+                    self.0.update(u.as_bytes());
+                }
+            }
+        }
+        fn money(&mut self, v: Option<Money>) {
+            self.text(v.map(|m| m.currency().as_str()));
+            self.text(v.and_then(|m| amount_text(m.amount())).as_deref());
+        }
+    }
+    let mut h = H(Sha256::new());
+    h.0.update(ROW_HASH_TAG);
+    h.text(Some(warehouse));
+    let p = &row.product;
+    h.text(p.ean.as_ref().map(pm_domain::Gtin::as_str));
+    h.text(p.sku.as_deref());
+    h.text(p.asin.as_ref().map(pm_domain::Asin::as_str));
+    h.text(Some(&p.title));
+    h.text(p.description.as_deref());
+    h.text(p.brand.as_deref());
+    h.uuid(p.brand_id);
+    h.uuid(p.primary_category_id);
+    h.text(Some(p.status.as_str()));
+    for v in [p.weight_grams, p.length_mm, p.width_mm, p.height_mm] {
+        h.int(v.map(i64::from));
+    }
+    // The same attributes in the same order, the same text.
+    h.text(serde_json::to_string(&p.attributes).ok().as_deref());
+    h.int(Some(row.prices.len() as i64));
+    for (price_type, money) in &row.prices {
+        h.text(Some(price_type.as_str()));
+        h.money(Some(*money));
+    }
+    h.int(row.stock);
+    match &row.offer {
+        None => h.int(None),
+        Some(o) => {
+            h.int(Some(1));
+            h.text(Some(&o.supplier_sku));
+            h.money(o.cost);
+            h.int(o.stock);
+        }
+    }
+    let digest = h.0.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_le_bytes(first)
+}
+
 /// A price or stock to write, decided before the writes.
 struct PriceWrite {
     product_id: Uuid,
@@ -204,6 +297,29 @@ macro_rules! exec_multi {
     }};
 }
 
+/// Clears the import hashes of a product's offers (its prices, stocks or an offer were written
+/// by something else than an import's batch): the next import writes their rows again.
+pub(super) const CLEAR_ROW_HASHES: &str =
+    "UPDATE supplier_products SET row_hash = NULL WHERE product_id = $1 AND row_hash IS NOT NULL";
+
+/// [`CLEAR_ROW_HASHES`] for many products on `$tx` (an open transaction of either backend).
+macro_rules! clear_row_hashes {
+    ($tx:ident, $ids:expr) => {{
+        let ids: &[Uuid] = $ids;
+        for part in ids.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE supplier_products SET row_hash = NULL WHERE row_hash IS NOT NULL AND product_id IN {}",
+                placeholders(0, part.len())
+            );
+            let mut q = sqlx::query(&sql).persistent(false);
+            for id in part {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 impl Catalog {
     /// Refreshes the planner's statistics of the tables an import writes (PostgreSQL; nothing
     /// on SQLite). A bulk load outgrows them long before autovacuum (if on) catches up, and
@@ -220,15 +336,18 @@ impl Catalog {
         Ok(())
     }
 
-    /// Writes an import's batch (at most [`super::MAX_UPSERT_BATCH`] rows) in one transaction
-    /// and says per row what happened. Rows whose product is refused write nothing else; a
-    /// price, stock or offer value that is refused (a negative amount, say) fails alone.
+    /// Writes an import's batch (at most [`super::MAX_UPSERT_BATCH`] rows) and says per row
+    /// what happened. Rows the offer's hash finds unchanged write nothing (a full import marks
+    /// them listed); the others go through [`Catalog::write_rows`] in one transaction. Rows
+    /// whose product is refused write nothing else; a price, stock or offer value that is
+    /// refused (a negative amount, say) fails alone.
     pub async fn import_batch(&self, batch: ImportBatch) -> Result<Vec<ImportOutcome>, StoreError> {
         let ImportBatch {
             job_id,
             supplier_id,
             warehouse,
             rows,
+            full,
         } = batch;
         if rows.len() > super::MAX_UPSERT_BATCH {
             return Err(StoreError::Invalid {
@@ -240,6 +359,167 @@ impl Catalog {
             return Ok(Vec::new());
         }
         let warehouse = super::common::code("warehouse", &warehouse, 64)?;
+        let hashes: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| r.offer.as_ref().map(|_| row_hash(&warehouse, r)))
+            .collect();
+        let keys: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| {
+                r.offer
+                    .as_ref()
+                    .and_then(|o| super::common::text("supplier_sku", &o.supplier_sku, 128).ok())
+            })
+            .collect();
+        let skipped = self.unchanged_rows(supplier_id, &keys, &hashes).await?;
+        if full {
+            let seen: Vec<&str> = keys
+                .iter()
+                .zip(&skipped)
+                .filter_map(|(k, s)| s.and(k.as_deref()))
+                .collect();
+            self.mark_seen(job_id, supplier_id, &seen).await?;
+        }
+        if skipped.iter().all(Option::is_none) {
+            return self
+                .write_rows(job_id, supplier_id, warehouse, rows, hashes)
+                .await;
+        }
+        let (mut rest, mut rest_hashes) = (Vec::new(), Vec::new());
+        for ((row, hash), s) in rows.into_iter().zip(hashes).zip(&skipped) {
+            if s.is_none() {
+                rest.push(row);
+                rest_hashes.push(hash);
+            }
+        }
+        let mut written = if rest.is_empty() {
+            Vec::new()
+        } else {
+            self.write_rows(job_id, supplier_id, warehouse, rest, rest_hashes)
+                .await?
+        }
+        .into_iter();
+        let mut out = Vec::with_capacity(skipped.len());
+        for s in skipped {
+            out.push(match s {
+                Some(id) => ImportOutcome {
+                    product: UpsertResult::Unchanged { id },
+                    prices_changed: 0,
+                    stock_changed: false,
+                    offer_changed: false,
+                    refused: Vec::new(),
+                },
+                None => written
+                    .next()
+                    .ok_or_else(|| StoreError::Corrupt("an import row without its outcome".into()))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Per row: the product id when the row is as its offer's hash says it last wrote it, the
+    /// product live and still at the version it left (one lookup for the batch). A supplier
+    /// SKU listed twice in the batch, or a product another written row of the batch has, is
+    /// written.
+    async fn unchanged_rows(
+        &self,
+        supplier_id: Uuid,
+        keys: &[Option<String>],
+        hashes: &[Option<i64>],
+    ) -> Result<Vec<Option<Uuid>>, StoreError> {
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for k in keys.iter().flatten() {
+            *count.entry(k.as_str()).or_default() += 1;
+        }
+        let mut wanted: Vec<&str> = count.keys().copied().collect();
+        wanted.sort_unstable();
+        // supplier SKU → (product, the hash while still valid)
+        let mut stored: HashMap<String, (Uuid, Option<i64>)> = HashMap::new();
+        with_conn!(self.db, |conn| {
+            for part in wanted.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT o.supplier_sku, o.product_id, CASE WHEN p.deleted_at IS NULL \
+                     AND p.version = o.row_version THEN o.row_hash END AS row_hash \
+                     FROM supplier_products o JOIN products p ON p.id = o.product_id \
+                     WHERE o.supplier_id = $1 AND o.supplier_sku IN {}",
+                    placeholders(1, part.len())
+                );
+                let mut q = sqlx::query_as::<_, (String, Uuid, Option<i64>)>(&sql)
+                    .persistent(false)
+                    .bind(supplier_id);
+                for k in part {
+                    q = q.bind(*k);
+                }
+                for (sku, product, hash) in q.fetch_all(&mut *conn).await? {
+                    stored.insert(sku, (product, hash));
+                }
+            }
+        });
+        let mut out: Vec<Option<Uuid>> = keys
+            .iter()
+            .zip(hashes)
+            .map(|(k, h)| {
+                let k = k.as_deref()?;
+                let (product, stored_hash) = stored.get(k)?;
+                (count[k] == 1 && stored_hash.is_some() && *stored_hash == *h).then_some(*product)
+            })
+            .collect();
+        // Rows written that name a product a skipped row has: that row is written too, so the
+        // batch's rows of one product land in file order.
+        let written: HashSet<Uuid> = keys
+            .iter()
+            .zip(&out)
+            .filter(|(_, s)| s.is_none())
+            .filter_map(|(k, _)| stored.get(k.as_deref()?).map(|(p, _)| *p))
+            .collect();
+        for s in &mut out {
+            if s.is_some_and(|p| written.contains(&p)) {
+                *s = None;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A full import's unchanged rows: listed by the job (what its end tells missing offers
+    /// apart by), one statement per chunk.
+    async fn mark_seen(&self, job_id: Uuid, supplier_id: Uuid, skus: &[&str]) -> Result<(), StoreError> {
+        if skus.is_empty() {
+            return Ok(());
+        }
+        let t = now();
+        with_conn!(self.db, |conn| {
+            let mut tx = conn.begin_write().await?;
+            for part in skus.chunks(CHUNK) {
+                let sql = format!(
+                    "UPDATE supplier_products SET last_seen_import = $1, last_seen_at = $2 \
+                     WHERE supplier_id = $3 AND supplier_sku IN {}",
+                    placeholders(3, part.len())
+                );
+                let mut q = sqlx::query(&sql)
+                    .persistent(false)
+                    .bind(job_id)
+                    .bind(t)
+                    .bind(supplier_id);
+                for s in part {
+                    q = q.bind(*s);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The rows of a batch the hashes did not find unchanged, in one transaction; `hashes[i]`
+    /// is stored with row `i`'s offer (unless a value of the row was refused).
+    async fn write_rows(
+        &self,
+        job_id: Uuid,
+        supplier_id: Uuid,
+        warehouse: String,
+        rows: Vec<ImportRow>,
+        hashes: Vec<Option<i64>>,
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
         let backend = self.db.backend();
         let products: Vec<NewProduct> = rows.iter().map(|r| r.product.clone()).collect();
         let missing = self.missing_refs(&products).await?;
@@ -294,6 +574,9 @@ impl Catalog {
                 UpsertResult::Failed { .. } => None,
             };
 
+            // The products' versions once written (stored with the offers' hashes).
+            let mut version_of: HashMap<Uuid, i64> = before.iter().map(|(id, p)| (*id, p.version)).collect();
+
             // The journal: created and updated products with their version now.
             let touched: Vec<(Uuid, bool)> = out
                 .iter()
@@ -313,6 +596,7 @@ impl Catalog {
                     q = q.bind(*id);
                 }
                 let versions: HashMap<Uuid, i64> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+                version_of.extend(versions.iter().map(|(id, v)| (*id, *v)));
                 let rows: Vec<Vec<V>> = part
                     .iter()
                     .map(|(id, created)| {
@@ -603,6 +887,47 @@ impl Catalog {
                     Err(e) => out[i].refused.push(("supplier_sku", e.to_string())),
                 }
             }
+            // Prices or stock of a product that was there before changed: the hashes of its
+            // other offers (another supplier's, another reference of this one) no longer say
+            // what is stored. This batch's own offers get their new hash below.
+            let own: HashMap<usize, &str> = offer_rows.iter().map(|(k, i)| (*i, k.as_str())).collect();
+            let changed: Vec<(Uuid, Option<&str>)> = out
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.prices_changed > 0 || o.stock_changed)
+                .filter_map(|(i, o)| match o.product {
+                    UpsertResult::Updated { id } | UpsertResult::Unchanged { id } => {
+                        Some((id, own.get(&i).copied()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for part in changed.chunks(CHUNK) {
+                let skus: Vec<&str> = part.iter().filter_map(|(_, k)| *k).collect();
+                let mut sql = format!(
+                    "UPDATE supplier_products SET row_hash = NULL WHERE row_hash IS NOT NULL AND product_id IN {}",
+                    placeholders(0, part.len())
+                );
+                if !skus.is_empty() {
+                    sql.push_str(&format!(
+                        " AND NOT (supplier_id = ${} AND supplier_sku IN {})",
+                        part.len() + skus.len() + 1,
+                        placeholders(part.len(), skus.len())
+                    ));
+                }
+                let mut q = sqlx::query(&sql).persistent(false);
+                for (id, _) in part {
+                    q = q.bind(*id);
+                }
+                for k in &skus {
+                    q = q.bind(*k);
+                }
+                if !skus.is_empty() {
+                    q = q.bind(supplier_id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+
             let mut skus_sorted: Vec<String> = offer_rows.keys().cloned().collect();
             skus_sorted.sort();
             let mut existing_offers: HashMap<String, SupplierProduct> = HashMap::new();
@@ -623,7 +948,7 @@ impl Catalog {
                 }
             }
             let mut writes: Vec<(usize, OfferWrite)> = Vec::new();
-            let mut seen_unchanged: Vec<String> = Vec::new();
+            let mut seen_unchanged: Vec<(usize, String, Uuid)> = Vec::new();
             for sku in &skus_sorted {
                 let i = offer_rows[sku];
                 let Some(product_id) = id_of(&out[i]) else {
@@ -671,12 +996,21 @@ impl Catalog {
                         },
                     ));
                 } else {
-                    seen_unchanged.push(sku.clone());
+                    seen_unchanged.push((i, sku.clone(), product_id));
                 }
             }
+            // What the offer keeps of the row: its hash and the product's version, unless a
+            // value of the row was refused (it is written, and refused, again next time).
+            let stamp = |out: &[ImportOutcome], i: usize, product_id: Uuid| -> (Option<i64>, Option<i64>) {
+                match (hashes[i], version_of.get(&product_id)) {
+                    (Some(h), Some(v)) if out[i].refused.is_empty() => (Some(h), Some(*v)),
+                    _ => (None, None),
+                }
+            };
             let offer_values: Vec<Vec<V>> = writes
                 .iter()
-                .map(|(_, w)| {
+                .map(|(i, w)| {
+                    let (hash, version) = stamp(&out, *i, w.product_id);
                     vec![
                         V::Uuid(Some(Uuid::now_v7())),
                         V::Uuid(Some(supplier_id)),
@@ -689,6 +1023,8 @@ impl Catalog {
                         V::Time(write_time),
                         V::Time(write_time),
                         V::Time(write_time),
+                        V::Int(hash),
+                        V::Int(version),
                     ]
                 })
                 .collect();
@@ -698,8 +1034,9 @@ impl Catalog {
                     multi(
                         backend,
                         "INSERT INTO supplier_products (id, supplier_id, product_id, supplier_sku, cost_amount, \
-                         cost_currency, supplier_stock, lead_time_days, last_seen_import, last_seen_at, created_at, updated_at) VALUES ",
-                        "?, ?, ?, ?, #, ?, ?, NULL, ?, ?, ?, ?",
+                         cost_currency, supplier_stock, lead_time_days, last_seen_import, last_seen_at, created_at, updated_at, \
+                         row_hash, row_version) VALUES ",
+                        "?, ?, ?, ?, #, ?, ?, NULL, ?, ?, ?, ?, ?, ?",
                         part,
                         " ON CONFLICT (supplier_id, supplier_sku) DO UPDATE SET \
                          product_id = excluded.product_id, \
@@ -708,7 +1045,9 @@ impl Catalog {
                          supplier_stock = COALESCE(excluded.supplier_stock, supplier_products.supplier_stock), \
                          last_seen_import = excluded.last_seen_import, \
                          last_seen_at = excluded.last_seen_at, \
-                         updated_at = excluded.updated_at",
+                         updated_at = excluded.updated_at, \
+                         row_hash = excluded.row_hash, \
+                         row_version = excluded.row_version",
                     )
                 );
             }
@@ -745,22 +1084,38 @@ impl Catalog {
             for (i, _) in &writes {
                 out[*i].offer_changed = true;
             }
-            // Listed by this job: what a full import's missing products are told apart by.
-            for part in seen_unchanged.chunks(CHUNK) {
-                let sql = format!(
-                    "UPDATE supplier_products SET last_seen_import = $1, last_seen_at = $2 \
-                     WHERE supplier_id = $3 AND supplier_sku IN {}",
-                    placeholders(3, part.len())
+            // Listed by this job (what a full import's missing products are told apart by),
+            // with the row's hash: one statement over a list of values per chunk.
+            let seen: Vec<Vec<V>> = seen_unchanged
+                .iter()
+                .map(|(i, sku, product_id)| {
+                    let (hash, version) = stamp(&out, *i, *product_id);
+                    vec![V::Text(Some(sku.clone())), V::Int(hash), V::Int(version)]
+                })
+                .collect();
+            for part in seen.chunks(CHUNK) {
+                let mut m = multi(
+                    backend,
+                    "WITH v (sku, row_hash, row_version) AS (VALUES ",
+                    "CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT)",
+                    part,
+                    "",
                 );
-                let mut q = sqlx::query(&sql)
-                    .persistent(false)
-                    .bind(job_id)
-                    .bind(write_time)
-                    .bind(supplier_id);
-                for s in part {
-                    q = q.bind(s.as_str());
-                }
-                q.execute(&mut *tx).await?;
+                let n = m.args.len();
+                m.sql.push_str(&format!(
+                    ") UPDATE supplier_products SET last_seen_import = ${}, last_seen_at = ${}, \
+                     row_hash = v.row_hash, row_version = v.row_version FROM v \
+                     WHERE supplier_products.supplier_id = ${} AND supplier_products.supplier_sku = v.sku",
+                    n + 1,
+                    n + 2,
+                    n + 3
+                ));
+                m.args.extend([
+                    V::Uuid(Some(job_id)),
+                    V::Time(write_time),
+                    V::Uuid(Some(supplier_id)),
+                ]);
+                exec_multi!(tx, m);
             }
             tx.commit().await?;
             Ok(out)
@@ -1012,8 +1367,8 @@ impl Catalog {
                     (false, Some(b)) => {
                         let sql = format!(
                             "UPDATE supplier_products SET product_id = $3, cost_amount = {}, cost_currency = $5, \
-                             supplier_stock = $6, last_seen_import = $7, last_seen_at = $8, updated_at = $9 \
-                             WHERE supplier_id = $1 AND supplier_sku = $2 AND updated_at = $10",
+                             supplier_stock = $6, last_seen_import = $7, last_seen_at = $8, updated_at = $9, \
+                             row_hash = NULL WHERE supplier_id = $1 AND supplier_sku = $2 AND updated_at = $10",
                             numeric("$4")
                         );
                         sqlx::query(&sql)
@@ -1125,6 +1480,10 @@ impl Catalog {
                     report.kept_changed_since += 1;
                 }
             }
+            // The offers of every product whose values went back: their hashes say what the
+            // job wrote, so a re-import of its file writes again.
+            let restored: Vec<Uuid> = ids.iter().copied().collect();
+            clear_row_hashes!(tx, &restored);
             tx.commit().await?;
         });
         report.product_ids = ids.into_iter().collect();
@@ -1190,7 +1549,7 @@ impl Catalog {
                     )
                 );
                 let sql = format!(
-                    "UPDATE supplier_products SET supplier_stock = 0, updated_at = $1 WHERE id IN {}",
+                    "UPDATE supplier_products SET supplier_stock = 0, updated_at = $1, row_hash = NULL WHERE id IN {}",
                     placeholders(1, part.len())
                 );
                 let mut q = sqlx::query(&sql).persistent(false).bind(t);
@@ -1234,8 +1593,226 @@ impl Catalog {
                     report.product_ids.push(product_id);
                 }
             }
+            // Stocks set to 0: the hashes of the products' other offers (listed by the file)
+            // no longer say what is stored.
+            clear_row_hashes!(tx, &report.product_ids);
             tx.commit().await?;
         });
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pm_domain::{Currency, Gtin};
+
+    use super::*;
+    use crate::catalog::common::testing::open;
+    use crate::catalog::products::ProductPatch;
+    use crate::catalog::suppliers::NewSupplier;
+    use crate::catalog::{ChangeSource, NewPrice};
+    use crate::testing::backends;
+
+    const EANS: [&str; 3] = ["4006381333931", "0887276302195", "5901234123457"];
+
+    fn row(ean: &str, title: &str, cost: &str, stock: i64) -> ImportRow {
+        let cost = Money::parse(cost, "EUR").unwrap();
+        ImportRow {
+            product: NewProduct {
+                ean: Some(Gtin::parse(ean).unwrap()),
+                title: title.into(),
+                ..Default::default()
+            },
+            prices: vec![(PriceType::Cost, cost)],
+            stock: Some(stock),
+            offer: Some(ImportOffer {
+                supplier_sku: format!("REF-{ean}"),
+                cost: Some(cost),
+                stock: Some(stock),
+            }),
+        }
+    }
+
+    fn file() -> Vec<ImportRow> {
+        vec![
+            row(EANS[0], "Stylo", "1.10", 5),
+            row(EANS[1], "Câble", "2.50", 7),
+            row(EANS[2], "Agrafeuse", "9.00", 9),
+        ]
+    }
+
+    /// `c` created, `u` updated, `=` unchanged, `!` failed; `p` a price, `s` the stock, `o`
+    /// the offer written.
+    fn summary(out: &[ImportOutcome]) -> Vec<String> {
+        out.iter()
+            .map(|o| {
+                let mut s = match o.product {
+                    UpsertResult::Created { .. } => "c",
+                    UpsertResult::Updated { .. } => "u",
+                    UpsertResult::Unchanged { .. } => "=",
+                    UpsertResult::Failed { .. } => "!",
+                }
+                .to_owned();
+                s.push_str(&"p".repeat(o.prices_changed as usize));
+                if o.stock_changed {
+                    s.push('s');
+                }
+                if o.offer_changed {
+                    s.push('o');
+                }
+                s
+            })
+            .collect()
+    }
+
+    fn id(o: &ImportOutcome) -> Uuid {
+        match o.product {
+            UpsertResult::Created { id } | UpsertResult::Updated { id } | UpsertResult::Unchanged { id } => {
+                id
+            }
+            UpsertResult::Failed { .. } => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn a_row_hash_is_stable_and_covers_what_the_row_writes() {
+        let base = row(EANS[0], "Stylo", "1.10", 5);
+        let h = row_hash("acme", &base);
+        assert_eq!(h, row_hash("acme", &base.clone()));
+        // Pinned: a change of the encoding must come with a new ROW_HASH_TAG.
+        assert_eq!(h, PINNED_HASH, "{h}");
+        assert_ne!(h, row_hash("other", &base), "the warehouse");
+        let mut r = base.clone();
+        r.product.title = "STYLO".into();
+        assert_ne!(h, row_hash("acme", &r), "the title");
+        let mut r = base.clone();
+        r.prices[0].1 = Money::parse("1.20", "EUR").unwrap();
+        assert_ne!(h, row_hash("acme", &r), "a price");
+        let mut r = base.clone();
+        r.offer.as_mut().unwrap().stock = None;
+        assert_ne!(h, row_hash("acme", &r), "the offer's stock");
+        let mut r = base.clone();
+        r.product.attributes.insert("colour".into(), "red".into());
+        assert_ne!(h, row_hash("acme", &r), "an attribute");
+        // Values do not run into each other.
+        let (mut a, mut b) = (base.clone(), base);
+        a.product.description = Some("ab".into());
+        a.product.brand = Some("c".into());
+        b.product.description = Some("a".into());
+        b.product.brand = Some("bc".into());
+        assert_ne!(row_hash("acme", &a), row_hash("acme", &b));
+    }
+
+    const PINNED_HASH: i64 = 143_891_981_446_711_972;
+
+    #[tokio::test]
+    async fn an_unchanged_row_writes_nothing_until_something_else_wrote_its_values() {
+        for env in backends() {
+            let (dbs, cat) = open(&env).await;
+            let l = env.label;
+            let supplier = cat
+                .create_supplier(NewSupplier {
+                    code: "acme".into(),
+                    name: "Acme".into(),
+                    contact: None,
+                    default_currency: Currency::parse("EUR").unwrap(),
+                    active: true,
+                })
+                .await
+                .unwrap()
+                .id;
+            let run = |rows: Vec<ImportRow>, full: bool| {
+                let cat = cat.clone();
+                async move {
+                    let job_id = Uuid::now_v7();
+                    let out = cat
+                        .import_batch(ImportBatch {
+                            job_id,
+                            supplier_id: supplier,
+                            warehouse: "acme".into(),
+                            rows,
+                            full,
+                        })
+                        .await
+                        .unwrap();
+                    (job_id, out)
+                }
+            };
+            let seen_by = |product: Uuid| {
+                let cat = cat.clone();
+                async move { cat.supplier_offers(product).await.unwrap()[0].last_seen_import }
+            };
+            let (first, out) = run(file(), false).await;
+            assert_eq!(summary(&out), ["cpso", "cpso", "cpso"], "{l}");
+            let ids: Vec<Uuid> = out.iter().map(id).collect();
+
+            // The same rows: unchanged, and nothing written (a delta import does not even
+            // move the offers' last-seen import).
+            let (_, out) = run(file(), false).await;
+            assert_eq!(summary(&out), ["=", "=", "="], "{l}");
+            assert_eq!(out.iter().map(id).collect::<Vec<_>>(), ids, "{l}");
+            assert_eq!(seen_by(ids[0]).await, Some(first), "{l}");
+            // A full import marks them listed.
+            let (full, out) = run(file(), true).await;
+            assert_eq!(summary(&out), ["=", "=", "="], "{l}");
+            assert_eq!(seen_by(ids[2]).await, Some(full), "{l}");
+
+            // A changed cost in one row: that row alone, with its history.
+            let mut rows = file();
+            rows[1] = row(EANS[1], "Câble", "2.60", 7);
+            let (changed, out) = run(rows, false).await;
+            assert_eq!(summary(&out), ["=", "=po", "="], "{l}");
+            let hour = chrono::Duration::hours(1);
+            let history = cat
+                .price_history(ids[1], Utc::now() - hour, Utc::now() + hour, 10, None, true)
+                .await
+                .unwrap();
+            assert!(
+                history
+                    .items
+                    .iter()
+                    .any(|h| matches!(h.source, ChangeSource::Import { job_id } if job_id == changed)),
+                "{l}: {history:?}"
+            );
+            // The file as it was: the row goes back.
+            let (_, out) = run(file(), false).await;
+            assert_eq!(summary(&out), ["=", "=po", "="], "{l}");
+
+            // Values written by someone else: the price of the first, the title of the
+            // second, the third deleted. Each row is written again.
+            let cost = NewPrice {
+                price_type: PriceType::Cost,
+                price: Money::parse("3.00", "EUR").unwrap(),
+                valid_from: None,
+                valid_to: None,
+            };
+            cat.set_price(ids[0], cost, ChangeSource::Api).await.unwrap();
+            let patch = ProductPatch {
+                title: Some("Câble USB".into()),
+                ..Default::default()
+            };
+            cat.update_product(ids[1], patch, None).await.unwrap();
+            cat.delete_product(ids[2], None).await.unwrap();
+            let (again, out) = run(file(), false).await;
+            assert_eq!(summary(&out), ["=p", "u", "cpso"], "{l}");
+            assert_eq!(cat.get_product(ids[1]).await.unwrap().title, "Câble", "{l}");
+            let (_, out) = run(file(), false).await;
+            assert_eq!(summary(&out), ["=", "=", "="], "{l}");
+
+            // Rolled back, the job's rows are written again by the same file.
+            cat.rollback_import(again).await.unwrap();
+            let (_, out) = run(file(), false).await;
+            assert_eq!(summary(&out), ["=p", "u", "cpso"], "{l}");
+            let (_, out) = run(file(), false).await;
+            assert_eq!(summary(&out), ["=", "=", "="], "{l}");
+
+            // A supplier SKU twice in a batch is written (the last row's offer wins).
+            let mut rows = file();
+            rows.push(rows[0].clone());
+            let (_, out) = run(rows, false).await;
+            assert_eq!(&summary(&out)[1..3], ["=", "="], "{l}");
+            dbs.close().await;
+            env.cleanup().await;
+        }
     }
 }

@@ -145,6 +145,11 @@ impl Catalog {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                // An import's hashes of this product's offers no longer say what is stored.
+                sqlx::query(super::import_batch::CLEAR_ROW_HASHES)
+                    .bind(product_id)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(Changed {
                     value: stored,
@@ -196,6 +201,10 @@ impl Catalog {
                 .bind(source.kind())
                 .bind(source.job_id())
                 .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(super::import_batch::CLEAR_ROW_HASHES)
+                .bind(product_id)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

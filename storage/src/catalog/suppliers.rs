@@ -60,7 +60,9 @@ pub struct SupplierProduct {
     /// Units the supplier says it has.
     pub supplier_stock: Option<i64>,
     pub lead_time_days: Option<i32>,
-    /// The import job (imports database) that last listed this row, and when.
+    /// The import job (imports database) that last listed this row, and when: a full import,
+    /// or one that wrote the row (a delta import that finds the row as it last wrote it
+    /// writes nothing, this neither).
     pub last_seen_import: Option<Uuid>,
     pub last_seen_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -331,7 +333,8 @@ impl Catalog {
              supplier_stock = COALESCE(excluded.supplier_stock, supplier_products.supplier_stock), \
              lead_time_days = COALESCE(excluded.lead_time_days, supplier_products.lead_time_days), \
              last_seen_import = COALESCE(excluded.last_seen_import, supplier_products.last_seen_import), \
-             last_seen_at = COALESCE(excluded.last_seen_at, supplier_products.last_seen_at) \
+             last_seen_at = COALESCE(excluded.last_seen_at, supplier_products.last_seen_at), \
+             row_hash = NULL \
              RETURNING {OFFER_COLUMNS}"
         );
         let (offer, now) = self.write_offer(&sql, &p).await?;
@@ -406,7 +409,8 @@ impl Catalog {
              lead_time_days = CASE WHEN $8 THEN $9 ELSE lead_time_days END, \
              last_seen_import = COALESCE($10, last_seen_import), \
              last_seen_at = CASE WHEN $11 THEN $12 ELSE last_seen_at END, \
-             updated_at = $12 \
+             updated_at = $12, \
+             row_hash = NULL \
              WHERE id = $1 RETURNING {OFFER_COLUMNS}"
         );
         let res = async {
