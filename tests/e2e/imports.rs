@@ -1107,3 +1107,131 @@ async fn an_xlsx_with_title_rows_and_numeric_eans_lands() {
         );
     }
 }
+
+/// A valid EAN-13 from a number.
+fn ean13(i: u32) -> String {
+    let body = format!("200{i:09}");
+    let sum: u32 = body
+        .bytes()
+        .enumerate()
+        .map(|(k, d)| u32::from(d - b'0') * if k % 2 == 1 { 3 } else { 1 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// Ten rows (`Code;Libellé;Prix;Qté`); `dearer`: rows whose price is one euro more.
+fn priced_file(dearer: &[u32]) -> Vec<u8> {
+    let mut s = String::from("Code;Libellé;Prix;Qté\n");
+    for i in 0..10 {
+        let price = 10 + i + u32::from(dearer.contains(&i));
+        s.push_str(&format!("{};produit {i};{price},00;{}\n", ean13(i), i + 1));
+    }
+    s.into_bytes()
+}
+
+/// An unchanged re-import writes nothing and says so; what changed since is written again:
+/// 10% of the prices, a rollback, a deleted product, a price set by hand, another template.
+#[tokio::test]
+async fn an_unchanged_reimport_writes_nothing_and_whatever_changed_since_is_written_again() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "hash", "name": "Hash"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let template = |upper: bool| {
+            let mut title = json!({"source": "Libellé", "target": "title"});
+            if upper {
+                title["transforms"] = json!([{"op": "case", "to": "upper"}]);
+            }
+            json!({"name": format!("tarif {upper}"), "template": {"columns": [
+                {"source": "Code", "target": "ean"},
+                title,
+                {"source": "Prix", "target": "cost_price", "transforms": [{"op": "decimal_comma"}]},
+                {"source": "Qté", "target": "stock"}]}})
+        };
+        let (st, plain) = app
+            .post(
+                &format!("/api/v1/suppliers/{sid}/mapping-templates"),
+                template(false),
+            )
+            .await;
+        assert_eq!(st, 201, "{plain}");
+        let (_, upper) = app
+            .post(
+                &format!("/api/v1/suppliers/{sid}/mapping-templates"),
+                template(true),
+            )
+            .await;
+        let plain = format!("?template_id={}", plain["id"].as_str().unwrap());
+        let upper = format!("?template_id={}", upper["id"].as_str().unwrap());
+        let counters = |job: &Value| {
+            let c = &job["result"]["counters"];
+            assert_eq!(job["import_status"], "succeeded", "{backend:?}: {job}");
+            [
+                "created",
+                "updated",
+                "unchanged",
+                "prices_changed",
+                "stocks_changed",
+                "offers_changed",
+            ]
+            .map(|k| c[k].as_u64().unwrap_or(u64::MAX))
+        };
+
+        let first = upload_and_wait(&app, &sid, "a.csv", priced_file(&[]), &plain).await;
+        assert_eq!(counters(&first), [10, 0, 0, 10, 10, 10], "{first}");
+        let p3 = by_ean(&app, &ean13(3)).await["id"].as_str().unwrap().to_owned();
+        let p7 = by_ean(&app, &ean13(7)).await["id"].as_str().unwrap().to_owned();
+        // The same file: all unchanged, nothing written.
+        let same = upload_and_wait(&app, &sid, "a.csv", priced_file(&[]), &plain).await;
+        assert_eq!(counters(&same), [0, 0, 10, 0, 0, 0], "{same}");
+
+        // 10% of the prices changed: that row alone, with its history.
+        let dearer = upload_and_wait(&app, &sid, "b.csv", priced_file(&[3]), &plain).await;
+        assert_eq!(counters(&dearer), [0, 0, 10, 1, 0, 1], "{dearer}");
+        assert_eq!(price_of(&app, &p3).await, "14.00");
+        let (_, history) = app.get(&format!("/api/v1/products/{p3}/price-history")).await;
+        assert!(
+            history.to_string().contains(dearer["id"].as_str().unwrap()),
+            "{history}"
+        );
+
+        // Rolled back, then the same file again: written again, the catalog as imported.
+        let path = format!("/api/v1/imports/jobs/{}/rollback", dearer["id"].as_str().unwrap());
+        let (st, report) = app.post(&path, json!({})).await;
+        assert_eq!(st, 200, "{report}");
+        assert_eq!(price_of(&app, &p3).await, "13.00");
+        let again = upload_and_wait(&app, &sid, "b.csv", priced_file(&[3]), &plain).await;
+        assert_eq!(counters(&again), [0, 0, 10, 1, 0, 1], "{again}");
+        assert_eq!(price_of(&app, &p3).await, "14.00");
+
+        // A product deleted since, and a price set by hand: those rows are written again.
+        let r = app
+            .client
+            .delete(app.url(&format!("/api/v1/products/{p7}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let r = app
+            .client
+            .put(app.url(&format!("/api/v1/products/{p3}/prices")))
+            .json(&json!({"price_type": "cost", "currency": "EUR", "amount": "99.00"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let back = upload_and_wait(&app, &sid, "b.csv", priced_file(&[3]), &plain).await;
+        assert_eq!(counters(&back), [1, 0, 9, 2, 1, 1], "{back}");
+        assert_eq!(price_of(&app, &p3).await, "14.00");
+        assert_eq!(by_ean(&app, &ean13(7)).await["title"], "produit 7");
+
+        // Another template makes other rows: all written.
+        let loud = upload_and_wait(&app, &sid, "b.csv", priced_file(&[3]), &upper).await;
+        assert_eq!(counters(&loud), [0, 10, 0, 0, 0, 0], "{loud}");
+        assert_eq!(by_ean(&app, &ean13(3)).await["title"], "PRODUIT 3");
+        let quiet = upload_and_wait(&app, &sid, "b.csv", priced_file(&[3]), &upper).await;
+        assert_eq!(counters(&quiet), [0, 0, 10, 0, 0, 0], "{quiet}");
+    }
+}
