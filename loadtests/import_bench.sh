@@ -9,7 +9,8 @@
 #   PM_LOADTEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432 bash loadtests/import_bench.sh
 #
 # Knobs: PM_BENCH_ROWS (default 1000000), PM_LOADTEST_PORT (default 18090), PM_BENCH_SQLITE=0
-# (skip SQLite).
+# (skip SQLite), PM_BENCH_XLSX=0 (skip the XLSX run: a 100,000-row workbook, PM_BENCH_XLSX_ROWS,
+# imported by a fresh service on SQLite for its peak RSS).
 # Prints, per run: seconds end to end (upload to the job's end), rows/s, the job's own
 # duration_ms, and the service's peak RSS (VmHWM) over the whole run. Loopback only; every
 # loop is bounded by a deadline.
@@ -54,6 +55,50 @@ with open(f"{work}/a.csv", "w") as a, open(f"{work}/b.csv", "w") as b:
         b.write(";".join(line) + "\n")
 PY
 ls -l "$work"/a.csv | awk '{printf "file: %.0f MB\n", $5/1048576}'
+if [ "${PM_BENCH_XLSX:-1}" != 0 ]; then
+    xlsx_rows="${PM_BENCH_XLSX_ROWS:-100000}"
+    echo "== generating an XLSX of $xlsx_rows rows (EANs and prices stored as numbers)"
+    python3 - "$xlsx_rows" "$work/c.xlsx" <<'PY'
+import sys, zipfile, random
+n, out = int(sys.argv[1]), sys.argv[2]
+random.seed(7)
+def ean(i):
+    body = f"300{i:09d}"
+    s = sum(int(d) * (3 if k % 2 else 1) for k, d in enumerate(body))
+    return body + str((10 - s % 10) % 10)
+def esc(t):
+    return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def col(c):
+    return chr(65 + c)
+brands = ["Acme", "Stabilo", "Anker", "Bic", "Logitech", "Philips", "Bosch", "Tefal"]
+cats = ["Bureau > Ecriture", "Informatique > Cables", "Maison > Cuisine", "Jardin > Outils"]
+head = ["ean", "sku", "title", "description", "brand", "category", "price", "stock", "supplier_ref"]
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("[Content_Types].xml", '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>')
+    z.writestr("_rels/.rels", '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+    z.writestr("xl/workbook.xml", '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Produits" sheetId="1" r:id="rId1"/></sheets></workbook>')
+    z.writestr("xl/_rels/workbook.xml.rels", '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>')
+    with z.open("xl/worksheets/sheet1.xml", "w") as f:
+        f.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>')
+        def row(r, cells):
+            parts = []
+            for c, v in enumerate(cells):
+                ref = f"{col(c)}{r}"
+                if isinstance(v, (int, float)):
+                    parts.append(f'<c r="{ref}"><v>{v}</v></c>')
+                else:
+                    parts.append(f'<c r="{ref}" t="inlineStr"><is><t>{esc(v)}</t></is></c>')
+            f.write(f'<row r="{r}">{"".join(parts)}</row>'.encode())
+        row(1, head)
+        for i in range(n):
+            # EANs stored as numbers, like a spreadsheet does; prices as numbers.
+            row(i + 2, [int(ean(i)), f"SKU-{i}", f"Produit numero {i} {brands[i % 8]}",
+                        f"Description du produit {i}: " + "qualite standard, livraison sous 48 heures, garantie deux ans, " * 3,
+                        brands[i % 8], cats[i % 4], round(1 + (i % 5000) / 10, 2), i % 100, f"REF{i:07d}"])
+        f.write(b"</sheetData></worksheet>")
+PY
+    ls -l "$work"/c.xlsx | awk '{printf "xlsx: %.1f MB\n", $5/1048576}'
+fi
 
 echo "== building the release binary"
 cargo build --release --quiet --bin products-manager
@@ -124,6 +169,13 @@ run_backend() {
 
 if [ "${PM_BENCH_SQLITE:-1}" != 0 ]; then
     run_backend sqlite
+fi
+if [ "${PM_BENCH_XLSX:-1}" != 0 ]; then
+    # A fresh service, so that its peak RSS is the spreadsheet's import alone.
+    echo "== xlsx (sqlite)"
+    start
+    import "xlsx $xlsx_rows rows" "$work/c.xlsx"
+    stop
 fi
 if [ -n "${PM_LOADTEST_DATABASE_URL:-}" ]; then
     prefix="pmbench_$$_"

@@ -14,6 +14,47 @@ use crate::{with_conn, StoreError};
 
 /// Now, to the microsecond: PostgreSQL keeps microseconds, so a value written and read back
 /// compares equal on both backends.
+/// The text of a statement for `backend`. On SQLite, parameters written `$1, $2, …, $n`, each
+/// once and in that order, become anonymous `?`: SQLite finds a named or numbered parameter by
+/// a linear search, when it prepares the statement and again when sqlx asks each parameter's
+/// name to bind it, which over a multi-row statement of thousands of values is quadratic (it
+/// was most of a bulk import's CPU on SQLite). Anonymous ones are numbered by position for
+/// free. A statement that reuses or reorders a number is left as it is (sqlx cannot mix the
+/// two forms either); so is every statement on PostgreSQL.
+pub(crate) fn positional(backend: crate::Backend, sql: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    if backend != crate::Backend::Sqlite {
+        return Cow::Borrowed(sql);
+    }
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut next, mut last, mut i) = (1usize, 0usize, 0usize);
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            let start = i + 1;
+            let mut end = start;
+            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+            if sql[start..end].parse::<usize>().ok() != Some(next) {
+                return Cow::Borrowed(sql);
+            }
+            out.push_str(&sql[last..i]);
+            out.push('?');
+            next += 1;
+            last = end;
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    if next == 1 {
+        return Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[last..]);
+    Cow::Owned(out)
+}
+
 pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
@@ -561,5 +602,36 @@ pub(crate) mod testing {
             Err(crate::StoreError::Conflict { field: f, .. }) if f == field => {}
             other => panic!("{label}: expected conflict on {field}, got {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional;
+    use crate::Backend::{Postgres, Sqlite};
+
+    #[test]
+    fn sqlite_gets_anonymous_parameters_only_when_they_are_in_order() {
+        let sql = "INSERT INTO t VALUES ($1, $2), ($3, CAST($4 AS TEXT)) RETURNING id";
+        assert_eq!(
+            positional(Sqlite, sql),
+            "INSERT INTO t VALUES (?, ?), (?, CAST(? AS TEXT)) RETURNING id"
+        );
+        assert_eq!(positional(Postgres, sql), sql);
+        for kept in [
+            "SELECT $2, $1",
+            "SELECT $1, $1",
+            "SELECT 1",
+            "SELECT $1, $3",
+            "SELECT $0",
+        ] {
+            assert_eq!(positional(Sqlite, kept), kept);
+        }
+        assert_eq!(positional(Sqlite, "SELECT $1 || '$', $2"), "SELECT ? || '$', ?");
+        let list = "x IN ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
+        assert_eq!(
+            positional(Sqlite, list),
+            format!("x IN ({})", ["?"; 11].join(","))
+        );
     }
 }

@@ -144,6 +144,14 @@ macro_rules! bind_v {
 struct Multi {
     sql: String,
     args: Vec<V>,
+    backend: Backend,
+}
+
+impl Multi {
+    /// The statement as sent (see [`super::common::positional`]).
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        super::common::positional(self.backend, &self.sql)
+    }
 }
 
 fn multi(backend: Backend, head: &str, cols: &str, rows: &[Vec<V>], tail: &str) -> Multi {
@@ -176,7 +184,7 @@ fn multi(backend: Backend, head: &str, cols: &str, rows: &[Vec<V>], tail: &str) 
         }
     }
     sql.push_str(tail);
-    Multi { sql, args }
+    Multi { sql, args, backend }
 }
 
 fn amount_text(a: Amount) -> Option<String> {
@@ -291,7 +299,8 @@ struct OfferWrite {
 macro_rules! exec_multi {
     ($tx:ident, $m:expr) => {{
         let m: Multi = $m;
-        bind_v!(sqlx::query(&m.sql).persistent(false), &m.args)
+        let text = m.text();
+        bind_v!(sqlx::query(&text).persistent(false), &m.args)
             .execute(&mut *$tx)
             .await?;
     }};
@@ -556,7 +565,7 @@ impl Catalog {
                 }
             }
 
-            let results = upsert_items!(tx, &products, &missing, write_time);
+            let results = upsert_items!(tx, &products, &missing, write_time, backend);
             let mut out: Vec<ImportOutcome> = results
                 .into_iter()
                 .map(|product| ImportOutcome {
@@ -655,7 +664,8 @@ impl Catalog {
                         &values,
                         ") AS t (k) ORDER BY k) AS s",
                     );
-                    bind_v!(sqlx::query(&m.sql).persistent(false), &m.args)
+                    let text = m.text();
+                    bind_v!(sqlx::query(&text).persistent(false), &m.args)
                         .execute(&mut *tx)
                         .await?;
                 }

@@ -700,7 +700,7 @@ impl Catalog {
 /// the transaction's type differs per backend (see [`with_conn!`]); an import's batch runs it
 /// inside its own transaction.
 macro_rules! upsert_items {
-    ($tx:ident, $items:expr, $missing:expr, $now:expr) => {{
+    ($tx:ident, $items:expr, $missing:expr, $now:expr, $backend:expr) => {{
         let items: &[$crate::catalog::NewProduct] = $items;
         let missing: &std::collections::HashMap<uuid::Uuid, $crate::StoreError> = $missing;
         let now = $now;
@@ -764,7 +764,7 @@ macro_rules! upsert_items {
                         .filter(|i| items[*i].attributes.is_empty() != with_attrs)
                         .collect();
                     for part in group.chunks(500) {
-                        let sql = $crate::catalog::products::multi_upsert_sql(part.len(), with_attrs);
+                        let sql = $crate::catalog::products::multi_upsert_sql($backend, part.len(), with_attrs);
                         let mut q = sqlx::query_as::<_, (uuid::Uuid, String)>(&sql).persistent(false);
                         for i in part {
                             let p = &items[*i];
@@ -787,6 +787,7 @@ macro_rules! upsert_items {
                                 .bind(p.width_mm)
                                 .bind(p.height_mm)
                                 .bind(sqlx::types::Json(&p.attributes))
+                                .bind(now)
                                 .bind(now)
                                 .bind(pm_domain::text::sort_key(&p.title));
                         }
@@ -996,35 +997,15 @@ pub(super) fn placeholders(used: usize, n: usize) -> String {
     format!("({})", list.join(", "))
 }
 
-/// [`UPSERT`] for `rows` items at once (17 values each), returning `(id, ean)` of the rows
-/// written; `with_attrs`: the items' attributes replace the stored ones.
-pub(super) fn multi_upsert_sql(rows: usize, with_attrs: bool) -> String {
+/// [`UPSERT`] for `rows` items at once (18 values each, in order: created_at and updated_at
+/// are bound apart so that SQLite gets anonymous parameters, see
+/// [`super::common::positional`]), returning `(id, ean)` of the rows written; `with_attrs`:
+/// the items' attributes replace the stored ones.
+pub(super) fn multi_upsert_sql(backend: crate::Backend, rows: usize, with_attrs: bool) -> String {
     let mut values = Vec::with_capacity(rows);
     for r in 0..rows {
-        let b = r * 17;
-        let p: Vec<String> = (1..=17).map(|i| format!("${}", b + i)).collect();
-        // created_at and updated_at are the same value ($16 of the row).
-        values.push(format!(
-            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-            p[0],
-            p[1],
-            p[2],
-            p[3],
-            p[4],
-            p[5],
-            p[6],
-            p[7],
-            p[8],
-            p[9],
-            p[10],
-            p[11],
-            p[12],
-            p[13],
-            p[14],
-            p[15],
-            p[15],
-            p[16]
-        ));
+        let p: Vec<String> = (1..=18).map(|i| format!("${}", r * 18 + i)).collect();
+        values.push(format!("({})", p.join(", ")));
     }
     let flag = if with_attrs { "TRUE" } else { "FALSE" };
     let head = UPSERT.split_once("VALUES").map(|(h, _)| h).unwrap_or_default();
@@ -1034,7 +1015,8 @@ pub(super) fn multi_upsert_sql(rows: usize, with_attrs: bool) -> String {
         .unwrap_or_default()
         .replace("$17", flag)
         .replace("RETURNING id", "RETURNING id, ean");
-    format!("{head}VALUES {} ON CONFLICT{tail}", values.join(", "))
+    let sql = format!("{head}VALUES {} ON CONFLICT{tail}", values.join(", "));
+    super::common::positional(backend, &sql).into_owned()
 }
 
 impl Catalog {
@@ -1583,7 +1565,7 @@ impl Catalog {
             } else {
                 conn.begin_write().await?
             };
-            let out = upsert_items!(tx, &items, &missing, now);
+            let out = upsert_items!(tx, &items, &missing, now, self.db.backend());
             tx.commit().await?;
             Ok(out)
         })
