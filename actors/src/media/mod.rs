@@ -263,17 +263,8 @@ impl MediaDeps {
 
     /// Queues a `media.reprocess` job for every image.
     pub async fn queue_reprocess_all(&self, by: Option<Uuid>) -> Result<pm_storage::jobs::Job, StoreError> {
-        self.jobs
-            .enqueue(NewJob {
-                kind: thumbnails::REPROCESS_KIND.into(),
-                payload: serde_json::json!({}),
-                group_key: Some("media.reprocess".into()),
-                priority: 0,
-                max_attempts: None,
-                delay: None,
-                created_by: by,
-            })
-            .await
+        let kind = thumbnails::REPROCESS_KIND;
+        self.queue(kind, serde_json::json!({}), kind.to_owned(), by).await
     }
 
     /// Queues the fetching of products' image URLs (`media.fetch`), named by an import's rows.
@@ -287,34 +278,32 @@ impl MediaDeps {
     ) -> Result<(), StoreError> {
         let group = import_job.map_or_else(|| "media.fetch".to_owned(), |j| format!("media.fetch:{j}"));
         let payload = fetch::Payload { import_job, products };
-        self.jobs
-            .enqueue(NewJob {
-                kind: fetch::KIND.into(),
-                payload: serde_json::to_value(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                group_key: Some(group),
-                priority: 0,
-                max_attempts: None,
-                delay: None,
-                created_by: by,
-            })
-            .await?;
+        let payload = serde_json::to_value(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.queue(fetch::KIND, payload, group, by).await?;
         Ok(())
     }
 
     /// Queues an image's thumbnails (`media.thumbnails`); one image's jobs run one at a time,
     /// in order (a reprocess after the first run).
     pub async fn queue_thumbnails(&self, media_id: Uuid, by: Option<Uuid>) -> Result<(), StoreError> {
-        self.jobs
-            .enqueue(NewJob {
-                kind: KIND.into(),
-                payload: serde_json::json!({ "media_id": media_id }),
-                group_key: Some(format!("media:{media_id}")),
-                priority: 0,
-                max_attempts: None,
-                delay: None,
-                created_by: by,
-            })
-            .await?;
+        let payload = serde_json::json!({ "media_id": media_id });
+        self.queue(KIND, payload, format!("media:{media_id}"), by).await?;
         Ok(())
+    }
+
+    /// A job of `kind` on the media queue; jobs of one `group` run one at a time, in order.
+    async fn queue(
+        &self,
+        kind: &str,
+        payload: serde_json::Value,
+        group: String,
+        by: Option<Uuid>,
+    ) -> Result<pm_storage::jobs::Job, StoreError> {
+        let new = NewJob {
+            group_key: Some(group),
+            created_by: by,
+            ..NewJob::new(kind, payload)
+        };
+        self.jobs.enqueue(new).await
     }
 }
