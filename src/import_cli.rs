@@ -214,9 +214,10 @@ fn summary(job: &pm_storage::jobs::Job, took: Duration) -> String {
         ));
         if r["dry_run"] == json!(true) {
             out.push_str(&format!(
-                "\n  dry run: would create {}, would update {}; nothing was written",
+                "\n  dry run: would create {}, would update {}, would leave {} unchanged; nothing was written",
                 n("would_create"),
-                n("would_update")
+                n("would_update"),
+                n("would_be_unchanged")
             ));
         }
         if n("rejected") > 0 {

@@ -139,6 +139,34 @@ async fn a_windows_1252_supplier_file_lands_with_its_rejects_and_a_rerun_changes
             (Some(0), Some(2), Some(0), Some(0)),
             "{again}"
         );
+        // A dry run of that file: both rows would be unchanged.
+        let (_, job) = app
+            .post(
+                "/api/v1/jobs/imports",
+                json!({"kind": "import.file", "payload": {"supplier_id": supplier, "key": "2026/12/04/dupont.csv",
+                    "bucket": app.settings.object_store.buckets.imports, "dry_run": true}}),
+            )
+            .await;
+        let path = format!("/api/v1/jobs/imports/{}", job["id"].as_str().unwrap());
+        let mut last = Value::Null;
+        assert!(
+            app.wait_for(&path, |_, j| {
+                last = j.clone();
+                j["status"] == "succeeded"
+            })
+            .await,
+            "{last}"
+        );
+        let c = &last["result"]["counters"];
+        assert_eq!(
+            (
+                c["would_be_unchanged"].as_u64(),
+                c["would_update"].as_u64(),
+                c["would_create"].as_u64()
+            ),
+            (Some(2), Some(0), Some(0)),
+            "{last}"
+        );
         // A dry run of a file with one known and one new EAN: a forecast, nothing written.
         let dry = "EAN;Désignation\n4006381333931;Stylo (nouveau nom)\n4011200296908;Cahier\n";
         put_file(&app, "2026/12/04/dry.csv", dry.as_bytes().to_vec()).await;

@@ -190,9 +190,11 @@ struct Counters {
     stocks_changed: u64,
     /// Supplier offers (the supplier's SKU, cost and stock) created or changed.
     offers_changed: u64,
-    /// A dry run's forecast: valid rows whose key no live product has, and those it has.
+    /// A dry run's forecast: valid rows whose key no live product has, those it has, and
+    /// those among them the import would find unchanged (nothing written).
     would_create: u64,
     would_update: u64,
+    would_be_unchanged: u64,
     /// Image URLs of written rows that their products did not have yet, queued for fetching
     /// (`media.fetch` jobs on the media queue; their failures go to this job's log).
     images_queued: u64,
@@ -571,6 +573,21 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
         } else if dry_run && !rows.is_empty() {
             // A dry run validates and forecasts; nothing is written.
             c.valid += rows.len() as u64;
+            let same = catalog
+                .send(crate::store::catalog::UnchangedImportRows {
+                    supplier_id,
+                    warehouse: supplier.code.clone(),
+                    rows: rows.iter().map(import_row).collect(),
+                })
+                .await
+                .map_err(retry)?;
+            c.would_be_unchanged += same.iter().filter(|u| **u).count() as u64;
+            let rows: Vec<&ProductRow> = rows
+                .iter()
+                .zip(&same)
+                .filter(|(_, u)| !**u)
+                .map(|(r, _)| r)
+                .collect();
             let eans: Vec<String> = rows
                 .iter()
                 .filter_map(|r| r.ean.map(|e| e.as_str().to_owned()))

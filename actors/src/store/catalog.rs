@@ -129,6 +129,17 @@ query!(ExistingKeys => (std::collections::HashSet<String>, std::collections::Has
     c.existing_keys(&m.eans, &m.skus).await
 });
 
+/// A dry run's forecast of the rows an import would find unchanged (one flag per row).
+#[derive(Debug)]
+pub struct UnchangedImportRows {
+    pub supplier_id: uuid::Uuid,
+    pub warehouse: String,
+    pub rows: Vec<pm_storage::catalog::ImportRow>,
+}
+query!(UnchangedImportRows => Vec<bool>, |c, m| async move {
+    c.unchanged_import_rows(m.supplier_id, &m.warehouse, &m.rows).await
+});
+
 /// The live products with these SKUs (case-insensitive), by lower-cased SKU.
 #[derive(Debug)]
 pub struct IdsBySku {

@@ -273,6 +273,19 @@ pub(crate) fn row_hash(warehouse: &str, row: &ImportRow) -> i64 {
     i64::from_le_bytes(first)
 }
 
+/// Per row: the offer's key (its supplier SKU) and the row's hash, for rows with an offer.
+fn keys_and_hashes(warehouse: &str, rows: &[ImportRow]) -> (Vec<Option<String>>, Vec<Option<i64>>) {
+    rows.iter()
+        .map(|r| match &r.offer {
+            None => (None, None),
+            Some(o) => (
+                super::common::text("supplier_sku", &o.supplier_sku, 128).ok(),
+                Some(row_hash(warehouse, r)),
+            ),
+        })
+        .unzip()
+}
+
 /// A price or stock to write, decided before the writes.
 struct PriceWrite {
     product_id: Uuid,
@@ -368,18 +381,7 @@ impl Catalog {
             return Ok(Vec::new());
         }
         let warehouse = super::common::code("warehouse", &warehouse, 64)?;
-        let hashes: Vec<Option<i64>> = rows
-            .iter()
-            .map(|r| r.offer.as_ref().map(|_| row_hash(&warehouse, r)))
-            .collect();
-        let keys: Vec<Option<String>> = rows
-            .iter()
-            .map(|r| {
-                r.offer
-                    .as_ref()
-                    .and_then(|o| super::common::text("supplier_sku", &o.supplier_sku, 128).ok())
-            })
-            .collect();
+        let (keys, hashes) = keys_and_hashes(&warehouse, &rows);
         let skipped = self.unchanged_rows(supplier_id, &keys, &hashes).await?;
         if full {
             let seen: Vec<&str> = keys
@@ -424,6 +426,20 @@ impl Catalog {
             });
         }
         Ok(out)
+    }
+
+    /// A dry run's forecast: per row, whether [`Catalog::import_batch`] would find it unchanged
+    /// and write nothing for it (the same lookup, no write).
+    pub async fn unchanged_import_rows(
+        &self,
+        supplier_id: Uuid,
+        warehouse: &str,
+        rows: &[ImportRow],
+    ) -> Result<Vec<bool>, StoreError> {
+        let warehouse = super::common::code("warehouse", warehouse, 64)?;
+        let (keys, hashes) = keys_and_hashes(&warehouse, rows);
+        let skipped = self.unchanged_rows(supplier_id, &keys, &hashes).await?;
+        Ok(skipped.iter().map(Option::is_some).collect())
     }
 
     /// Per row: the product id when the row is as its offer's hash says it last wrote it, the
