@@ -20,11 +20,16 @@ async fn put_file(app: &TestApp, key: &str, body: Vec<u8>) {
 
 /// Enqueues an import of `key` for `supplier` and waits until it ends; the job as it ended.
 async fn import(app: &TestApp, supplier: &str, key: &str) -> Value {
+    import_with(app, supplier, key, false).await
+}
+
+/// [`import`], or its dry run.
+async fn import_with(app: &TestApp, supplier: &str, key: &str, dry_run: bool) -> Value {
     let (st, job) = app
         .post(
             "/api/v1/jobs/imports",
             json!({"kind": "import.file", "payload": {"supplier_id": supplier, "key": key,
-                "bucket": app.settings.object_store.buckets.imports}}),
+                "bucket": app.settings.object_store.buckets.imports, "dry_run": dry_run}}),
         )
         .await;
     assert!(st == 201 || st == 202, "{st} {job}");
@@ -140,23 +145,8 @@ async fn a_windows_1252_supplier_file_lands_with_its_rejects_and_a_rerun_changes
             "{again}"
         );
         // A dry run of that file: both rows would be unchanged.
-        let (_, job) = app
-            .post(
-                "/api/v1/jobs/imports",
-                json!({"kind": "import.file", "payload": {"supplier_id": supplier, "key": "2026/12/04/dupont.csv",
-                    "bucket": app.settings.object_store.buckets.imports, "dry_run": true}}),
-            )
-            .await;
-        let path = format!("/api/v1/jobs/imports/{}", job["id"].as_str().unwrap());
-        let mut last = Value::Null;
-        assert!(
-            app.wait_for(&path, |_, j| {
-                last = j.clone();
-                j["status"] == "succeeded"
-            })
-            .await,
-            "{last}"
-        );
+        let last = import_with(&app, &supplier, "2026/12/04/dupont.csv", true).await;
+        assert_eq!(last["status"], "succeeded", "{last}");
         let c = &last["result"]["counters"];
         assert_eq!(
             (
@@ -170,23 +160,8 @@ async fn a_windows_1252_supplier_file_lands_with_its_rejects_and_a_rerun_changes
         // A dry run of a file with one known and one new EAN: a forecast, nothing written.
         let dry = "EAN;Désignation\n4006381333931;Stylo (nouveau nom)\n4011200296908;Cahier\n";
         put_file(&app, "2026/12/04/dry.csv", dry.as_bytes().to_vec()).await;
-        let (_, job) = app
-            .post(
-                "/api/v1/jobs/imports",
-                json!({"kind": "import.file", "payload": {"supplier_id": supplier, "key": "2026/12/04/dry.csv",
-                    "bucket": app.settings.object_store.buckets.imports, "dry_run": true}}),
-            )
-            .await;
-        let path = format!("/api/v1/jobs/imports/{}", job["id"].as_str().unwrap());
-        let mut last = Value::Null;
-        assert!(
-            app.wait_for(&path, |_, j| {
-                last = j.clone();
-                j["status"] == "succeeded"
-            })
-            .await,
-            "{last}"
-        );
+        let last = import_with(&app, &supplier, "2026/12/04/dry.csv", true).await;
+        assert_eq!(last["status"], "succeeded", "{last}");
         let c = &last["result"]["counters"];
         assert_eq!(
             (
