@@ -303,6 +303,12 @@ fn job_kinds(
         ),
         max_bytes: settings.imports.max_upload_bytes as u64,
         fetch_timeout: Duration::from_secs(settings.imports.fetch_timeout_secs.max(1)),
+        batches_in_flight: settings.imports.batches_in_flight.unwrap_or(
+            match databases.get(Database::Catalog).backend() {
+                pm_storage::Backend::Postgres => 2,
+                pm_storage::Backend::Sqlite => 1,
+            },
+        ),
     });
     let spec = pm_supervisors::DynamicSpec::new("import.session", "import_session", move |supplier: &str| {
         crate::jobs::session::ImportSession::new(supplier, deps.clone())

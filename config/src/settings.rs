@@ -325,6 +325,9 @@ pub struct ImportSettings {
     pub fetch_timeout_secs: u64,
     /// URLs naming loopback, private or link-local addresses are accepted.
     pub fetch_private_addresses: bool,
+    /// An import's batches written at once at most; unset: two on PostgreSQL, one on SQLite.
+    #[serde(default)]
+    pub batches_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -366,6 +366,11 @@ pub(crate) trait BeginLocked {
     type Db: sqlx::Database;
     async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, Self::Db>, StoreError>;
 
+    /// [`BeginLocked::begin_locked`]'s lock in shared mode: holders of the shared lock run
+    /// together, and exclude (and wait for) a holder of the exclusive one. On SQLite the same
+    /// `BEGIN IMMEDIATE` (one writer at a time anyway).
+    async fn begin_shared(&mut self, key: &str) -> Result<sqlx::Transaction<'_, Self::Db>, StoreError>;
+
     /// A write transaction: on SQLite `BEGIN IMMEDIATE`, so that concurrent writers wait for
     /// the write lock (up to `database.sqlite_busy_timeout_ms`) instead of failing with
     /// "database is locked" when a deferred transaction that has read tries to write; on
@@ -379,6 +384,10 @@ impl BeginLocked for PoolConnection<sqlx::Sqlite> {
         Ok((**self).begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    async fn begin_shared(&mut self, _key: &str) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
+        Ok((**self).begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
         Ok((**self).begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -389,6 +398,15 @@ impl BeginLocked for PoolConnection<sqlx::Postgres> {
     async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
         let mut tx = (**self).begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn begin_shared(&mut self, key: &str) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
+        let mut tx = (**self).begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
             .bind(key)
             .execute(&mut *tx)
             .await?;

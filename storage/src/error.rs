@@ -70,6 +70,17 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// A write that lost to a concurrent one (PostgreSQL's deadlock_detected, 40P01, or
+    /// serialization_failure, 40001): its transaction rolled back whole and may run again.
+    pub fn is_retryable_conflict(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the error is the caller's (not found, a conflict, invalid input, a bad cursor)
     /// rather than the store's: a caller's error is not counted as the actor failing.
     pub fn is_callers(&self) -> bool {

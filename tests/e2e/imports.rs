@@ -1238,3 +1238,60 @@ async fn an_unchanged_reimport_writes_nothing_and_whatever_changed_since_is_writ
         assert_eq!(counters(&quiet), [0, 0, 10, 0, 0, 0], "{quiet}");
     }
 }
+
+/// Batches in flight together (two on PostgreSQL) still write a file's rows as read one by
+/// one: the same EANs again two batches later with other prices end at the later prices, and
+/// an EAN that joins a product known by its SKU alone (a batch that must take the SKU lock
+/// alone) joins it, with no duplicate.
+#[tokio::test]
+async fn batches_written_side_by_side_keep_the_files_order() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "order", "name": "Order"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let (st, known) = app
+            .post(
+                "/api/v1/products",
+                json!({"title": "known by its sku", "sku": "JOIN-1"}),
+            )
+            .await;
+        assert_eq!(st, 201, "{known}");
+        // Rows 0..1500 at 1,00, then the same EANs at 2,00 (lines 1502..3001): batches of
+        // 1,000 rows share keys with the one before them. The joining row is in the second.
+        let mut s = String::from("ean;sku;title;price\n");
+        for i in 0..1500u32 {
+            s.push_str(&format!("{};S-{i};article {i};1,00\n", ean13(i)));
+        }
+        s.push_str(&format!("{};JOIN-1;known by its sku;3,00\n", ean13(5000)));
+        for i in 0..1500u32 {
+            s.push_str(&format!("{};S-{i};article {i};2,00\n", ean13(i)));
+        }
+        let job = upload_and_wait(&app, &sid, "order.csv", s.into_bytes(), "").await;
+        assert_eq!(job["import_status"], "succeeded", "{backend:?}: {job}");
+        let c = &job["result"]["counters"];
+        assert_eq!(c["rows_read"], 3001, "{backend:?}: {c}");
+        assert_eq!(c["rejected"], 0, "{backend:?}: {c}");
+        assert_eq!(c["created"], 1500, "{backend:?}: {c}");
+
+        let db = app.db(Database::Catalog).await;
+        let q = "SELECT COUNT(*) FROM products WHERE deleted_at IS NULL";
+        let live: i64 = match &db.pool {
+            pm_storage::Pool::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+            pm_storage::Pool::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+        };
+        db.close().await;
+        assert_eq!(live, 1501, "{backend:?}: 1,500 products and the one joined");
+        let joined = by_ean(&app, &ean13(5000)).await;
+        assert_eq!(joined["id"], known["id"], "{backend:?}: {joined}");
+        assert_eq!(price_of(&app, known["id"].as_str().unwrap()).await, "3.00");
+        for i in [0, 499, 500, 998, 999, 1000, 1499] {
+            let p = by_ean(&app, &ean13(i)).await;
+            let id = p["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{backend:?}: no product {i}"));
+            assert_eq!(price_of(&app, id).await, "2.00", "{backend:?}: row {i}");
+        }
+    }
+}

@@ -17,6 +17,7 @@
 //! job's rejects and writes again: committed batches are found unchanged, nothing is
 //! duplicated.
 
+use std::collections::{HashSet, VecDeque};
 use std::io::{Cursor, Read as _};
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,7 +29,7 @@ use pm_imports::mapping::Target as Field;
 use pm_imports::rows::{CsvRows, FileError, ProductRow, ReadOptions, RowError};
 use pm_imports::sheets::{SheetRef, SheetRows};
 use pm_imports::template::Template;
-use pm_storage::catalog::{ImportOffer, NewProduct, PriceType, UpsertResult};
+use pm_storage::catalog::{ImportOffer, ImportOutcome, NewProduct, PriceType, UpsertResult};
 use pm_storage::imports::{Imports, NewImportError};
 use pm_storage::object_store::ObjectStore;
 use pm_supervisors::Mailbox;
@@ -67,6 +68,8 @@ pub struct ImportDeps {
     /// The largest file fetched (the upload limit).
     pub max_bytes: u64,
     pub fetch_timeout: std::time::Duration,
+    /// An import's batches written at once at most (`imports.batches_in_flight`).
+    pub batches_in_flight: usize,
 }
 
 /// Fetches `url` into `bucket/key`: at most `deps.max_bytes`, within `deps.fetch_timeout`.
@@ -440,212 +443,155 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
     let parser = tokio::task::spawn_blocking(move || parse(input, sheet, options, tx));
     stage("parse", Value::Null);
 
-    let mut c = Counters::default();
     // A dry run's first valid rows, as they would be written.
     let mut sample: Vec<Value> = Vec::new();
     let mut info = Value::Null;
     let origin = Origin::system("import");
-    let mut next_analyze: u64 = 10_000;
-    while let Some(msg) = rx.recv().await {
-        if run.is_cancelled() {
-            return Err(JobError::Cancelled);
-        }
-        let (rows, rejects) = match msg {
-            // Columns nobody could map with confidence: the job waits for a mapping (given
-            // through the API, or a template) instead of rejecting every row.
-            Err(FileError::MappingNeeded { missing, headers }) => {
-                let reason = format!(
-                    "awaiting a mapping: no confident column for {}",
-                    missing.join(", ")
-                );
-                return Err(JobError::Waiting {
-                    reason: reason.clone(),
-                    details: json!({
-                        "awaiting": "mapping",
-                        "message": reason,
-                        "missing": missing,
-                        "headers": headers,
-                        "file": info,
-                    }),
-                });
+    let mut w = Writer {
+        deps,
+        run: &run,
+        stage: &stage,
+        origin: origin.clone(),
+        job_id,
+        dry_run,
+        max_errors,
+        c: Counters::default(),
+        next_analyze: 10_000,
+        in_flight: VecDeque::new(),
+        max_in_flight: deps.batches_in_flight.max(1),
+    };
+    // The writer's end: an error stops the parser (it sees the channel closed) before the job
+    // answers, so no row is read for nothing.
+    let written: Result<(), JobError> = async {
+        while let Some(msg) = rx.recv().await {
+            if run.is_cancelled() {
+                // The batches in flight land anyway: counted, so the counters say what the
+                // job wrote.
+                w.drain().await?;
+                return Err(JobError::Cancelled);
             }
-            Err(e) => return Err(fatal(e)),
-            Ok(Parsed::Info(i)) => {
-                info = i;
-                let text = |k: &str| info[k].as_str().map(str::to_owned);
-                let file = pm_storage::imports::ImportFile {
-                    job_id,
-                    supplier_id,
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    name: p["file_name"].as_str().map(str::to_owned),
-                    size: Some(meta.size as i64),
-                    sha256: p["sha256"].as_str().map(str::to_owned),
-                    source_url: url.clone(),
-                    format: text("format"),
-                    encoding: text("encoding"),
-                    delimiter: text("delimiter"),
-                    sheet: text("sheet"),
-                    header_line: info["header_line"].as_i64(),
-                    profile: text("profile"),
-                };
-                if let Err(e) = imports.record_file(&file).await {
-                    tracing::warn!(job = %job_id, error = %e, "import file not recorded");
+            let (rows, rejects) = match msg {
+                // Columns nobody could map with confidence: the job waits for a mapping (given
+                // through the API, or a template) instead of rejecting every row.
+                Err(FileError::MappingNeeded { missing, headers }) => {
+                    let reason = format!(
+                        "awaiting a mapping: no confident column for {}",
+                        missing.join(", ")
+                    );
+                    return Err(JobError::Waiting {
+                        reason: reason.clone(),
+                        details: json!({
+                            "awaiting": "mapping",
+                            "message": reason,
+                            "missing": missing,
+                            "headers": headers,
+                            "file": info,
+                        }),
+                    });
                 }
-                let how = if p["template_id"].is_string() || p["template"].is_object() {
-                    "the template".to_owned()
-                } else if p["mapping"].is_object() {
-                    "the mapping given".to_owned()
-                } else if let Some(profile) = info["profile"].as_str() {
-                    format!("the {profile} export layout")
-                } else {
-                    "the suggested mapping".to_owned()
-                };
-                let msg = format!(
-                    "reading a {} file{}{}, header on line {}, with {how}",
-                    info["format"].as_str().unwrap_or("?"),
-                    info["encoding"]
-                        .as_str()
-                        .map(|e| format!(" in {e}"))
-                        .unwrap_or_default(),
-                    info["delimiter"]
-                        .as_str()
-                        .map(|d| format!(" delimited by {d:?}"))
-                        .unwrap_or_default(),
-                    info["header_line"]
-                );
-                note(imports, job_id, "info", &msg, Some(&info)).await;
-                continue;
-            }
-            Ok(Parsed::Batch(rows, rejects)) => (rows, rejects),
-        };
-        c.rows_read += (rows.len() + rejects.len()) as u64;
-        let mut errors: Vec<NewImportError> = rejects.into_iter().map(reject).collect();
-        let before = rows.len();
-        let rows = last_of_each_key(rows);
-        c.superseded += (before - rows.len()) as u64;
-        if !rows.is_empty() && !dry_run {
-            c.valid += rows.len() as u64;
-            let batch = pm_storage::catalog::ImportBatch {
-                job_id,
-                supplier_id,
-                warehouse: supplier.code.clone(),
-                rows: rows.iter().map(import_row).collect(),
-                full,
+                Err(e) => return Err(fatal(e)),
+                Ok(Parsed::Info(i)) => {
+                    info = i;
+                    record_file(
+                        &w,
+                        &p,
+                        &info,
+                        supplier_id,
+                        &bucket,
+                        &key,
+                        meta.size,
+                        url.as_deref(),
+                    )
+                    .await;
+                    continue;
+                }
+                Ok(Parsed::Batch(rows, rejects)) => (rows, rejects),
             };
-            let outcomes = catalog
-                .send(ImportBatch(batch).by(origin.clone()))
-                .await
-                .map_err(retry)?;
-            let mut variations: Vec<(&ProductRow, Uuid, String)> = Vec::new();
-            let mut with_images: Vec<(Uuid, &ProductRow)> = Vec::new();
-            for (row, o) in rows.iter().zip(outcomes) {
-                let product_id = match o.product {
-                    UpsertResult::Created { id }
-                    | UpsertResult::Updated { id }
-                    | UpsertResult::Unchanged { id } => Some(id),
-                    UpsertResult::Failed { .. } => None,
-                };
-                match o.product {
-                    UpsertResult::Created { .. } => c.created += 1,
-                    UpsertResult::Updated { .. } => c.updated += 1,
-                    UpsertResult::Unchanged { .. } => c.unchanged += 1,
-                    UpsertResult::Failed { field, message } => {
-                        errors.push(refused(row, field, message));
-                        continue;
-                    }
-                }
-                c.prices_changed += u64::from(o.prices_changed);
-                c.stocks_changed += u64::from(o.stock_changed);
-                c.offers_changed += u64::from(o.offer_changed);
-                for (field, message) in o.refused {
-                    errors.push(refused(row, field, message));
-                }
-                if let (Some(parent), Some(id)) = (&row.parent_sku, product_id) {
-                    variations.push((row, id, parent.clone()));
-                }
-                if let (false, Some(id)) = (row.images.is_empty(), product_id) {
-                    with_images.push((id, row));
-                }
-            }
-            link_variations(catalog, &origin, &variations, &mut errors).await?;
-            c.images_queued += queue_images(&deps.media, job_id, run.job.created_by, &with_images).await?;
-        } else if dry_run && !rows.is_empty() {
-            // A dry run validates and forecasts; nothing is written.
-            c.valid += rows.len() as u64;
-            let same = catalog
-                .send(crate::store::catalog::UnchangedImportRows {
+            let read = Read {
+                rows: (rows.len() + rejects.len()) as u64,
+                superseded: 0,
+            };
+            let errors: Vec<NewImportError> = rejects.into_iter().map(reject).collect();
+            let before = rows.len();
+            let rows = last_of_each_key(rows);
+            let read = Read {
+                superseded: (before - rows.len()) as u64,
+                ..read
+            };
+            if !dry_run {
+                let batch = pm_storage::catalog::ImportBatch {
+                    job_id,
                     supplier_id,
                     warehouse: supplier.code.clone(),
                     rows: rows.iter().map(import_row).collect(),
-                })
-                .await
-                .map_err(retry)?;
-            c.would_be_unchanged += same.iter().filter(|u| **u).count() as u64;
-            let rows: Vec<&ProductRow> = rows
-                .iter()
-                .zip(&same)
-                .filter(|(_, u)| !**u)
-                .map(|(r, _)| r)
-                .collect();
-            let eans: Vec<String> = rows
-                .iter()
-                .filter_map(|r| r.ean.map(|e| e.as_str().to_owned()))
-                .collect();
-            let skus: Vec<String> = rows
-                .iter()
-                .filter(|r| r.ean.is_none())
-                .filter_map(|r| r.sku.clone())
-                .collect();
-            let (known_eans, known_skus) = catalog
-                .send(crate::store::catalog::ExistingKeys { eans, skus })
-                .await
-                .map_err(retry)?;
-            for r in &rows {
-                let known = match (&r.ean, &r.sku) {
-                    (Some(e), _) => known_eans.contains(e.as_str()),
-                    (None, Some(k)) => known_skus.contains(&k.to_lowercase()),
-                    (None, None) => false,
+                    full,
                 };
-                if known {
-                    c.would_update += 1;
-                } else {
-                    c.would_create += 1;
+                w.send(batch, read, rows, errors).await?;
+                continue;
+            }
+            w.c.count_read(read, rows.len());
+            if !rows.is_empty() {
+                // A dry run validates and forecasts; nothing is written.
+                w.c.valid += rows.len() as u64;
+                let same = catalog
+                    .send(crate::store::catalog::UnchangedImportRows {
+                        supplier_id,
+                        warehouse: supplier.code.clone(),
+                        rows: rows.iter().map(import_row).collect(),
+                    })
+                    .await
+                    .map_err(retry)?;
+                w.c.would_be_unchanged += same.iter().filter(|u| **u).count() as u64;
+                let rows: Vec<&ProductRow> = rows
+                    .iter()
+                    .zip(&same)
+                    .filter(|(_, u)| !**u)
+                    .map(|(r, _)| r)
+                    .collect();
+                let eans: Vec<String> = rows
+                    .iter()
+                    .filter_map(|r| r.ean.map(|e| e.as_str().to_owned()))
+                    .collect();
+                let skus: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r.ean.is_none())
+                    .filter_map(|r| r.sku.clone())
+                    .collect();
+                let (known_eans, known_skus) = catalog
+                    .send(crate::store::catalog::ExistingKeys { eans, skus })
+                    .await
+                    .map_err(retry)?;
+                for r in &rows {
+                    let known = match (&r.ean, &r.sku) {
+                        (Some(e), _) => known_eans.contains(e.as_str()),
+                        (None, Some(k)) => known_skus.contains(&k.to_lowercase()),
+                        (None, None) => false,
+                    };
+                    if known {
+                        w.c.would_update += 1;
+                    } else {
+                        w.c.would_create += 1;
+                    }
+                }
+                if sample.len() < SAMPLE {
+                    sample.extend(rows.iter().take(SAMPLE - sample.len()).map(|r| json!(r)));
                 }
             }
-            if sample.len() < SAMPLE {
-                sample.extend(rows.iter().take(SAMPLE - sample.len()).map(|r| json!(r)));
-            }
+            w.account(errors).await?;
         }
-        c.rejected += errors.len() as u64;
-        imports.add_errors(job_id, &errors).await.map_err(retry)?;
-        // The planner's statistics as the catalog grows under this import: when the rows it
-        // wrote doubled since the last refresh (10,000, 20,000, 40,000...).
-        let written = c.created + c.updated;
-        if !dry_run && written >= next_analyze {
-            next_analyze = written.saturating_mul(2);
-            if let Err(e) = catalog.send(crate::store::catalog::AnalyzeImportTables).await {
-                tracing::warn!(job = %job_id, error = %e, "statistics not refreshed");
-            }
-        }
-        let counters = json!(&c);
-        run.progress(json!({ "stage": "write", "counters": counters }));
-        stage("write", counters);
-        if let Some(max) = max_errors {
-            if c.rejected > max {
-                drop(rx);
-                let _ = parser.await;
-                return Err(fatal(format!(
-                    "stopped after {} rejected rows (the job allows {max}); see its errors",
-                    c.rejected
-                )));
-            }
-        }
+        w.drain().await
+    }
+    .await;
+    if let Err(e) = written {
+        drop(rx);
+        let _ = parser.await;
+        return Err(e);
     }
     match parser.await {
         Ok(()) => {}
         Err(e) => return Err(fatal(format!("the parser stopped: {e}"))),
     }
+    let c = w.c;
     stage("finish", json!(&c));
     // A full import: the supplier's offers the file did not list go to stock 0 (never deleted).
     let mut missing = Value::Null;
@@ -669,6 +615,275 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
         "duration_ms": (secs * 1000.0) as u64,
         "rows_per_sec": if secs > 0.0 { (c.rows_read as f64 / secs) as u64 } else { 0 },
     }))
+}
+
+/// The file as the parser found it (format, encoding, delimiter, header line), recorded with
+/// the job, and a log line that says how it is read.
+#[allow(clippy::too_many_arguments)]
+async fn record_file(
+    w: &Writer<'_>,
+    p: &Value,
+    info: &Value,
+    supplier_id: Uuid,
+    bucket: &str,
+    key: &str,
+    size: u64,
+    url: Option<&str>,
+) {
+    let (imports, job_id) = (&w.deps.imports, w.job_id);
+    let text = |k: &str| info[k].as_str().map(str::to_owned);
+    let file = pm_storage::imports::ImportFile {
+        job_id,
+        supplier_id,
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        name: p["file_name"].as_str().map(str::to_owned),
+        size: Some(size as i64),
+        sha256: p["sha256"].as_str().map(str::to_owned),
+        source_url: url.map(str::to_owned),
+        format: text("format"),
+        encoding: text("encoding"),
+        delimiter: text("delimiter"),
+        sheet: text("sheet"),
+        header_line: info["header_line"].as_i64(),
+        profile: text("profile"),
+    };
+    if let Err(e) = imports.record_file(&file).await {
+        tracing::warn!(job = %job_id, error = %e, "import file not recorded");
+    }
+    let how = if p["template_id"].is_string() || p["template"].is_object() {
+        "the template".to_owned()
+    } else if p["mapping"].is_object() {
+        "the mapping given".to_owned()
+    } else if let Some(profile) = info["profile"].as_str() {
+        format!("the {profile} export layout")
+    } else {
+        "the suggested mapping".to_owned()
+    };
+    let msg = format!(
+        "reading a {} file{}{}, header on line {}, with {how}",
+        info["format"].as_str().unwrap_or("?"),
+        info["encoding"]
+            .as_str()
+            .map(|e| format!(" in {e}"))
+            .unwrap_or_default(),
+        info["delimiter"]
+            .as_str()
+            .map(|d| format!(" delimited by {d:?}"))
+            .unwrap_or_default(),
+        info["header_line"]
+    );
+    note(imports, job_id, "info", &msg, Some(info)).await;
+}
+
+/// What the parser gave for one batch, counted when the batch settles (so that the published
+/// counters only ever count rows whose batch is written).
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    /// Data rows read, rejects included.
+    rows: u64,
+    /// Valid rows a later row of the batch replaced.
+    superseded: u64,
+}
+
+impl Counters {
+    fn count_read(&mut self, read: Read, valid: usize) {
+        self.rows_read += read.rows;
+        self.superseded += read.superseded;
+        self.valid += valid as u64;
+    }
+}
+
+/// A batch sent to the catalog, not yet settled.
+struct InFlight {
+    read: Read,
+    rows: Vec<ProductRow>,
+    /// The batch's parse rejects, recorded when it settles.
+    errors: Vec<NewImportError>,
+    /// Its EANs, SKUs and supplier SKUs: a later batch that shares one waits for it.
+    keys: HashSet<String>,
+    write: tokio::task::JoinHandle<Result<Vec<ImportOutcome>, crate::store::StoreCallError>>,
+}
+
+/// The write stage of one import: batches go to the catalog's bulk lane up to
+/// `max_in_flight` at once (two on PostgreSQL: a second connection works while the first
+/// commits; one on SQLite, which has one writer), and settle in file order: their outcomes
+/// counted, their variations linked, their images queued, their rejects recorded. A batch that
+/// shares a key (EAN, SKU, supplier SKU) with one in flight waits for it, so the later row
+/// of a key is always written last, as in a file read one batch at a time.
+struct Writer<'a> {
+    deps: &'a ImportDeps,
+    run: &'a JobRun,
+    stage: &'a StageFn,
+    origin: Origin,
+    job_id: Uuid,
+    dry_run: bool,
+    max_errors: Option<u64>,
+    c: Counters,
+    next_analyze: u64,
+    in_flight: VecDeque<InFlight>,
+    max_in_flight: usize,
+}
+
+impl Writer<'_> {
+    /// Sends `batch` (the rows `rows`, parsed with `errors` rejected) once there is room and
+    /// no batch in flight shares a key with it.
+    async fn send(
+        &mut self,
+        batch: pm_storage::catalog::ImportBatch,
+        read: Read,
+        rows: Vec<ProductRow>,
+        errors: Vec<NewImportError>,
+    ) -> Result<(), JobError> {
+        if rows.is_empty() {
+            // Nothing to write: it is counted in its turn like any batch.
+            self.drain().await?;
+            self.c.count_read(read, 0);
+            return self.account(errors).await;
+        }
+        let keys = batch_keys(&batch.rows);
+        while self.in_flight.len() >= self.max_in_flight
+            || self.in_flight.iter().any(|f| !f.keys.is_disjoint(&keys))
+        {
+            let Some(first) = self.in_flight.pop_front() else {
+                break;
+            };
+            self.settle(first).await?;
+        }
+        let catalog = self.deps.catalog.clone();
+        let msg = ImportBatch(batch).by(self.origin.clone());
+        // A task of its own, so that it goes on while the writer waits for an earlier one.
+        let write = tokio::spawn(async move { catalog.send(msg).await });
+        self.in_flight.push_back(InFlight {
+            read,
+            rows,
+            errors,
+            keys,
+            write,
+        });
+        Ok(())
+    }
+
+    /// Settles every batch in flight, in order.
+    async fn drain(&mut self) -> Result<(), JobError> {
+        while let Some(first) = self.in_flight.pop_front() {
+            self.settle(first).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for a batch's write and counts what it did.
+    async fn settle(&mut self, f: InFlight) -> Result<(), JobError> {
+        let InFlight {
+            read,
+            rows,
+            mut errors,
+            write,
+            ..
+        } = f;
+        let outcomes = write
+            .await
+            .map_err(|e| retry(format!("the batch's write stopped: {e}")))?
+            .map_err(retry)?;
+        let c = &mut self.c;
+        c.count_read(read, rows.len());
+        let mut variations: Vec<(&ProductRow, Uuid, String)> = Vec::new();
+        let mut with_images: Vec<(Uuid, &ProductRow)> = Vec::new();
+        for (row, o) in rows.iter().zip(outcomes) {
+            let product_id = match o.product {
+                UpsertResult::Created { id }
+                | UpsertResult::Updated { id }
+                | UpsertResult::Unchanged { id } => Some(id),
+                UpsertResult::Failed { .. } => None,
+            };
+            match o.product {
+                UpsertResult::Created { .. } => c.created += 1,
+                UpsertResult::Updated { .. } => c.updated += 1,
+                UpsertResult::Unchanged { .. } => c.unchanged += 1,
+                UpsertResult::Failed { field, message } => {
+                    errors.push(refused(row, field, message));
+                    continue;
+                }
+            }
+            c.prices_changed += u64::from(o.prices_changed);
+            c.stocks_changed += u64::from(o.stock_changed);
+            c.offers_changed += u64::from(o.offer_changed);
+            for (field, message) in o.refused {
+                errors.push(refused(row, field, message));
+            }
+            if let (Some(parent), Some(id)) = (&row.parent_sku, product_id) {
+                variations.push((row, id, parent.clone()));
+            }
+            if let (false, Some(id)) = (row.images.is_empty(), product_id) {
+                with_images.push((id, row));
+            }
+        }
+        link_variations(&self.deps.catalog, &self.origin, &variations, &mut errors).await?;
+        self.c.images_queued += queue_images(
+            &self.deps.media,
+            self.job_id,
+            self.run.job.created_by,
+            &with_images,
+        )
+        .await?;
+        self.account(errors).await
+    }
+
+    /// What every batch ends with: its rejects recorded, the planner's statistics refreshed
+    /// as the catalog grows, the progress published, and the error policy applied.
+    async fn account(&mut self, errors: Vec<NewImportError>) -> Result<(), JobError> {
+        let c = &mut self.c;
+        c.rejected += errors.len() as u64;
+        self.deps
+            .imports
+            .add_errors(self.job_id, &errors)
+            .await
+            .map_err(retry)?;
+        // The planner's statistics as the catalog grows under this import: when the rows it
+        // wrote doubled since the last refresh (10,000, 20,000, 40,000...).
+        let written = c.created + c.updated;
+        if !self.dry_run && written >= self.next_analyze {
+            self.next_analyze = written.saturating_mul(2);
+            if let Err(e) = self
+                .deps
+                .catalog
+                .send(crate::store::catalog::AnalyzeImportTables)
+                .await
+            {
+                tracing::warn!(job = %self.job_id, error = %e, "statistics not refreshed");
+            }
+        }
+        let counters = json!(&self.c);
+        self.run
+            .progress(json!({ "stage": "write", "counters": counters }));
+        (self.stage)("write", counters);
+        if let Some(max) = self.max_errors {
+            if self.c.rejected > max {
+                return Err(fatal(format!(
+                    "stopped after {} rejected rows (the job allows {max}); see its errors",
+                    self.c.rejected
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch's keys as the catalog writes them: EANs, SKUs without regard to case, supplier SKUs.
+fn batch_keys(rows: &[pm_storage::catalog::ImportRow]) -> HashSet<String> {
+    let mut keys = HashSet::with_capacity(rows.len() * 3);
+    for r in rows {
+        if let Some(e) = &r.product.ean {
+            keys.insert(format!("e:{}", e.as_str()));
+        }
+        if let Some(s) = &r.product.sku {
+            keys.insert(format!("s:{}", s.to_lowercase()));
+        }
+        if let Some(o) = &r.offer {
+            keys.insert(format!("o:{}", o.supplier_sku));
+        }
+    }
+    keys
 }
 
 /// Queues a `media.fetch` job for the image URLs of a written batch that their products do not

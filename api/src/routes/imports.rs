@@ -1118,6 +1118,7 @@ mod url_tests {
             url_sources: on,
             fetch_timeout_secs: 1,
             fetch_private_addresses: private,
+            batches_in_flight: None,
         }
     }
 

@@ -545,6 +545,32 @@ impl Catalog {
         rows: Vec<ImportRow>,
         hashes: Vec<Option<i64>>,
     ) -> Result<Vec<ImportOutcome>, StoreError> {
+        // Batches run side by side (two of an import on PostgreSQL, other suppliers' imports),
+        // so two may lock rows in opposite orders: PostgreSQL then aborts one transaction with
+        // a deadlock (or a serialization failure). It rolled back whole: it starts again.
+        let mut attempt = 1;
+        loop {
+            match self
+                .write_rows_once(job_id, supplier_id, &warehouse, &rows, &hashes)
+                .await
+            {
+                Err(e) if attempt < 3 && e.is_retryable_conflict() => {
+                    tracing::info!(job = %job_id, attempt, error = %e, "import batch written again");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_rows_once(
+        &self,
+        job_id: Uuid,
+        supplier_id: Uuid,
+        warehouse: &str,
+        rows: &[ImportRow],
+        hashes: &[Option<i64>],
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
         let backend = self.db.backend();
         let products: Vec<NewProduct> = rows.iter().map(|r| r.product.clone()).collect();
         let missing = self.missing_refs(&products).await?;
@@ -556,11 +582,50 @@ impl Catalog {
             .iter()
             .filter_map(|p| p.sku.as_ref().map(|s| s.to_lowercase()))
             .collect();
+        // Rows keyed by SKU alone: the batch takes the SKU lock alone, like any bulk upsert
+        // that keys items by SKU.
+        let sku_keyed = products.iter().any(|p| p.ean.is_none() && p.sku.is_some());
+        let ean_skus: Vec<String> = products
+            .iter()
+            .filter(|p| p.ean.is_some())
+            .filter_map(|p| p.sku.as_ref().map(|s| s.to_lowercase()))
+            .collect();
         let write_time = now();
         with_conn!(self.db, |conn| {
-            // Items keyed by SKU take the SKU lock like any bulk upsert; prices and stocks of
-            // the batch's products are locked below, in one sorted statement.
-            let mut tx = conn.begin_locked(SKU_LOCK).await?;
+            // A batch of rows that all have an EAN takes the SKU lock shared: such batches run
+            // side by side (an import keeps two in flight on PostgreSQL), since products keyed
+            // by EAN meet on the EAN's unique index. Unless one of its rows would join a
+            // product known by its SKU alone (the EAN joins that product): that is a write
+            // keyed by SKU, so the batch starts again with the lock alone. Under the shared
+            // lock no bulk writer can create such a product, so the check holds until commit.
+            // Prices and stocks of the batch's products are locked below, in one sorted
+            // statement.
+            let mut tx = if sku_keyed {
+                conn.begin_locked(SKU_LOCK).await?
+            } else {
+                let mut tx = conn.begin_shared(SKU_LOCK).await?;
+                let mut joins = false;
+                for part in ean_skus.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT 1 FROM products WHERE deleted_at IS NULL AND ean IS NULL AND lower(sku) IN {} LIMIT 1",
+                        placeholders(0, part.len())
+                    );
+                    let mut q = sqlx::query_scalar::<_, i32>(&sql).persistent(false);
+                    for k in part {
+                        q = q.bind(k.as_str());
+                    }
+                    if q.fetch_optional(&mut *tx).await?.is_some() {
+                        joins = true;
+                        break;
+                    }
+                }
+                if joins {
+                    tx.rollback().await?;
+                    conn.begin_locked(SKU_LOCK).await?
+                } else {
+                    tx
+                }
+            };
 
             // The products as they were, for the journal (what a rollback restores).
             let mut before: HashMap<Uuid, Product> = HashMap::new();
@@ -710,7 +775,7 @@ impl Catalog {
                      WHERE warehouse = $1 AND product_id IN {}",
                     placeholders(1, part.len())
                 );
-                let mut q = sqlx::query(&sql).persistent(false).bind(&warehouse);
+                let mut q = sqlx::query(&sql).persistent(false).bind(warehouse);
                 for id in part {
                     q = q.bind(*id);
                 }
@@ -851,7 +916,7 @@ impl Catalog {
                     vec![
                         V::Uuid(Some(Uuid::now_v7())),
                         V::Uuid(Some(w.product_id)),
-                        V::Text(Some(warehouse.clone())),
+                        V::Text(Some(warehouse.to_owned())),
                         V::Int(Some(w.quantity)),
                         V::Time(write_time),
                     ]
@@ -876,7 +941,7 @@ impl Catalog {
                     vec![
                         V::Uuid(Some(Uuid::now_v7())),
                         V::Uuid(Some(w.product_id)),
-                        V::Text(Some(warehouse.clone())),
+                        V::Text(Some(warehouse.to_owned())),
                         V::Int(w.old),
                         V::Int(Some(w.quantity)),
                         V::Uuid(Some(job_id)),

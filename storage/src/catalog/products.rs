@@ -758,11 +758,14 @@ macro_rules! upsert_items {
                 // return changed nothing.
                 let mut fresh: std::collections::HashMap<String, (usize, uuid::Uuid)> = std::collections::HashMap::new();
                 for with_attrs in [false, true] {
-                    let group: Vec<usize> = fast
+                    let mut group: Vec<usize> = fast
                         .iter()
                         .copied()
                         .filter(|i| items[*i].attributes.is_empty() != with_attrs)
                         .collect();
+                    // In EAN order: concurrent upserts lock the rows they meet in one order,
+                    // so they wait for each other instead of deadlocking.
+                    group.sort_by(|a, b| items[*a].ean.as_ref().map(pm_domain::Gtin::as_str).cmp(&items[*b].ean.as_ref().map(pm_domain::Gtin::as_str)));
                     for part in group.chunks(500) {
                         let sql = $crate::catalog::products::multi_upsert_sql($backend, part.len(), with_attrs);
                         let mut q = sqlx::query_as::<_, (uuid::Uuid, String)>(&sql).persistent(false);
