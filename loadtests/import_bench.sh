@@ -145,7 +145,7 @@ import() {
             echo "$label: the import waits for a mapping (see its progress)" >&2; exit 1
         fi
         [ "$(date +%s)" -lt "$deadline" ] || { echo "$label: no end within an hour" >&2; exit 1; }
-        sleep 0.5
+        sleep 0.1
     done
     t1=$(date +%s.%N)
     curl -fsS "$base/api/v1/imports/jobs/$job" -H "authorization: Bearer $token" | python3 -c "

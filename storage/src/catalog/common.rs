@@ -12,8 +12,6 @@ use uuid::Uuid;
 use super::{Catalog, Page};
 use crate::{with_conn, StoreError};
 
-/// Now, to the microsecond: PostgreSQL keeps microseconds, so a value written and read back
-/// compares equal on both backends.
 /// The text of a statement for `backend`. On SQLite, parameters written `$1, $2, …, $n`, each
 /// once and in that order, become anonymous `?`: SQLite finds a named or numbered parameter by
 /// a linear search, when it prepares the statement and again when sqlx asks each parameter's
@@ -55,6 +53,8 @@ pub(crate) fn positional(backend: crate::Backend, sql: &str) -> std::borrow::Cow
     Cow::Owned(out)
 }
 
+/// Now, to the microsecond: PostgreSQL keeps microseconds, so a value written and read back
+/// compares equal on both backends.
 pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }

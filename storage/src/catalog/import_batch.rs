@@ -120,6 +120,69 @@ enum V {
     Int(Option<i64>),
     Bool(bool),
     Time(DateTime<Utc>),
+    /// A whole column of a multi-row insert on PostgreSQL (see [`multi`]); never on SQLite.
+    Col(Col),
+}
+
+/// One column's values, bound as one PostgreSQL array.
+#[derive(Debug, Clone)]
+enum Col {
+    Uuid(Vec<Option<Uuid>>),
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<bool>),
+    Time(Vec<DateTime<Utc>>),
+}
+
+impl Col {
+    /// An empty column for values like `v`, and its array type.
+    fn like(v: &V, rows: usize) -> Option<(Col, &'static str)> {
+        Some(match v {
+            V::Uuid(_) => (Col::Uuid(Vec::with_capacity(rows)), "uuid[]"),
+            V::Text(_) => (Col::Text(Vec::with_capacity(rows)), "text[]"),
+            V::Int(_) => (Col::Int(Vec::with_capacity(rows)), "int8[]"),
+            V::Bool(_) => (Col::Bool(Vec::with_capacity(rows)), "bool[]"),
+            V::Time(_) => (Col::Time(Vec::with_capacity(rows)), "timestamptz[]"),
+            V::Col(_) => return None,
+        })
+    }
+
+    /// Appends `v`; `false` when it is not of the column's type.
+    fn push(&mut self, v: &V) -> bool {
+        match (self, v) {
+            (Col::Uuid(c), V::Uuid(x)) => c.push(*x),
+            (Col::Text(c), V::Text(x)) => c.push(x.clone()),
+            (Col::Int(c), V::Int(x)) => c.push(*x),
+            (Col::Bool(c), V::Bool(x)) => c.push(*x),
+            (Col::Time(c), V::Time(x)) => c.push(*x),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Binds a [`Col`]: as an array on PostgreSQL. SQLite has no arrays and [`multi`] never makes
+/// a `Col` for it; were one bound there, it would be a NULL and the statement would fail.
+trait BindCol: Sized {
+    fn bind_col(self, c: &Col) -> Self;
+}
+
+impl<'q> BindCol for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    fn bind_col(self, c: &Col) -> Self {
+        match c {
+            Col::Uuid(v) => self.bind(v.clone()),
+            Col::Text(v) => self.bind(v.clone()),
+            Col::Int(v) => self.bind(v.clone()),
+            Col::Bool(v) => self.bind(v.clone()),
+            Col::Time(v) => self.bind(v.clone()),
+        }
+    }
+}
+
+impl<'q> BindCol for sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    fn bind_col(self, _c: &Col) -> Self {
+        self.bind(None::<String>)
+    }
 }
 
 /// Binds `$args` (`&[V]`) to `$q` in order (a macro: the query type differs per backend).
@@ -133,6 +196,7 @@ macro_rules! bind_v {
                 V::Int(v) => q.bind(*v),
                 V::Bool(v) => q.bind(*v),
                 V::Time(v) => q.bind(*v),
+                V::Col(c) => BindCol::bind_col(q, c),
             };
         }
         q
@@ -145,6 +209,8 @@ struct Multi {
     sql: String,
     args: Vec<V>,
     backend: Backend,
+    /// Kept prepared: the text is the same whatever the row count (PostgreSQL's arrays).
+    persistent: bool,
 }
 
 impl Multi {
@@ -155,6 +221,11 @@ impl Multi {
 }
 
 fn multi(backend: Backend, head: &str, cols: &str, rows: &[Vec<V>], tail: &str) -> Multi {
+    if backend == Backend::Postgres {
+        if let Some(m) = unnest(head, cols, rows, tail) {
+            return m;
+        }
+    }
     let mut sql = String::with_capacity(head.len() + rows.len() * (cols.len() + 24) + tail.len());
     sql.push_str(head);
     let mut args = Vec::with_capacity(rows.len() * rows.first().map_or(0, Vec::len));
@@ -184,7 +255,74 @@ fn multi(backend: Backend, head: &str, cols: &str, rows: &[Vec<V>], tail: &str) 
         }
     }
     sql.push_str(tail);
-    Multi { sql, args, backend }
+    Multi {
+        sql,
+        args,
+        backend,
+        persistent: false,
+    }
+}
+
+/// [`multi`]'s `INSERT INTO t (…) VALUES` on PostgreSQL as `INSERT INTO t (…) SELECT … FROM
+/// UNNEST($1::uuid[], $2::text[], …)`: one array per column, so the statement's text does not
+/// depend on the row count and stays prepared, instead of a statement of thousands of
+/// parameters parsed and planned at every batch. `None` for other statements (and for
+/// values of mixed types in a column), which keep the `VALUES` list.
+fn unnest(head: &str, cols: &str, rows: &[Vec<V>], tail: &str) -> Option<Multi> {
+    let insert = head.trim_end().strip_suffix("VALUES")?.trim_end();
+    if !insert.trim_start().starts_with("INSERT INTO") || !insert.trim_end().ends_with(')') {
+        return None;
+    }
+    let first = rows.first()?;
+    let mut columns: Vec<(Col, &'static str)> = Vec::with_capacity(first.len());
+    for v in first {
+        columns.push(Col::like(v, rows.len())?);
+    }
+    for row in rows {
+        if row.len() != columns.len() {
+            return None;
+        }
+        for ((c, _), v) in columns.iter_mut().zip(row) {
+            if !c.push(v) {
+                return None;
+            }
+        }
+    }
+    let mut select = String::with_capacity(cols.len() + 8 * columns.len());
+    let mut k = 0;
+    for ch in cols.chars() {
+        match ch {
+            '?' | '#' => {
+                k += 1;
+                if ch == '#' {
+                    select.push_str(&format!("CAST(u.c{k} AS NUMERIC)"));
+                } else {
+                    select.push_str(&format!("u.c{k}"));
+                }
+            }
+            other => select.push(other),
+        }
+    }
+    if k != columns.len() {
+        return None;
+    }
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{ty}", i + 1))
+        .collect();
+    let names: Vec<String> = (1..=k).map(|i| format!("c{i}")).collect();
+    let sql = format!(
+        "{insert} SELECT {select} FROM UNNEST({}) AS u ({}){tail}",
+        arrays.join(", "),
+        names.join(", ")
+    );
+    Some(Multi {
+        sql,
+        args: columns.into_iter().map(|(c, _)| V::Col(c)).collect(),
+        backend: Backend::Postgres,
+        persistent: true,
+    })
 }
 
 fn amount_text(a: Amount) -> Option<String> {
@@ -313,7 +451,7 @@ macro_rules! exec_multi {
     ($tx:ident, $m:expr) => {{
         let m: Multi = $m;
         let text = m.text();
-        bind_v!(sqlx::query(&text).persistent(false), &m.args)
+        bind_v!(sqlx::query(&text).persistent(m.persistent), &m.args)
             .execute(&mut *$tx)
             .await?;
     }};
@@ -460,26 +598,42 @@ impl Catalog {
         wanted.sort_unstable();
         // supplier SKU → (product, the hash while still valid)
         let mut stored: HashMap<String, (Uuid, Option<i64>)> = HashMap::new();
-        with_conn!(self.db, |conn| {
-            for part in wanted.chunks(CHUNK) {
-                let sql = format!(
-                    "SELECT o.supplier_sku, o.product_id, CASE WHEN p.deleted_at IS NULL \
-                     AND p.version = o.row_version THEN o.row_hash END AS row_hash \
-                     FROM supplier_products o JOIN products p ON p.id = o.product_id \
-                     WHERE o.supplier_id = $1 AND o.supplier_sku IN {}",
-                    placeholders(1, part.len())
+        const SELECT: &str = "SELECT o.supplier_sku, o.product_id, CASE WHEN p.deleted_at IS NULL \
+             AND p.version = o.row_version THEN o.row_hash END AS row_hash \
+             FROM supplier_products o JOIN products p ON p.id = o.product_id \
+             WHERE o.supplier_id = $1 AND o.supplier_sku";
+        match &self.db.pool {
+            // One prepared statement over an array for the whole batch: this lookup is all an
+            // unchanged row costs, and a 1,000-value `IN` list is parsed and planned per call.
+            crate::Pool::Postgres(pool) => {
+                let mut conn = self.db.acquire(pool).await?;
+                let rows = sqlx::query_as::<_, (String, Uuid, Option<i64>)>(&format!("{SELECT} = ANY($2)"))
+                    .bind(supplier_id)
+                    .bind(&wanted)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                stored.extend(
+                    rows.into_iter()
+                        .map(|(sku, product, hash)| (sku, (product, hash))),
                 );
-                let mut q = sqlx::query_as::<_, (String, Uuid, Option<i64>)>(&sql)
-                    .persistent(false)
-                    .bind(supplier_id);
-                for k in part {
-                    q = q.bind(*k);
-                }
-                for (sku, product, hash) in q.fetch_all(&mut *conn).await? {
-                    stored.insert(sku, (product, hash));
+            }
+            crate::Pool::Sqlite(pool) => {
+                let mut conn = self.db.acquire(pool).await?;
+                for part in wanted.chunks(CHUNK) {
+                    let sql = format!("{SELECT} IN {}", placeholders(1, part.len()));
+                    let sql = super::common::positional(Backend::Sqlite, &sql);
+                    let mut q = sqlx::query_as::<_, (String, Uuid, Option<i64>)>(&sql)
+                        .persistent(false)
+                        .bind(supplier_id);
+                    for k in part {
+                        q = q.bind(*k);
+                    }
+                    for (sku, product, hash) in q.fetch_all(&mut *conn).await? {
+                        stored.insert(sku, (product, hash));
+                    }
                 }
             }
-        });
+        }
         let mut out: Vec<Option<Uuid>> = keys
             .iter()
             .zip(hashes)
@@ -1698,6 +1852,77 @@ mod tests {
     use pm_domain::{Currency, Gtin};
 
     use super::*;
+
+    #[test]
+    fn postgres_inserts_bind_one_array_per_column_and_others_keep_their_values_list() {
+        let id = Uuid::nil();
+        let rows = vec![
+            vec![
+                V::Uuid(Some(id)),
+                V::Text(Some("1.50".into())),
+                V::Text(None),
+                V::Int(Some(3)),
+            ],
+            vec![
+                V::Uuid(None),
+                V::Text(None),
+                V::Text(Some("{}".into())),
+                V::Int(None),
+            ],
+        ];
+        let head = "INSERT INTO t (a, b, c, d, e) VALUES ";
+        let m = multi(
+            Backend::Postgres,
+            head,
+            "?, #, CAST(? AS JSONB), 'import', ?",
+            &rows,
+            " ON CONFLICT DO NOTHING",
+        );
+        assert_eq!(
+            m.sql,
+            "INSERT INTO t (a, b, c, d, e) SELECT u.c1, CAST(u.c2 AS NUMERIC), CAST(u.c3 AS JSONB), 'import', u.c4 \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[]) AS u (c1, c2, c3, c4) ON CONFLICT DO NOTHING"
+        );
+        assert!(m.persistent);
+        assert!(
+            matches!(&m.args[..], [V::Col(Col::Uuid(a)), V::Col(Col::Text(_)), V::Col(Col::Text(_)), V::Col(Col::Int(d))]
+            if a == &vec![Some(id), None] && d == &vec![Some(3), None])
+        );
+        // The same on SQLite, and a statement that is not an insert: a list of values.
+        let m = multi(
+            Backend::Sqlite,
+            head,
+            "?, #, CAST(? AS JSONB), 'import', ?",
+            &rows,
+            "",
+        );
+        assert!(
+            m.sql
+                .contains("VALUES ($1, $2, CAST($3 AS JSONB), 'import', $4), ($5"),
+            "{}",
+            m.sql
+        );
+        assert!(!m.persistent);
+        let m = multi(
+            Backend::Postgres,
+            "WITH v (k) AS (VALUES ",
+            "CAST(? AS TEXT)",
+            &[vec![V::Text(None)]],
+            ")",
+        );
+        assert!(
+            m.sql.starts_with("WITH v (k) AS (VALUES (CAST($1 AS TEXT)))"),
+            "{}",
+            m.sql
+        );
+        // Mixed types in a column: the values list.
+        let mixed = vec![vec![V::Int(Some(1))], vec![V::Text(None)]];
+        assert!(
+            multi(Backend::Postgres, "INSERT INTO t (a) VALUES ", "?", &mixed, "")
+                .sql
+                .contains("VALUES ($1), ($2)")
+        );
+    }
     use crate::catalog::common::testing::open;
     use crate::catalog::products::ProductPatch;
     use crate::catalog::suppliers::NewSupplier;
