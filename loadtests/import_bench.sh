@@ -188,6 +188,39 @@ if [ -n "${PM_LOADTEST_DATABASE_URL:-}" ]; then
     t1=$(date +%s.%N)
     python3 -c "print(f'\\\\copy: {$t1 - $t0:.1f} s, {$rows / ($t1 - $t0):,.0f} rows/s')"
     psql -X -q "$db" -c "DROP TABLE pm_bench_copy"
+    # The floor of the import's own writes: the same rows (products, retail prices, stocks,
+    # offers, price and stock history) written by set-based SQL inside the server, from a
+    # staging table already there, into a fresh catalog schema: no parsing, no client, no
+    # lookups, no journal. What the catalog's indexes (the search document among them) cost.
+    echo "== reference: the import's writes as set-based SQL inside the server (no application)"
+    floor="${prefix}floor"
+    psql -X -q "$db" -c "CREATE DATABASE \"$floor\""
+    fdb="${PM_LOADTEST_DATABASE_URL%/}/$floor"
+    for f in migrations/postgres/catalog/*.sql; do psql -X -q -v ON_ERROR_STOP=1 "$fdb" -f "$f" >/dev/null; done
+    psql -X -q "$fdb" -c "CREATE UNLOGGED TABLE stage (ean text, sku text, title text, description text, brand text, category text, price text, stock text, supplier_ref text)" \
+        -c "\\copy stage FROM '$work/a.csv' WITH (FORMAT csv, DELIMITER ';', HEADER true)" \
+        -c "ALTER TABLE stage ADD COLUMN id uuid" \
+        -c "UPDATE stage SET id = (lpad(to_hex(substr(supplier_ref, 4)::bigint), 12, '0') || '70008000' || lpad(to_hex(substr(supplier_ref, 4)::bigint), 12, '0'))::uuid" \
+        -c "INSERT INTO suppliers (id, code, name, default_currency, created_at, updated_at) VALUES ('00000000-0000-0000-0000-000000000001', 'bench', 'Bench', 'EUR', now(), now())"
+    t0=$(date +%s.%N)
+    psql -X -q -v ON_ERROR_STOP=1 "$fdb" <<'SQL'
+BEGIN;
+INSERT INTO products (id, ean, sku, title, description, brand, status, created_at, updated_at, attributes, version, title_key)
+    SELECT id, ean, sku, title, description, brand, 'draft', now(), now(), '{}', 1, lower(title) FROM stage;
+INSERT INTO product_prices (id, product_id, price_type, currency, amount, valid_from, valid_to, updated_at)
+    SELECT id, id, 'retail', 'EUR', replace(price, ',', '.')::numeric, NULL, NULL, now() FROM stage;
+INSERT INTO product_stocks (id, product_id, warehouse, quantity, updated_at) SELECT id, id, 'bench', stock::int, now() FROM stage;
+INSERT INTO supplier_products (id, supplier_id, product_id, supplier_sku, created_at, updated_at, last_seen_at)
+    SELECT id, '00000000-0000-0000-0000-000000000001', id, supplier_ref, now(), now(), now() FROM stage;
+INSERT INTO price_history (id, product_id, price_type, currency, valid_from, old_amount, new_amount, source, changed_at)
+    SELECT id, id, 'retail', 'EUR', NULL, NULL, replace(price, ',', '.')::numeric, 'import', now() FROM stage;
+INSERT INTO stock_history (id, product_id, warehouse, old_quantity, new_quantity, source, changed_at)
+    SELECT id, id, 'bench', NULL, stock::int, 'import', now() FROM stage;
+COMMIT;
+SQL
+    t1=$(date +%s.%N)
+    python3 -c "print(f'set-based SQL floor: {$t1 - $t0:.1f} s, {$rows / ($t1 - $t0):,.0f} rows/s')"
+    psql -X -q "$db" -c "DROP DATABASE \"$floor\" WITH (FORCE)"
     for d in $(psql -X -At "$db" -c "SELECT datname FROM pg_database WHERE datname LIKE '${prefix}%'"); do
         psql -X -q "$db" -c "DROP DATABASE \"$d\" WITH (FORCE)" || true
     done

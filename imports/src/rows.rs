@@ -39,6 +39,9 @@ pub struct ReadOptions {
     pub delimiter: Option<u8>,
     /// Records to skip before looking for the header.
     pub skip_rows: usize,
+    /// The header's line (a text file's physical line, a sheet's row; 1-based) instead of
+    /// looking for it; wins over the template's.
+    pub header_line: Option<u64>,
     /// The column → field mapping by column index; `None`: see `named_mapping`.
     pub mapping: Option<Vec<(usize, Target)>>,
     /// The mapping by header name (compared without regard to case, accents or punctuation),
@@ -81,9 +84,11 @@ impl ReadOptions {
         Ok(self)
     }
 
-    /// The template's header line (physical line or sheet row, 1-based), if it fixes one.
+    /// The header line (physical line or sheet row, 1-based) the options or the template fix,
+    /// if any.
     pub(crate) fn header_line(&self) -> Option<u64> {
-        self.template.as_ref().and_then(|t| t.header_line)
+        self.header_line
+            .or_else(|| self.template.as_ref().and_then(|t| t.header_line))
     }
 }
 

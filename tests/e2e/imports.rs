@@ -1295,3 +1295,42 @@ async fn batches_written_side_by_side_keep_the_files_order() {
         }
     }
 }
+
+/// An upload can say where the header is (`header_line`) when a title line above it looks
+/// like one; out of range, it is refused before anything is stored.
+#[tokio::test]
+async fn an_upload_can_fix_the_header_line() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "head", "name": "Head"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let mut s = String::from("Tarif;Acme;2026;EUR\nean;title;price;stock\n");
+        for i in 0..3u32 {
+            s.push_str(&format!("{};lampe {i};5,00;3\n", ean13(100 + i)));
+        }
+        let job = upload_and_wait(&app, &sid, "h.csv", s.clone().into_bytes(), "?header_line=2").await;
+        assert_eq!(job["import_status"], "succeeded", "{backend:?}: {job}");
+        assert_eq!(job["result"]["file"]["header_line"], 2, "{backend:?}: {job}");
+        assert_eq!(job["result"]["counters"]["created"], 3, "{backend:?}: {job}");
+        assert_eq!(job["result"]["counters"]["rejected"], 0, "{backend:?}: {job}");
+        assert_eq!(by_ean(&app, &ean13(101)).await["title"], "lampe 1", "{backend:?}");
+
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(s.into_bytes()).file_name("h.csv"),
+        );
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/suppliers/{sid}/imports?header_line=0")))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or_default();
+        assert_eq!(status, 422, "{backend:?}: {body}");
+        assert!(body.to_string().contains("header_line"), "{body}");
+    }
+}

@@ -3,7 +3,7 @@
 //! ([`super::session`]), which runs [`run_import`].
 //!
 //! Payload: `{"supplier_id": uuid, "bucket": "imports", "key": "2026/12/04/….csv",
-//! "file_name", "encoding", "delimiter", "skip_rows", "sheet", "dry_run", "mode": "delta" |
+//! "file_name", "encoding", "delimiter", "skip_rows", "header_line", "sheet", "dry_run", "mode": "delta" |
 //! "full", "max_errors": n, "template_id": uuid, "template": {…}, "mapping": {"<header>": field}}`.
 //!
 //! Stages: `read` (the object, bounded by `MAX_FILE_BYTES`), `parse` (decode, sniff, map and
@@ -370,6 +370,7 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
             _ => None,
         }),
         skip_rows: p["skip_rows"].as_u64().unwrap_or(0).min(1000) as usize,
+        header_line: p["header_line"].as_u64().filter(|n| (1..=1000).contains(n)),
         mapping: None,
         named_mapping: named_mapping(&p["mapping"])?,
         template,

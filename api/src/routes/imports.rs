@@ -240,6 +240,10 @@ struct UploadQuery {
     /// Records to pass over before looking for the header.
     #[param(minimum = 0, maximum = 1000)]
     skip_rows: Option<u32>,
+    /// The header's line (a text file's line, a sheet's row; 1-based) instead of looking for
+    /// it below title lines; wins over the template's.
+    #[param(minimum = 1, maximum = 1000)]
+    header_line: Option<u32>,
     /// Spreadsheets: the sheet's name (default: the first sheet).
     sheet: Option<String>,
     /// The supplier's mapping template to read the file with.
@@ -332,6 +336,9 @@ async fn upload(
     if q.skip_rows.is_some_and(|n| n > 1000) {
         return Err(ApiError::invalid("skip_rows", "must be 0 to 1000"));
     }
+    if q.header_line.is_some_and(|n| !(1..=1000).contains(&n)) {
+        return Err(ApiError::invalid("header_line", "must be 1 to 1000"));
+    }
     if let Some(label) = &q.encoding {
         pm_imports::decode::encoding_for_label(label).map_err(|e| ApiError::invalid("encoding", e))?;
     }
@@ -343,7 +350,8 @@ async fn upload(
         .await?;
     let options = serde_json::json!({
         "supplier_id": supplier_id, "dry_run": dry_run, "encoding": q.encoding,
-        "delimiter": q.delimiter, "skip_rows": q.skip_rows, "sheet": q.sheet,
+        "delimiter": q.delimiter, "skip_rows": q.skip_rows, "header_line": q.header_line,
+        "sheet": q.sheet,
         "template_id": q.template_id, "mode": q.mode, "max_errors": q.max_errors,
     });
     if json_body {
