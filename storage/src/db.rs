@@ -393,24 +393,29 @@ impl BeginLocked for PoolConnection<sqlx::Sqlite> {
     }
 }
 
+/// A transaction whose first statement takes the transaction-scoped advisory lock `function`
+/// (exclusive or shared) on a hash of `key`.
+async fn begin_with_advisory_lock<'c>(
+    conn: &'c mut PoolConnection<sqlx::Postgres>,
+    function: &str,
+    key: &str,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, StoreError> {
+    let mut tx = (**conn).begin().await?;
+    sqlx::query(&format!("SELECT {function}(hashtextextended($1, 0))"))
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 impl BeginLocked for PoolConnection<sqlx::Postgres> {
     type Db = sqlx::Postgres;
     async fn begin_locked(&mut self, key: &str) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
-        let mut tx = (**self).begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        begin_with_advisory_lock(self, "pg_advisory_xact_lock", key).await
     }
 
     async fn begin_shared(&mut self, key: &str) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
-        let mut tx = (**self).begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        begin_with_advisory_lock(self, "pg_advisory_xact_lock_shared", key).await
     }
 
     async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
