@@ -761,7 +761,8 @@ impl Catalog {
                 let mut joins = false;
                 for part in ean_skus.chunks(CHUNK) {
                     let sql = format!(
-                        "SELECT 1 FROM products WHERE deleted_at IS NULL AND ean IS NULL AND lower(sku) IN {} LIMIT 1",
+                        "SELECT 1 FROM products WHERE deleted_at IS NULL AND {} AND lower(sku) IN {} LIMIT 1",
+                        super::products::NO_EAN,
                         placeholders(0, part.len())
                     );
                     let mut q = sqlx::query_scalar::<_, i32>(&sql).persistent(false);
