@@ -754,8 +754,10 @@ impl Catalog {
             // lock no bulk writer can create such a product, so the check holds until commit.
             // Prices and stocks of the batch's products are locked below, in one sorted
             // statement.
-            let mut tx = if sku_keyed {
-                conn.begin_locked(SKU_LOCK).await?
+            // `sku_only_possible`: whether the upsert must still look for products known by a
+            // row's SKU alone (under the shared lock this check found none).
+            let (mut tx, sku_only_possible) = if sku_keyed {
+                (conn.begin_locked(SKU_LOCK).await?, true)
             } else {
                 let mut tx = conn.begin_shared(SKU_LOCK).await?;
                 let mut joins = false;
@@ -776,9 +778,9 @@ impl Catalog {
                 }
                 if joins {
                     tx.rollback().await?;
-                    conn.begin_locked(SKU_LOCK).await?
+                    (conn.begin_locked(SKU_LOCK).await?, true)
                 } else {
-                    tx
+                    (tx, false)
                 }
             };
 
@@ -801,7 +803,7 @@ impl Catalog {
                 }
             }
 
-            let results = upsert_items!(tx, &products, &missing, write_time, backend);
+            let results = upsert_items!(tx, &products, &missing, write_time, backend, sku_only_possible);
             let mut out: Vec<ImportOutcome> = results
                 .into_iter()
                 .map(|product| ImportOutcome {

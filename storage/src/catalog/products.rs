@@ -706,7 +706,13 @@ impl Catalog {
 /// the transaction's type differs per backend (see [`with_conn!`]); an import's batch runs it
 /// inside its own transaction.
 macro_rules! upsert_items {
-    ($tx:ident, $items:expr, $missing:expr, $now:expr, $backend:expr) => {{
+    ($tx:ident, $items:expr, $missing:expr, $now:expr, $backend:expr) => {
+        upsert_items!($tx, $items, $missing, $now, $backend, true)
+    };
+    // `$sku_only_possible`: `false` when the caller already knows, under the SKU lock, that no
+    // item's SKU belongs to a product known by its SKU alone (an import's batch checks it to
+    // take the lock shared), so the lookup below is not made twice.
+    ($tx:ident, $items:expr, $missing:expr, $now:expr, $backend:expr, $sku_only_possible:expr) => {{
         let items: &[$crate::catalog::NewProduct] = $items;
         let missing: &std::collections::HashMap<uuid::Uuid, $crate::StoreError> = $missing;
         let now = $now;
@@ -723,7 +729,11 @@ macro_rules! upsert_items {
             if !fast.is_empty() {
                 // An EAN nobody has yet with a SKU that a product without EAN has: it joins
                 // that product (below, one by one), so it leaves the fast path.
-                let with_sku: Vec<usize> = fast.iter().copied().filter(|i| items[*i].sku.is_some()).collect();
+                let with_sku: Vec<usize> = if $sku_only_possible {
+                    fast.iter().copied().filter(|i| items[*i].sku.is_some()).collect()
+                } else {
+                    Vec::new()
+                };
                 let mut eanless: std::collections::HashSet<String> = std::collections::HashSet::new();
                 let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
                 for part in with_sku.chunks(500) {
