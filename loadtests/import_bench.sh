@@ -135,18 +135,24 @@ import() {
     t0=$(date +%s.%N)
     job=$(curl -fsS "$base/api/v1/suppliers/$supplier/imports" -H "authorization: Bearer $token" \
         -F "file=@$file" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    local deadline=$(( $(date +%s) + 3600 ))
-    while :; do
-        status=$(curl -fsS "$base/api/v1/imports/jobs/$job" -H "authorization: Bearer $token" \
-            | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-        case "$status" in succeeded|failed|cancelled) break ;; esac
-        # A file the importer could not map waits for a person: nothing to measure.
-        if curl -fsS "$base/api/v1/imports/jobs/$job" -H "authorization: Bearer $token" | grep -q '"import_status":"awaiting_mapping"'; then
-            echo "$label: the import waits for a mapping (see its progress)" >&2; exit 1
-        fi
-        [ "$(date +%s)" -lt "$deadline" ] || { echo "$label: no end within an hour" >&2; exit 1; }
-        sleep 0.1
-    done
+    # One poller process for the whole wait (a curl and a python per poll would take CPU from
+    # the service on this 2-core machine): every 50 ms, deadline 1 h.
+    python3 - "$base/api/v1/imports/jobs/$job" "$token" "$label" <<'PY' || exit 1
+import json, sys, time, urllib.request
+url, token, label = sys.argv[1:4]
+deadline = time.monotonic() + 3600
+req = urllib.request.Request(url, headers={"authorization": f"Bearer {token}"})
+while True:
+    j = json.load(urllib.request.urlopen(req))
+    if j["status"] in ("succeeded", "failed", "cancelled"):
+        break
+    # A file the importer could not map waits for a person: nothing to measure.
+    if '"import_status": "awaiting_mapping"' in json.dumps(j):
+        sys.exit(f"{label}: the import waits for a mapping (see its progress)")
+    if time.monotonic() > deadline:
+        sys.exit(f"{label}: no end within an hour")
+    time.sleep(0.05)
+PY
     t1=$(date +%s.%N)
     curl -fsS "$base/api/v1/imports/jobs/$job" -H "authorization: Bearer $token" | python3 -c "
 import json, sys

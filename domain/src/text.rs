@@ -42,6 +42,19 @@ fn allowed_control(c: char, kind: TextKind) -> bool {
 /// Checks `value` (as given, not trimmed): control characters and length. An empty value
 /// passes; use [`check_required`] when it must not.
 pub fn check(value: &str, kind: TextKind, max: usize) -> Result<(), TextError> {
+    // Most texts are printable ASCII (an import checks every cell of every row): one byte
+    // per character and nothing to refuse. One pass without an early exit, which the compiler
+    // turns into vector instructions; anything else takes the character loop below.
+    let unusual = value
+        .bytes()
+        .fold(false, |acc, b| acc | !(0x20..0x7F).contains(&b));
+    if !unusual {
+        return if value.len() > max {
+            Err(TextError::TooLong(max))
+        } else {
+            Ok(())
+        };
+    }
     let mut n = 0usize;
     for c in value.chars() {
         if c.is_control() && !allowed_control(c, kind) {
@@ -154,6 +167,14 @@ mod tests {
         );
         assert_eq!(check("a\nb", TextKind::Line, 100), Err(TextError::Control(10)));
         assert_eq!(check("a\r\n\tb", TextKind::Multiline, 100), Ok(()));
+        assert_eq!(
+            check("del\u{7f}", TextKind::Multiline, 100),
+            Err(TextError::Control(0x7f))
+        );
+        // A control character is reported before the length, in ASCII as in any text.
+        assert_eq!(check("abc\u{1}", TextKind::Line, 2), Err(TextError::Control(1)));
+        assert_eq!(check("abc", TextKind::Line, 3), Ok(()));
+        assert_eq!(check("abcd", TextKind::Line, 3), Err(TextError::TooLong(3)));
         assert_eq!(check("Crème brûlée 東京", TextKind::Line, 100), Ok(()));
     }
 

@@ -110,7 +110,9 @@ impl ObjectStore for FsStore {
             uuid::Uuid::new_v4().simple()
         ));
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+            // Chunks come as the client sent them (often a few KiB); every write to a tokio
+            // file is a trip to the blocking pool, so they are gathered into 1 MiB writes.
+            let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(&tmp).await?);
             let mut size = 0u64;
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
@@ -122,7 +124,8 @@ impl ObjectStore for FsStore {
                 }
                 file.write_all(&chunk).await?;
             }
-            file.sync_all().await?;
+            file.flush().await?;
+            file.get_ref().sync_all().await?;
             tokio::fs::rename(&tmp, &path).await?;
             Ok(())
         }
