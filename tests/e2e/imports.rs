@@ -1334,3 +1334,91 @@ async fn an_upload_can_fix_the_header_line() {
         assert!(body.to_string().contains("header_line"), "{body}");
     }
 }
+
+/// The category column becomes the catalog's tree: each level found by its slug under its
+/// parent (made once when missing, whatever the spelling of a later row), the leaf set as the
+/// product's primary category; a path that names no category is reported on its row, which
+/// lands without one.
+#[tokio::test]
+async fn category_paths_become_the_catalogs_tree() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, supplier) = app
+            .post("/api/v1/suppliers", json!({"code": "cats", "name": "Cats"}))
+            .await;
+        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let csv = format!(
+            "ean;titre;prix;categorie\n\
+             {};Stylo bleu;1,20;Bureau > Stylos\n\
+             {};Stylo rouge;1,30;bureau>stylos\n\
+             {};Cahier;2,50;Bureau > Cahiers\n\
+             {};Gomme;0,90;!!! > ?\n",
+            ean13(1),
+            ean13(2),
+            ean13(3),
+            ean13(4)
+        );
+        let job = upload_and_wait(&app, &sid, "cats.csv", csv.clone().into(), "").await;
+        assert_eq!(job["status"], "succeeded", "{backend:?}: {job}");
+        let c = &job["result"]["counters"];
+        assert_eq!(
+            (c["created"].as_u64(), c["rejected"].as_u64()),
+            (Some(4), Some(1)),
+            "{c}"
+        );
+        let category = |p: &Value| p["primary_category_id"].as_str().map(str::to_owned);
+        let blue = by_ean(&app, &ean13(1)).await;
+        let red = by_ean(&app, &ean13(2)).await;
+        let book = by_ean(&app, &ean13(3)).await;
+        let eraser = by_ean(&app, &ean13(4)).await;
+        let pens = category(&blue).expect("a category for the first row");
+        assert_eq!(
+            category(&red).as_deref(),
+            Some(pens.as_str()),
+            "one category: {red}"
+        );
+        assert_eq!(category(&eraser), None, "{eraser}");
+        let (st, leaf) = app.get(&format!("/api/v1/categories/{pens}")).await;
+        assert_eq!(st, 200, "{leaf}");
+        assert_eq!(
+            (leaf["name"].as_str(), leaf["slug_path"].as_str()),
+            (Some("Stylos"), Some("bureau/stylos")),
+            "{leaf}"
+        );
+        let (_, notebooks) = app
+            .get(&format!("/api/v1/categories/{}", category(&book).unwrap()))
+            .await;
+        assert_eq!(notebooks["slug_path"], "bureau/cahiers", "{notebooks}");
+        assert_eq!(
+            notebooks["parent_id"], leaf["parent_id"],
+            "one parent: {notebooks}"
+        );
+        let path = format!("/api/v1/imports/jobs/{}", job["id"].as_str().unwrap());
+        let (_, errors) = app.get(&format!("{path}/errors")).await;
+        assert_eq!(
+            (
+                errors["items"][0]["line"].as_u64(),
+                errors["items"][0]["column"].as_str(),
+                errors["items"][0]["code"].as_str()
+            ),
+            (Some(5), Some("category_path"), Some("refused")),
+            "{errors}"
+        );
+        // The same file again: the same categories, nothing written.
+        let again = upload_and_wait(&app, &sid, "cats.csv", csv.into(), "").await;
+        let c = &again["result"]["counters"];
+        assert_eq!(
+            (c["unchanged"].as_u64(), c["rejected"].as_u64()),
+            (Some(4), Some(1)),
+            "{again}"
+        );
+        let (_, roots) = app.get("/api/v1/categories?limit=100").await;
+        let names: Vec<&str> = roots["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names.iter().filter(|n| **n == "Bureau").count(), 1, "{roots}");
+    }
+}

@@ -17,7 +17,7 @@
 //! job's rejects and writes again: committed batches are found unchanged, nothing is
 //! duplicated.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Cursor, Read as _};
 use std::sync::Arc;
 use std::time::Instant;
@@ -461,6 +461,11 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
         in_flight: VecDeque::new(),
         max_in_flight: deps.batches_in_flight.max(1),
     };
+    let mut categories = Categories {
+        catalog,
+        origin: origin.clone(),
+        known: HashMap::new(),
+    };
     // The writer's end: an error stops the parser (it sees the channel closed) before the job
     // answers, so no row is read for nothing.
     let written: Result<(), JobError> = async {
@@ -520,14 +525,20 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
                 ..read
             };
             if !dry_run {
+                let mut errors = errors;
+                let category_ids = categories.resolve(&rows, &mut errors).await?;
+                let (mut rows, tails): (Vec<_>, Vec<_>) = rows.into_iter().map(into_import_row).unzip();
+                for (row, id) in rows.iter_mut().zip(category_ids) {
+                    row.product.primary_category_id = id;
+                }
                 let batch = pm_storage::catalog::ImportBatch {
                     job_id,
                     supplier_id,
                     warehouse: supplier.code.clone(),
-                    rows: rows.iter().map(import_row).collect(),
+                    rows,
                     full,
                 };
-                w.send(batch, read, rows, errors).await?;
+                w.send(batch, read, tails, errors).await?;
                 continue;
             }
             w.c.count_read(read, rows.len());
@@ -677,6 +688,73 @@ async fn record_file(
     note(imports, job_id, "info", &msg, Some(info)).await;
 }
 
+/// The categories of an import's rows: each distinct category path (`Clothing > Tshirts`)
+/// found or made once per job (levels by their slugs under their parents), and set as the
+/// products' primary category. A path the catalog refuses (a level with no letter or digit)
+/// is reported on each of its rows, which land without it.
+struct Categories<'a> {
+    catalog: &'a Mailbox<CatalogStore>,
+    origin: Origin,
+    /// Path as in the file → the category, or why it was refused.
+    known: HashMap<String, Result<Uuid, String>>,
+}
+
+impl Categories<'_> {
+    async fn resolve(
+        &mut self,
+        rows: &[ProductRow],
+        errors: &mut Vec<NewImportError>,
+    ) -> Result<Vec<Option<Uuid>>, JobError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let Some(path) = r.category_path.as_deref() else {
+                out.push(None);
+                continue;
+            };
+            let found = match self.known.get(path) {
+                Some(found) => found.clone(),
+                None => {
+                    let names: Vec<String> = path
+                        .split('>')
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    let found = if names.is_empty() {
+                        Err(format!("the category path {path:?} names no category"))
+                    } else {
+                        let msg = crate::store::catalog_entities::EnsureCategoryPath { names };
+                        match self.catalog.send(msg.by(self.origin.clone())).await {
+                            Ok(c) => Ok(c.id),
+                            Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
+                                Err(e.to_string())
+                            }
+                            Err(e) => return Err(retry(e)),
+                        }
+                    };
+                    self.known.insert(path.to_owned(), found.clone());
+                    found
+                }
+            };
+            match found {
+                Ok(id) => out.push(Some(id)),
+                Err(message) => {
+                    errors.push(NewImportError {
+                        line: r.line as i64,
+                        column: Some("category_path".into()),
+                        value: Some(path.to_owned()),
+                        code: "refused".into(),
+                        message,
+                        raw: Vec::new(),
+                    });
+                    out.push(None);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What the parser gave for one batch, counted when the batch settles (so that the published
 /// counters only ever count rows whose batch is written).
 #[derive(Debug, Clone, Copy)]
@@ -695,14 +773,23 @@ impl Counters {
     }
 }
 
+/// What a row's settling needs once its values went to the catalog (moved there, not copied).
+struct RowTail {
+    line: u64,
+    /// A variation's parent SKU, with its attributes (the variation's axes).
+    parent_sku: Option<String>,
+    attributes: Vec<(String, String)>,
+    images: Vec<String>,
+}
+
 /// A batch sent to the catalog, not yet settled.
 struct InFlight {
     read: Read,
-    rows: Vec<ProductRow>,
+    rows: Vec<RowTail>,
     /// The batch's parse rejects, recorded when it settles.
     errors: Vec<NewImportError>,
-    /// Its EANs, SKUs and supplier SKUs: a later batch that shares one waits for it.
-    keys: HashSet<String>,
+    /// Its EANs, SKUs and supplier SKUs (hashed): a later batch that shares one waits for it.
+    keys: HashSet<u64>,
     write: tokio::task::JoinHandle<Result<Vec<ImportOutcome>, crate::store::StoreCallError>>,
 }
 
@@ -733,7 +820,7 @@ impl Writer<'_> {
         &mut self,
         batch: pm_storage::catalog::ImportBatch,
         read: Read,
-        rows: Vec<ProductRow>,
+        rows: Vec<RowTail>,
         errors: Vec<NewImportError>,
     ) -> Result<(), JobError> {
         if rows.is_empty() {
@@ -788,8 +875,8 @@ impl Writer<'_> {
             .map_err(retry)?;
         let c = &mut self.c;
         c.count_read(read, rows.len());
-        let mut variations: Vec<(&ProductRow, Uuid, String)> = Vec::new();
-        let mut with_images: Vec<(Uuid, &ProductRow)> = Vec::new();
+        let mut variations: Vec<(&RowTail, Uuid, String)> = Vec::new();
+        let mut with_images: Vec<(Uuid, &RowTail)> = Vec::new();
         for (row, o) in rows.iter().zip(outcomes) {
             let product_id = match o.product {
                 UpsertResult::Created { id }
@@ -802,7 +889,7 @@ impl Writer<'_> {
                 UpsertResult::Updated { .. } => c.updated += 1,
                 UpsertResult::Unchanged { .. } => c.unchanged += 1,
                 UpsertResult::Failed { field, message } => {
-                    errors.push(refused(row, field, message));
+                    errors.push(refused(row.line, field, message));
                     continue;
                 }
             }
@@ -810,7 +897,7 @@ impl Writer<'_> {
             c.stocks_changed += u64::from(o.stock_changed);
             c.offers_changed += u64::from(o.offer_changed);
             for (field, message) in o.refused {
-                errors.push(refused(row, field, message));
+                errors.push(refused(row.line, field, message));
             }
             if let (Some(parent), Some(id)) = (&row.parent_sku, product_id) {
                 variations.push((row, id, parent.clone()));
@@ -870,21 +957,34 @@ impl Writer<'_> {
     }
 }
 
-/// A batch's keys as the catalog writes them: EANs, SKUs without regard to case, supplier SKUs.
-fn batch_keys(rows: &[pm_storage::catalog::ImportRow]) -> HashSet<String> {
+/// A batch's keys as the catalog writes them (EANs, SKUs without regard to case, supplier
+/// SKUs), each as a 64-bit hash: two keys that share a hash only make a batch wait for one
+/// it did not need to, and a set of numbers costs no allocation per key.
+fn batch_keys(rows: &[pm_storage::catalog::ImportRow]) -> HashSet<u64> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let h = BuildHasherDefault::<DefaultHasher>::default();
     let mut keys = HashSet::with_capacity(rows.len() * 3);
     for r in rows {
         if let Some(e) = &r.product.ean {
-            keys.insert(format!("e:{}", e.as_str()));
+            keys.insert(h.hash_one(("e", e.as_str())));
         }
         if let Some(s) = &r.product.sku {
-            keys.insert(format!("s:{}", s.to_lowercase()));
+            keys.insert(h.hash_one(("s", lowercase(s).as_ref())));
         }
         if let Some(o) = &r.offer {
-            keys.insert(format!("o:{}", o.supplier_sku));
+            keys.insert(h.hash_one(("o", o.supplier_sku.as_str())));
         }
     }
     keys
+}
+
+/// `s` without regard to case, allocated only when it has a letter to lower.
+fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    }
 }
 
 /// Queues a `media.fetch` job for the image URLs of a written batch that their products do not
@@ -894,7 +994,7 @@ async fn queue_images(
     media: &crate::media::MediaDeps,
     job_id: Uuid,
     by: Option<Uuid>,
-    rows: &[(Uuid, &ProductRow)],
+    rows: &[(Uuid, &RowTail)],
 ) -> Result<u64, JobError> {
     if rows.is_empty() {
         return Ok(0);
@@ -928,9 +1028,9 @@ async fn queue_images(
 }
 
 /// A value of a row the catalog refused (the row's other values landed).
-fn refused(row: &ProductRow, field: &str, message: String) -> NewImportError {
+fn refused(line: u64, field: &str, message: String) -> NewImportError {
     NewImportError {
-        line: row.line as i64,
+        line: line as i64,
         column: Some(field.to_owned()),
         value: None,
         code: "refused".into(),
@@ -943,6 +1043,11 @@ fn refused(row: &ProductRow, field: &str, message: String) -> NewImportError {
 /// the stock, and the supplier's offer under its own reference (the SKU column when there is
 /// no separate supplier SKU, else the EAN), with cost and stock as the supplier states them.
 fn import_row(r: &ProductRow) -> pm_storage::catalog::ImportRow {
+    into_import_row(r.clone()).0
+}
+
+/// [`import_row`] by moving the row's values (the write path keeps only what settling needs).
+fn into_import_row(r: ProductRow) -> (pm_storage::catalog::ImportRow, RowTail) {
     let prices: Vec<(PriceType, Money)> = match r.currency {
         None => Vec::new(),
         Some(currency) => r
@@ -962,7 +1067,6 @@ fn import_row(r: &ProductRow) -> pm_storage::catalog::ImportRow {
     // The supplier's own reference; a supplier that has none is known by the EAN it sends.
     let key = r
         .supplier_sku
-        .clone()
         .or_else(|| r.sku.clone())
         .or_else(|| r.ean.map(|e| e.as_str().to_owned()));
     let offer = key.map(|sku| ImportOffer {
@@ -973,32 +1077,65 @@ fn import_row(r: &ProductRow) -> pm_storage::catalog::ImportRow {
             .map(|(_, m)| *m),
         stock: r.stock,
     });
-    pm_storage::catalog::ImportRow {
-        product: new_product(r),
+    let product = NewProduct {
+        ean: r.ean,
+        sku: r.sku,
+        title: r.title,
+        description: r.description,
+        brand: r.brand,
+        attributes: r
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+        ..Default::default()
+    };
+    let row = pm_storage::catalog::ImportRow {
+        product,
         prices,
         stock: r.stock,
         offer,
-    }
+    };
+    // A variation's axes are its attributes; other rows' are not needed again.
+    let attributes = if r.parent_sku.is_some() {
+        r.attributes
+    } else {
+        Vec::new()
+    };
+    let tail = RowTail {
+        line: r.line,
+        parent_sku: r.parent_sku,
+        attributes,
+        images: r.images,
+    };
+    (row, tail)
 }
 
 /// The rows of a batch without those a later row with the same key replaces (EAN, else the
 /// SKU without regard to case), in file order.
 fn last_of_each_key(rows: Vec<ProductRow>) -> Vec<ProductRow> {
-    let mut seen = std::collections::HashSet::new();
-    let mut kept: Vec<ProductRow> = rows
-        .into_iter()
-        .rev()
-        .filter(|r| {
-            let key = match (&r.ean, &r.sku) {
-                (Some(e), _) => format!("ean:{}", e.as_str()),
-                (None, Some(s)) => format!("sku:{}", s.to_lowercase()),
-                (None, None) => return true,
-            };
-            seen.insert(key)
-        })
-        .collect();
-    kept.reverse();
-    kept
+    // Keys borrowed from the rows (a key of its own per row was an allocation per row).
+    let keep: Vec<bool> = {
+        let mut seen: HashSet<(bool, std::borrow::Cow<'_, str>)> = HashSet::with_capacity(rows.len());
+        let mut keep: Vec<bool> = rows
+            .iter()
+            .rev()
+            .map(|r| match (&r.ean, &r.sku) {
+                (Some(e), _) => seen.insert((true, std::borrow::Cow::Borrowed(e.as_str()))),
+                (None, Some(s)) => seen.insert((false, lowercase(s))),
+                (None, None) => true,
+            })
+            .collect();
+        keep.reverse();
+        keep
+    };
+    if keep.iter().all(|k| *k) {
+        return rows;
+    }
+    rows.into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect()
 }
 
 /// The payload's `mapping`: `{"<column header>": "<field>", ...}` (fields as in
@@ -1036,7 +1173,7 @@ fn template_of(v: &Value) -> Result<Template, JobError> {
 async fn link_variations(
     catalog: &Mailbox<CatalogStore>,
     origin: &Origin,
-    variations: &[(&ProductRow, Uuid, String)],
+    variations: &[(&RowTail, Uuid, String)],
     errors: &mut Vec<NewImportError>,
 ) -> Result<(), JobError> {
     if variations.is_empty() {
@@ -1047,7 +1184,7 @@ async fn link_variations(
     for (row, id, parent) in variations {
         let Some(parent_id) = parents.get(&parent.to_lowercase()).copied() else {
             errors.push(refused(
-                row,
+                row.line,
                 "parent_sku",
                 format!("no product has the parent sku {parent:?}"),
             ));
@@ -1062,28 +1199,12 @@ async fn link_variations(
         match catalog.send(msg.by(origin.clone())).await {
             Ok(_) => {}
             Err(pm_supervisors::CallError::Handler(e)) if e.is_callers() => {
-                errors.push(refused(row, "parent_sku", e.to_string()));
+                errors.push(refused(row.line, "parent_sku", e.to_string()));
             }
             Err(e) => return Err(retry(e)),
         }
     }
     Ok(())
-}
-
-fn new_product(r: &ProductRow) -> NewProduct {
-    NewProduct {
-        ean: r.ean,
-        sku: r.sku.clone(),
-        title: r.title.clone(),
-        description: r.description.clone(),
-        brand: r.brand.clone(),
-        attributes: r
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-        ..Default::default()
-    }
 }
 
 fn reject(e: RowError) -> NewImportError {

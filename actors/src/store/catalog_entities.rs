@@ -127,6 +127,9 @@ query!(ListBrands { limit: u32, cursor: Option<String> } => Page<Brand>,
 // ---- categories -------------------------------------------------------------------------
 
 write_msg!(CreateCategory { category: NewCategory } => Category, Category "create" result(|r| r.id), |c, m| c.create_category(m.category).await);
+// An import's category path (`["Clothing", "Tshirts"]`): found by slugs, made where missing.
+write_msg!(EnsureCategoryPath { names: Vec<String> } => Category, Category "ensure" result(|r| r.id),
+    |c, m| c.ensure_category_path(&m.names).await);
 query!(GetCategory { id: Uuid } => Category, |c, m| c.get_category(m.id).await);
 write_msg!(UpdateCategory { id: Uuid, patch: CategoryPatch } => Category, Category "update" key(m.id),
     |c, m| c.update_category(m.id, m.patch).await);

@@ -126,6 +126,60 @@ impl Catalog {
         self.insert_category(c.parent_id, &name, slug).await
     }
 
+    /// The category at `names` (its levels from the root: `["Clothing", "Tshirts"]`), made
+    /// level by level where missing: an import's category path. A level is found by its slug
+    /// under its parent (`clothing/tshirts`), so `T-Shirts` and `t shirts` name one category,
+    /// whoever made it; two writers that make the same level at once end with the one that
+    /// committed first. A level without a letter or digit to make a slug of is refused.
+    pub async fn ensure_category_path(&self, names: &[String]) -> Result<Category, StoreError> {
+        let mut parent: Option<Category> = None;
+        for name in names {
+            let name = text("category_path", name.trim(), 200)?;
+            let slug = derived_slug(&name).map_err(|_| {
+                invalid(
+                    "category_path",
+                    format!("the level {name:?} has no letter or digit to name a category by"),
+                )
+            })?;
+            let slug_path = match &parent {
+                Some(p) => format!("{}/{slug}", p.slug_path),
+                None => slug.clone(),
+            };
+            let cat = match self.category_by_slug_path(&slug_path).await? {
+                Some(c) => c,
+                None => match self
+                    .insert_category(parent.as_ref().map(|p| p.id), &name, slug)
+                    .await
+                {
+                    Ok(c) => c,
+                    // Made meanwhile by another writer: that one.
+                    Err(StoreError::Conflict { field: "slug", .. }) => self
+                        .category_by_slug_path(&slug_path)
+                        .await?
+                        .ok_or_else(|| not_found("category", &slug_path))?,
+                    Err(e) => return Err(e),
+                },
+            };
+            parent = Some(cat);
+        }
+        parent.ok_or_else(|| invalid("category_path", "has no level"))
+    }
+
+    async fn category_by_slug_path(&self, slug_path: &str) -> Result<Option<Category>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM categories WHERE slug_path = $1");
+        let sql = super::common::positional(self.db.backend(), &sql);
+        Ok(with_conn!(self.db, |conn| {
+            match sqlx::query(&sql)
+                .bind(slug_path)
+                .fetch_optional(&mut *conn)
+                .await?
+            {
+                Some(row) => Some(Category::from_row(&row)?),
+                None => None,
+            }
+        }))
+    }
+
     async fn insert_category(
         &self,
         parent_id: Option<Uuid>,
