@@ -327,3 +327,62 @@ async fn drop_pg(prefix: &str) {
         }
     }
 }
+
+/// The error policy (`max_errors`) stops the import at the batch that goes over it; batches
+/// already on their way to the catalog land, and the job's counters say what it wrote.
+#[tokio::test]
+async fn the_error_policy_stops_an_import_and_its_counters_say_what_it_wrote() {
+    const ROWS: u64 = 6_000;
+    let mut lines: Vec<String> = String::from_utf8(generated_csv(ROWS))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    // Three rows of the first batch with a wrong check digit (line n + 1 holds row n).
+    for row in [10usize, 20, 30] {
+        let bad = lines[row + 1].replacen(&ean(row as u64)[..12], &format!("{}x", &ean(row as u64)[..11]), 1);
+        lines[row + 1] = bad;
+    }
+    let body = (lines.join("\n") + "\n").into_bytes();
+    for backend in backends() {
+        let app = spawn_app_with(backend, |_| {}).await;
+        let base = app.url("");
+        let supplier = create_supplier(&app.client, &base, "strict").await;
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(body.clone()).file_name("strict.csv"),
+        );
+        let r = app
+            .client
+            .post(format!("{base}/api/v1/suppliers/{supplier}/imports?max_errors=2"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let id: Value = r.json().await.unwrap();
+        let job = format!("{base}/api/v1/imports/jobs/{}", id["id"].as_str().unwrap());
+        let ended = wait_job(&app.client, &job, 90, |j| {
+            matches!(j["status"].as_str(), Some("cancelled" | "succeeded" | "failed"))
+        })
+        .await;
+        assert_eq!(ended["status"], "failed", "{backend:?}: {ended}");
+        assert!(
+            ended["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("stopped after 3 rejected rows"),
+            "{backend:?}: {ended}"
+        );
+        let db = app.db(Database::Catalog).await;
+        let (products, _) = live_products(&db).await;
+        db.close().await;
+        let c = &ended["progress"]["counters"];
+        assert_eq!(c["created"].as_i64(), Some(products), "{backend:?}: {ended}");
+        assert_eq!(c["rejected"].as_i64(), Some(3), "{backend:?}: {ended}");
+        // Whole batches, the first with its three rejects, and not the whole file.
+        assert_eq!(products % BATCH, BATCH - 3, "{backend:?}: {products} products");
+        assert!(products < ROWS as i64 - 3, "{backend:?}: {products} products");
+        app.stop().await;
+    }
+}

@@ -460,6 +460,7 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
         next_analyze: 10_000,
         in_flight: VecDeque::new(),
         max_in_flight: deps.batches_in_flight.max(1),
+        stopping: false,
     };
     let mut categories = Categories {
         catalog,
@@ -596,6 +597,12 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
     .await;
     if let Err(e) = written {
         drop(rx);
+        // Batches already sent are written whatever stopped the job (the error policy, say):
+        // settled, so that the job's counters and rejects say what it wrote.
+        w.stopping = true;
+        if let Err(more) = w.drain().await {
+            tracing::warn!(job = %job_id, error = %more, "batches in flight not settled");
+        }
         let _ = parser.await;
         return Err(e);
     }
@@ -811,6 +818,8 @@ struct Writer<'a> {
     next_analyze: u64,
     in_flight: VecDeque<InFlight>,
     max_in_flight: usize,
+    /// The job stops: what is in flight is settled without applying the error policy again.
+    stopping: bool,
 }
 
 impl Writer<'_> {
@@ -945,7 +954,7 @@ impl Writer<'_> {
         self.run
             .progress(json!({ "stage": "write", "counters": counters }));
         (self.stage)("write", counters);
-        if let Some(max) = self.max_errors {
+        if let (Some(max), false) = (self.max_errors, self.stopping) {
             if self.c.rejected > max {
                 return Err(fatal(format!(
                     "stopped after {} rejected rows (the job allows {max}); see its errors",
