@@ -194,8 +194,8 @@ if [ -n "${PM_LOADTEST_DATABASE_URL:-}" ]; then
     t1=$(date +%s.%N)
     python3 -c "print(f'\\\\copy: {$t1 - $t0:.1f} s, {$rows / ($t1 - $t0):,.0f} rows/s')"
     psql -X -q "$db" -c "DROP TABLE pm_bench_copy"
-    # The floor of the import's own writes: the same rows (products, retail prices, stocks,
-    # offers, price and stock history) written by set-based SQL inside the server, from a
+    # The floor of the import's own writes: the same rows (products with their category,
+    # retail prices, stocks, offers, price and stock history) written by set-based SQL inside the server, from a
     # staging table already there, into a fresh catalog schema: no parsing, no client, no
     # lookups, no journal. What the catalog's indexes (the search document among them) cost.
     echo "== reference: the import's writes as set-based SQL inside the server (no application)"
@@ -207,12 +207,14 @@ if [ -n "${PM_LOADTEST_DATABASE_URL:-}" ]; then
         -c "\\copy stage FROM '$work/a.csv' WITH (FORMAT csv, DELIMITER ';', HEADER true)" \
         -c "ALTER TABLE stage ADD COLUMN id uuid" \
         -c "UPDATE stage SET id = (lpad(to_hex(substr(supplier_ref, 4)::bigint), 12, '0') || '70008000' || lpad(to_hex(substr(supplier_ref, 4)::bigint), 12, '0'))::uuid" \
-        -c "INSERT INTO suppliers (id, code, name, default_currency, created_at, updated_at) VALUES ('00000000-0000-0000-0000-000000000001', 'bench', 'Bench', 'EUR', now(), now())"
+        -c "INSERT INTO suppliers (id, code, name, default_currency, created_at, updated_at) VALUES ('00000000-0000-0000-0000-000000000001', 'bench', 'Bench', 'EUR', now(), now())" \
+        -c "CREATE TABLE cat AS SELECT category, gen_random_uuid() AS id FROM (SELECT DISTINCT category FROM stage) s" \
+        -c "INSERT INTO categories (id, parent_id, name, slug, path, slug_path, created_at, updated_at) SELECT id, NULL, category, md5(category), '/' || id || '/', md5(category), now(), now() FROM cat"
     t0=$(date +%s.%N)
     psql -X -q -v ON_ERROR_STOP=1 "$fdb" <<'SQL'
 BEGIN;
-INSERT INTO products (id, ean, sku, title, description, brand, status, created_at, updated_at, attributes, version, title_key)
-    SELECT id, ean, sku, title, description, brand, 'draft', now(), now(), '{}', 1, lower(title) FROM stage;
+INSERT INTO products (id, ean, sku, title, description, brand, primary_category_id, status, created_at, updated_at, attributes, version, title_key)
+    SELECT s.id, ean, sku, title, description, brand, c.id, 'draft', now(), now(), '{}', 1, lower(title) FROM stage s JOIN cat c USING (category);
 INSERT INTO product_prices (id, product_id, price_type, currency, amount, valid_from, valid_to, updated_at)
     SELECT id, id, 'retail', 'EUR', replace(price, ',', '.')::numeric, NULL, NULL, now() FROM stage;
 INSERT INTO product_stocks (id, product_id, warehouse, quantity, updated_at) SELECT id, id, 'bench', stock::int, now() FROM stage;
