@@ -18,6 +18,15 @@ async fn put_file(app: &TestApp, key: &str, body: Vec<u8>) {
     store.put(&bucket, key, stream, None).await.unwrap();
 }
 
+/// Creates the supplier `code` (named `name`); its id.
+async fn new_supplier(app: &TestApp, code: &str, name: &str) -> String {
+    let (st, supplier) = app
+        .post("/api/v1/suppliers", json!({"code": code, "name": name}))
+        .await;
+    assert_eq!(st, 201, "{supplier}");
+    supplier["id"].as_str().unwrap().to_owned()
+}
+
 /// Enqueues an import of `key` for `supplier` and waits until it ends; the job as it ended.
 async fn import(app: &TestApp, supplier: &str, key: &str) -> Value {
     import_with(app, supplier, key, false).await
@@ -610,10 +619,7 @@ async fn stock_of(app: &TestApp, product: &str) -> Value {
 async fn templates_full_imports_rollbacks_and_statistics() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let (_, supplier) = app
-            .post("/api/v1/suppliers", json!({"code": "acme", "name": "Acme"}))
-            .await;
-        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let sid = new_supplier(&app, "acme", "Acme").await;
         // A bad template is refused naming the rule; a good one is saved.
         let (st, bad) = app
             .post(
@@ -766,10 +772,7 @@ async fn templates_full_imports_rollbacks_and_statistics() {
 async fn a_woocommerce_export_imports_with_its_variations() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let (_, supplier) = app
-            .post("/api/v1/suppliers", json!({"code": "woo", "name": "Woo shop"}))
-            .await;
-        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let sid = new_supplier(&app, "woo", "Woo shop").await;
         let csv = "ID,Type,SKU,\"GTIN, UPC, EAN, or ISBN\",Name,Published,Short description,Description,In stock?,Stock,Sale price,Regular price,Categories,Images,Parent,Attribute 1 name,Attribute 1 value(s),Attribute 1 visible,Attribute 1 global\n\
             10,variable,HOODIE,,Hoodie,1,Warm,A warm hoodie,1,,,,Clothing > Hoodies,https://shop.test/h1.jpg,,Color,\"Blue, Green\",1,1\n\
             11,variation,HOODIE-BLUE,4006381333931,Hoodie - Blue,1,,,1,5,39.90,45.00,,,HOODIE,Color,Blue,,1\n\
@@ -870,10 +873,7 @@ async fn a_file_at_a_url_is_fetched_and_bad_sources_fail_clearly() {
             s.jobs.max_attempts = 1;
         })
         .await;
-        let (_, supplier) = app
-            .post("/api/v1/suppliers", json!({"code": "acme", "name": "Acme"}))
-            .await;
-        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let sid = new_supplier(&app, "acme", "Acme").await;
         let run = |url: String| {
             let app = &app;
             let sid = sid.clone();
@@ -1067,10 +1067,7 @@ async fn an_xlsx_with_title_rows_and_numeric_eans_lands() {
     use Cell::{N, S};
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let (_, supplier) = app
-            .post("/api/v1/suppliers", json!({"code": "xl", "name": "Excel SA"}))
-            .await;
-        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let sid = new_supplier(&app, "xl", "Excel SA").await;
         let book = xlsx(
             "Tarif",
             &[
@@ -1138,10 +1135,7 @@ fn priced_file(dearer: &[u32]) -> Vec<u8> {
 async fn an_unchanged_reimport_writes_nothing_and_whatever_changed_since_is_written_again() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let (_, supplier) = app
-            .post("/api/v1/suppliers", json!({"code": "hash", "name": "Hash"}))
-            .await;
-        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let sid = new_supplier(&app, "hash", "Hash").await;
         let template = |upper: bool| {
             let mut title = json!({"source": "Libellé", "target": "title"});
             if upper {
@@ -1247,10 +1241,7 @@ async fn an_unchanged_reimport_writes_nothing_and_whatever_changed_since_is_writ
 async fn batches_written_side_by_side_keep_the_files_order() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let (_, supplier) = app
-            .post("/api/v1/suppliers", json!({"code": "order", "name": "Order"}))
-            .await;
-        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let sid = new_supplier(&app, "order", "Order").await;
         let (st, known) = app
             .post(
                 "/api/v1/products",
@@ -1302,10 +1293,7 @@ async fn batches_written_side_by_side_keep_the_files_order() {
 async fn an_upload_can_fix_the_header_line() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let (_, supplier) = app
-            .post("/api/v1/suppliers", json!({"code": "head", "name": "Head"}))
-            .await;
-        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let sid = new_supplier(&app, "head", "Head").await;
         let mut s = String::from("Tarif;Acme;2026;EUR\nean;title;price;stock\n");
         for i in 0..3u32 {
             s.push_str(&format!("{};lampe {i};5,00;3\n", ean13(100 + i)));
@@ -1343,10 +1331,7 @@ async fn an_upload_can_fix_the_header_line() {
 async fn category_paths_become_the_catalogs_tree() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let (_, supplier) = app
-            .post("/api/v1/suppliers", json!({"code": "cats", "name": "Cats"}))
-            .await;
-        let sid = supplier["id"].as_str().unwrap().to_owned();
+        let sid = new_supplier(&app, "cats", "Cats").await;
         let csv = format!(
             "ean;titre;prix;categorie\n\
              {};Stylo bleu;1,20;Bureau > Stylos\n\

@@ -51,12 +51,24 @@ fn generated_csv(rows: u64) -> Vec<u8> {
 
 /// Uploads `body` as `name` for `supplier` on the service at `base`; the job's API path.
 async fn upload(client: &reqwest::Client, base: &str, supplier: &str, name: &str, body: Vec<u8>) -> String {
+    upload_with(client, base, supplier, name, body, "").await
+}
+
+/// [`upload`] with the upload's options (`query`: `""` or `?max_errors=2`, ...).
+async fn upload_with(
+    client: &reqwest::Client,
+    base: &str,
+    supplier: &str,
+    name: &str,
+    body: Vec<u8>,
+    query: &str,
+) -> String {
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(body).file_name(name.to_owned()),
     );
     let r = client
-        .post(format!("{base}/api/v1/suppliers/{supplier}/imports"))
+        .post(format!("{base}/api/v1/suppliers/{supplier}/imports{query}"))
         .multipart(form)
         .send()
         .await
@@ -348,20 +360,15 @@ async fn the_error_policy_stops_an_import_and_its_counters_say_what_it_wrote() {
         let app = spawn_app_with(backend, |_| {}).await;
         let base = app.url("");
         let supplier = create_supplier(&app.client, &base, "strict").await;
-        let form = reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::bytes(body.clone()).file_name("strict.csv"),
-        );
-        let r = app
-            .client
-            .post(format!("{base}/api/v1/suppliers/{supplier}/imports?max_errors=2"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        let id: Value = r.json().await.unwrap();
-        let job = format!("{base}/api/v1/imports/jobs/{}", id["id"].as_str().unwrap());
+        let job = upload_with(
+            &app.client,
+            &base,
+            &supplier,
+            "strict.csv",
+            body.clone(),
+            "?max_errors=2",
+        )
+        .await;
         let ended = wait_job(&app.client, &job, 90, |j| {
             matches!(j["status"].as_str(), Some("cancelled" | "succeeded" | "failed"))
         })
