@@ -472,9 +472,7 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
     let written: Result<(), JobError> = async {
         while let Some(msg) = rx.recv().await {
             if run.is_cancelled() {
-                // The batches in flight land anyway: counted, so the counters say what the
-                // job wrote.
-                w.drain().await?;
+                // The batches in flight land anyway: settled below, like any stop.
                 return Err(JobError::Cancelled);
             }
             let (rows, rejects) = match msg {
@@ -597,8 +595,8 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
     .await;
     if let Err(e) = written {
         drop(rx);
-        // Batches already sent are written whatever stopped the job (the error policy, say):
-        // settled, so that the job's counters and rejects say what it wrote.
+        // Batches already sent are written whatever stopped the job (a cancel, the error
+        // policy): settled, so that the job's counters and rejects say what it wrote.
         w.stopping = true;
         if let Err(more) = w.drain().await {
             tracing::warn!(job = %job_id, error = %more, "batches in flight not settled");

@@ -167,7 +167,6 @@ impl Catalog {
 
     async fn category_by_slug_path(&self, slug_path: &str) -> Result<Option<Category>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM categories WHERE slug_path = $1");
-        let sql = super::common::positional(self.db.backend(), &sql);
         Ok(with_conn!(self.db, |conn| {
             match sqlx::query(&sql)
                 .bind(slug_path)
