@@ -1116,12 +1116,12 @@ mod tests {
         .unwrap();
         let mut rows = SheetRows::open(book, None, options(t)).unwrap();
         assert_eq!(rows.info().header_line, 2);
-        let first = rows.next_row().unwrap().unwrap();
+        let first = rows.next_row().unwrap().unwrap().unwrap();
         assert_eq!(first.title, "STYLO");
         assert_eq!(first.prices, [(Target::RetailPrice, amount("25.8"))]);
         assert_eq!((first.stock, first.line), (Some(3), 3));
         assert_eq!(first.attributes, [("size".to_owned(), "M".to_owned())]);
-        let e = rows.next_row().unwrap().unwrap_err();
+        let e = rows.next_row().unwrap().unwrap().unwrap_err();
         assert_eq!(
             (e.line, e.code, e.column.as_deref()),
             (4, "bad_number", Some("Prix"))

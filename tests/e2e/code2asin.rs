@@ -387,10 +387,13 @@ async fn pacing_uses_the_quota_without_a_single_429() {
     assert_eq!(st.throttled, 0, "{st:?}");
     assert!(st.ok >= 200, "{st:?}");
     let span = (st.last_request_ms.unwrap() - st.first_request_ms.unwrap()) / 1000.0;
-    // Beyond the initial burst, requests arrive at the rate: used share of the quota.
+    // Beyond the initial burst, requests arrive at the rate: used share of the quota. The
+    // pacer waits exactly for the next permit; what the wall clock adds on top is the whole
+    // path on a shared 2-core machine (it measured 94.99% once under a loaded CI run, 97-99%
+    // otherwise). 90% still fails a pacer that waits a period too long, or one per request.
     let used = (st.ok as f64 - f64::from(burst)) / (span * rate);
     assert!(
-        used >= 0.95,
+        used >= 0.90,
         "used {:.1}% of the allowed rate ({} requests in {span:.2} s)",
         used * 100.0,
         st.ok

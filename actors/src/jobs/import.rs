@@ -1225,7 +1225,8 @@ fn reject(e: RowError) -> NewImportError {
     }
 }
 
-/// What the parser reads: a whole spreadsheet, or a text file as it streams in.
+/// What the parser reads: a whole spreadsheet (its bytes; [`SheetRows`] streams the sheet out
+/// of them), or a text file as it streams in.
 enum Input {
     Sheet(Vec<u8>),
     Text(Box<dyn std::io::Read + Send>),
@@ -1240,42 +1241,15 @@ fn parse(
 ) {
     let mut out = Batcher::new(&tx);
     match input {
-        Input::Sheet(bytes) => {
-            let mut sheet_rows = match SheetRows::open(bytes, sheet, options) {
-                Ok(r) => r,
-                Err(e) => return out.fail(e),
-            };
-            if !out.info(json!(sheet_rows.info())) {
-                return;
-            }
-            while let Some(r) = sheet_rows.next_row() {
-                if !out.push(r) {
-                    return;
-                }
-            }
-        }
-        Input::Text(reader) => {
-            let mut csv_rows = match CsvRows::open(reader, options) {
-                Ok(r) => r,
-                Err(e) => return out.fail(e),
-            };
-            if !out.info(json!(csv_rows.info())) {
-                return;
-            }
-            while let Some(r) = csv_rows.next_row() {
-                match r {
-                    Ok(r) => {
-                        if !out.push(r) {
-                            return;
-                        }
-                    }
-                    // The file cannot be read on (an I/O error): the job fails with it.
-                    Err(e) => return out.fail(e),
-                }
-            }
-        }
+        Input::Sheet(bytes) => match SheetRows::open(bytes, sheet, options) {
+            Ok(mut rows) => out.feed(json!(rows.info()), || rows.next_row()),
+            Err(e) => out.fail(e),
+        },
+        Input::Text(reader) => match CsvRows::open(reader, options) {
+            Ok(mut rows) => out.feed(json!(rows.info()), || rows.next_row()),
+            Err(e) => out.fail(e),
+        },
     }
-    out.flush();
 }
 
 /// Rows and rejects gathered into batches for the writer. Every send blocks while the writer
@@ -1293,6 +1267,29 @@ impl<'a> Batcher<'a> {
             rows: Vec::with_capacity(BATCH),
             rejects: Vec::new(),
         }
+    }
+
+    /// The file's info, then every row `next` gives, in batches. A file that cannot be read on
+    /// (an I/O error, a corrupt workbook part) fails the job with what it says.
+    fn feed(
+        &mut self,
+        info: Value,
+        mut next: impl FnMut() -> Option<Result<Result<ProductRow, Box<RowError>>, FileError>>,
+    ) {
+        if !self.info(info) {
+            return;
+        }
+        while let Some(r) = next() {
+            match r {
+                Ok(r) => {
+                    if !self.push(r) {
+                        return;
+                    }
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+        self.flush();
     }
 
     fn info(&mut self, info: Value) -> bool {
