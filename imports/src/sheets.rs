@@ -30,8 +30,17 @@ use crate::rows::{plan, FileError, FileInfo, ProductRow, ReadOptions, RowError, 
 /// bound.
 pub const MAX_CELLS: u64 = 20_000_000;
 
-/// The most a workbook may decompress to, all parts together.
+/// The most a workbook's parts that are read whole (everything but XLSX's worksheets: the
+/// shared strings, styles, an ODS's or XLSB's content) may decompress to, together.
 pub const MAX_UNCOMPRESSED_BYTES: u64 = 512 * 1024 * 1024;
+/// The most one XLSX worksheet may decompress to. It is streamed, so its size costs time, not
+/// memory: 4 GiB is beyond a full sheet of 1,048,576 rows of a few dozen columns.
+pub const MAX_STREAMED_PART_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// An XLSX worksheet, which [`SheetRows`] streams (XLSB's `.bin` sheets are read whole).
+fn streamed_part(name: &str) -> bool {
+    name.starts_with("xl/worksheets/") && name.ends_with(".xml")
+}
 /// A part this large that compresses more than [`MAX_RATIO`] times is a decompression bomb,
 /// not a supplier's price list (real sheets compress 5 to 20 times).
 const BOMB_PART_BYTES: u64 = 32 * 1024 * 1024;
@@ -48,15 +57,33 @@ const HEAD_ROWS: u64 = 50;
 /// An XLSX sheet's last column (XFD): a cell beyond it is not a spreadsheet's.
 const SHEET_COLUMNS: u32 = 16_384;
 
-/// Refuses a zip (XLSX, XLSB, ODS) whose parts would decompress to more than
-/// [`MAX_UNCOMPRESSED_BYTES`], or one part of which is a bomb; reads the directory only.
+/// Refuses a zip (XLSX, XLSB, ODS) whose parts read whole would decompress to more than
+/// [`MAX_UNCOMPRESSED_BYTES`], a streamed worksheet to more than [`MAX_STREAMED_PART_BYTES`],
+/// or one part of which is a bomb; reads the directory only.
 fn check_zip(bytes: &[u8]) -> Result<(), FileError> {
+    check_parts(bytes, MAX_UNCOMPRESSED_BYTES, MAX_STREAMED_PART_BYTES)
+}
+
+/// [`check_zip`] with its limits given (the tests' are small).
+fn check_parts(bytes: &[u8], max_whole: u64, max_streamed: u64) -> Result<(), FileError> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(sheet_error)?;
     let mut total: u64 = 0;
     for i in 0..zip.len() {
         let part = zip.by_index_raw(i).map_err(sheet_error)?;
         let (size, packed) = (part.size(), part.compressed_size().max(1));
-        total = total.saturating_add(size);
+        if streamed_part(part.name()) {
+            if size > max_streamed {
+                return Err(FileError::Parse {
+                    line: 0,
+                    reason: format!(
+                        "the worksheet {:?} would expand to {size} bytes; at most {max_streamed} are read",
+                        part.name()
+                    ),
+                });
+            }
+        } else {
+            total = total.saturating_add(size);
+        }
         if size > BOMB_PART_BYTES && size / packed > MAX_RATIO {
             return Err(FileError::Parse {
                 line: 0,
@@ -68,11 +95,11 @@ fn check_zip(bytes: &[u8]) -> Result<(), FileError> {
             });
         }
     }
-    if total > MAX_UNCOMPRESSED_BYTES {
+    if total > max_whole {
         return Err(FileError::Parse {
             line: 0,
             reason: format!(
-                "the workbook would expand to {total} bytes; at most {MAX_UNCOMPRESSED_BYTES} are read"
+                "the workbook's parts read whole would expand to {total} bytes; at most {max_whole} are read"
             ),
         });
     }
@@ -676,6 +703,41 @@ pub(crate) mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("decompression bomb"), "{e}");
+    }
+
+    #[test]
+    fn a_worksheet_streams_past_the_limit_of_the_parts_read_whole() {
+        let mut rows = String::new();
+        for i in 1..=200 {
+            rows.push_str(&format!(
+                r#"<row r="{i}">{}</row>"#,
+                cell(&format!("A{i}"), "a cell of text")
+            ));
+        }
+        let book = book("S", &sheet_xml(None, &rows));
+        let sheet_len = sheet_xml(None, &rows).len() as u64;
+        let others = {
+            let mut z = zip::ZipArchive::new(Cursor::new(&book)).unwrap();
+            let mut sum = 0;
+            for i in 0..z.len() {
+                let p = z.by_index_raw(i).unwrap();
+                if !streamed_part(p.name()) {
+                    sum += p.size();
+                }
+            }
+            sum
+        };
+        assert!(sheet_len > others, "the sheet is the largest part");
+        // The worksheet counts against its own limit only.
+        assert!(check_parts(&book, others, sheet_len).is_ok());
+        let e = check_parts(&book, others, sheet_len - 1).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the worksheet \"xl/worksheets/sheet1.xml\" would expand"),
+            "{e}"
+        );
+        let e = check_parts(&book, others - 1, sheet_len).unwrap_err();
+        assert!(e.to_string().contains("parts read whole would expand"), "{e}");
     }
 
     #[test]
