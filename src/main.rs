@@ -7,6 +7,9 @@ use clap::Parser;
 use products_manager::cli::{Cli, Command, ConfigCommand};
 use products_manager::{block_on, run, shutdown_signal, telemetry, Outcome};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let loaded = match pm_config::load(cli.config.as_deref()) {
