@@ -182,9 +182,16 @@ pub struct RowError {
     pub raw: Vec<String>,
 }
 
+/// A row's cells, on the stack up to 32 of them (a supplier's file rarely has more columns):
+/// one allocation less per row.
+pub(crate) type Cells<'a> = smallvec::SmallVec<[&'a str; 32]>;
+
 /// The rows of a delimited text file.
 pub struct CsvRows<R: Read> {
-    records: csv::StringRecordsIntoIter<Lines<DecodingReader<Chain<R>>>>,
+    reader: csv::Reader<Lines<DecodingReader<Chain<R>>>>,
+    /// The record being read, reused: the reader's iterator would copy every record into a
+    /// new one (two allocations a row).
+    record: csv::StringRecord,
     info: FileInfo,
     stream: RowStream,
     ended: bool,
@@ -364,21 +371,21 @@ impl<R: Read> CsvRows<R> {
             DecodingReader::new(io::Cursor::new(sample).chain(input), detected),
             dialect.delimiter,
         );
-        let mut records = csv::ReaderBuilder::new()
+        let mut reader = csv::ReaderBuilder::new()
             .delimiter(dialect.delimiter)
             .has_headers(false)
             .flexible(true)
-            .from_reader(reader)
-            .into_records();
+            .from_reader(reader);
+        let mut record = csv::StringRecord::new();
         // To the header: the same records the sniffer counted (blank ones skipped), or the
         // first record at or after the template's header line.
         let fixed = options.header_line();
         let mut seen = 0;
         let (headers, header_line) = loop {
-            let Some(r) = records.next() else {
+            if !reader.read_record(&mut record).map_err(parse_error)? {
                 return Err(fixed.map_or(FileError::NoHeader, |line| FileError::NoHeaderAt { line }));
-            };
-            let r = r.map_err(parse_error)?;
+            }
+            let r = &record;
             if r.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
@@ -423,7 +430,8 @@ impl<R: Read> CsvRows<R> {
             profile,
         };
         Ok(Self {
-            records,
+            reader,
+            record,
             info,
             stream,
             ended: false,
@@ -444,20 +452,21 @@ impl<R: Read> CsvRows<R> {
             if self.ended {
                 return None;
             }
-            let r = match self.records.next() {
-                None => {
+            match self.reader.read_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => {
                     self.ended = true;
                     self.stream.finish();
                     continue;
                 }
-                Some(Ok(r)) => r,
-                Some(Err(e)) => return Some(Err(parse_error(e))),
-            };
+                Err(e) => return Some(Err(parse_error(e))),
+            }
+            let r = &self.record;
             if r.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
             let line = r.position().map_or(0, csv::Position::line);
-            let cells: Vec<&str> = r.iter().collect();
+            let cells: Cells<'_> = r.iter().collect();
             self.stream.push(line, &cells);
         }
     }

@@ -489,7 +489,7 @@ impl SheetRows {
                 self.ended = true;
                 return Some(Err(FileError::TooManyColumns(cells.len())));
             }
-            let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+            let refs: crate::rows::Cells<'_> = cells.iter().map(String::as_str).collect();
             self.stream.push(row.line, &refs);
         }
     }

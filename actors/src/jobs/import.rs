@@ -18,6 +18,10 @@
 //! duplicated.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+
+/// The hasher of the per-row sets and maps of a batch (the file's own keys, not an attacker's
+/// choice of collisions worth SipHash's cost, which showed in the profile).
+type FastHash = foldhash::fast::RandomState;
 use std::io::{Cursor, Read as _};
 use std::sync::Arc;
 use std::time::Instant;
@@ -465,7 +469,7 @@ async fn import(run: JobRun, deps: &ImportDeps, stage: StageFn) -> Result<Value,
     let mut categories = Categories {
         catalog,
         origin: origin.clone(),
-        known: HashMap::new(),
+        known: HashMap::default(),
     };
     // The writer's end: an error stops the parser (it sees the channel closed) before the job
     // answers, so no row is read for nothing.
@@ -700,8 +704,9 @@ async fn record_file(
 struct Categories<'a> {
     catalog: &'a Mailbox<CatalogStore>,
     origin: Origin,
-    /// Path as in the file → the category, or why it was refused.
-    known: HashMap<String, Result<Uuid, String>>,
+    /// Path as in the file → the category, or why it was refused. Looked up per row: foldhash,
+    /// the file's own text needs no protection from chosen collisions.
+    known: HashMap<String, Result<Uuid, String>, FastHash>,
 }
 
 impl Categories<'_> {
@@ -794,7 +799,7 @@ struct InFlight {
     /// The batch's parse rejects, recorded when it settles.
     errors: Vec<NewImportError>,
     /// Its EANs, SKUs and supplier SKUs (hashed): a later batch that shares one waits for it.
-    keys: HashSet<u64>,
+    keys: HashSet<u64, FastHash>,
     write: tokio::task::JoinHandle<Result<Vec<ImportOutcome>, crate::store::StoreCallError>>,
 }
 
@@ -967,10 +972,11 @@ impl Writer<'_> {
 /// A batch's keys as the catalog writes them (EANs, SKUs without regard to case, supplier
 /// SKUs), each as a 64-bit hash: two keys that share a hash only make a batch wait for one
 /// it did not need to, and a set of numbers costs no allocation per key.
-fn batch_keys(rows: &[pm_storage::catalog::ImportRow]) -> HashSet<u64> {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    let h = BuildHasherDefault::<DefaultHasher>::default();
-    let mut keys = HashSet::with_capacity(rows.len() * 3);
+fn batch_keys(rows: &[pm_storage::catalog::ImportRow]) -> HashSet<u64, FastHash> {
+    use std::hash::BuildHasher;
+    // The same seed for every batch: their keys are compared with each other.
+    let h = foldhash::fast::FixedState::default();
+    let mut keys = HashSet::with_capacity_and_hasher(rows.len() * 3, FastHash::default());
     for r in rows {
         if let Some(e) = &r.product.ean {
             keys.insert(h.hash_one(("e", e.as_str())));
@@ -1123,7 +1129,8 @@ fn into_import_row(r: ProductRow) -> (pm_storage::catalog::ImportRow, RowTail) {
 fn last_of_each_key(rows: Vec<ProductRow>) -> Vec<ProductRow> {
     // Keys borrowed from the rows (a key of its own per row was an allocation per row).
     let keep: Vec<bool> = {
-        let mut seen: HashSet<(bool, std::borrow::Cow<'_, str>)> = HashSet::with_capacity(rows.len());
+        let mut seen: HashSet<(bool, std::borrow::Cow<'_, str>), FastHash> =
+            HashSet::with_capacity_and_hasher(rows.len(), FastHash::default());
         let mut keep: Vec<bool> = rows
             .iter()
             .rev()
