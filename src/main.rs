@@ -7,6 +7,10 @@ use clap::Parser;
 use products_manager::cli::{Cli, Command, ConfigCommand};
 use products_manager::{block_on, run, shutdown_signal, telemetry, Outcome};
 
+/// mimalloc instead of glibc's malloc: an import allocates millions of small values on the
+/// parser's thread that the writer frees on another, and glibc spent a quarter of the service's
+/// CPU on it, much of it on arena locks (BENCHMARKS.md, issue 8). Built without transparent
+/// huge pages (`no_thp`), which raised the peak RSS of large imports near the 256 MB limit.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
