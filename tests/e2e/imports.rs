@@ -994,6 +994,8 @@ async fn the_import_command_imports_a_file_next_to_a_running_server() {
 enum Cell {
     N(f64),
     S(&'static str),
+    /// A shared string whose index is not a number: the part is corrupt from there on.
+    Corrupt,
 }
 
 /// A real one-sheet XLSX workbook (inline strings, numbers as numbers).
@@ -1009,6 +1011,7 @@ fn xlsx(sheet: &str, rows: &[Vec<Cell>]) -> Vec<u8> {
                 Cell::S(s) => {
                     data.push_str(&format!("<c r=\"{at}\" t=\"inlineStr\"><is><t>{s}</t></is></c>"))
                 }
+                Cell::Corrupt => data.push_str(&format!("<c r=\"{at}\" t=\"s\"><v>not-an-index</v></c>")),
             }
         }
         data.push_str("</row>");
@@ -1105,6 +1108,40 @@ async fn an_xlsx_with_title_rows_and_numeric_eans_lands() {
             (Some(6), Some("bad_gtin")),
             "{errors}"
         );
+    }
+}
+
+/// A workbook corrupt part way: the job fails naming the row it stopped at, and every row
+/// above it lands (more than a batch of them: the last, partial batch too).
+#[tokio::test]
+async fn an_xlsx_corrupt_part_way_lands_the_rows_above_and_fails_naming_the_row() {
+    use Cell::{Corrupt, N, S};
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let sid = new_supplier(&app, "cut", "Cut SA").await;
+        let mut rows = vec![vec![S("EAN"), S("Désignation"), S("Prix")]];
+        let good = 1_500u32;
+        for i in 0..=good {
+            rows.push(vec![N(ean13(i).parse().unwrap()), S("Produit"), N(2.5)]);
+        }
+        rows.push(vec![Corrupt, S("Produit"), N(2.5)]);
+        let job = upload_and_wait(&app, &sid, "coupe.xlsx", xlsx("Tarif", &rows), "").await;
+        assert_eq!(job["status"], "failed", "{backend:?}: {job}");
+        // The row being read when the corruption was found (sheet row 1502) may be missing
+        // cells: it is not imported, and the error names it.
+        let error = job["last_error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("reading line 1502") && error.contains("not a readable spreadsheet"),
+            "{backend:?}: {job}"
+        );
+        assert_eq!(
+            job["progress"]["counters"]["created"].as_u64(),
+            Some(u64::from(good)),
+            "{backend:?}: {job}"
+        );
+        let last = by_ean(&app, &ean13(good - 1)).await;
+        assert_eq!(last["title"], "Produit", "{last}");
+        app.stop().await;
     }
 }
 

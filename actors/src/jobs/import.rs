@@ -1277,7 +1277,8 @@ impl<'a> Batcher<'a> {
     }
 
     /// The file's info, then every row `next` gives, in batches. A file that cannot be read on
-    /// (an I/O error, a corrupt workbook part) fails the job with what it says.
+    /// (an I/O error, a corrupt workbook part) fails the job with what it says, after the rows
+    /// read before it: they are as good as any, and the writer lands them first.
     fn feed(
         &mut self,
         info: Value,
@@ -1293,7 +1294,12 @@ impl<'a> Batcher<'a> {
                         return;
                     }
                 }
-                Err(e) => return self.fail(e),
+                Err(e) => {
+                    if self.flush() {
+                        self.fail(e);
+                    }
+                    return;
+                }
             }
         }
         self.flush();
