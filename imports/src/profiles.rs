@@ -192,11 +192,7 @@ fn joined_list<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
 
 /// A category path with ` > ` between its levels.
 fn levels(path: &str) -> String {
-    path.split('>')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" > ")
+    crate::rows::category_levels(path).collect::<Vec<_>>().join(" > ")
 }
 
 /// A value from a cell of column `i` (`None` when empty).

@@ -182,6 +182,12 @@ pub struct RowError {
     pub raw: Vec<String>,
 }
 
+/// The levels of a category path (`Clothing > Tshirts`), from the root, trimmed, empty ones
+/// dropped: how a row's `category_path` is read wherever it is used.
+pub fn category_levels(path: &str) -> impl Iterator<Item = &str> {
+    path.split('>').map(str::trim).filter(|l| !l.is_empty())
+}
+
 /// A row's cells, on the stack up to 32 of them (a supplier's file rarely has more columns):
 /// one allocation less per row.
 pub(crate) type Cells<'a> = smallvec::SmallVec<[&'a str; 32]>;

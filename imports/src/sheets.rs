@@ -330,21 +330,15 @@ impl SheetRows {
         // The first rows: up to `HEAD_ROWS` sheet rows from the first filled one.
         let mut head: Vec<SheetRow> = Vec::new();
         let mut ahead = VecDeque::new();
-        let mut ended = false;
-        while !ended {
-            match recv(&rx) {
-                Msg::Row(r) => {
-                    let first = head.first().map_or(r.line, |f| f.line);
-                    if r.line >= first + HEAD_ROWS {
-                        ahead.push_back(r);
-                        break;
-                    }
-                    head.push(r);
-                }
-                Msg::End => ended = true,
-                Msg::Failed(e) => return Err(e),
-                Msg::Opened { .. } => return Err(sheet_error("the sheet reader opened the sheet twice")),
+        let mut ended = true;
+        while let Some(r) = next_sheet_row(&rx)? {
+            let first = head.first().map_or(r.line, |f| f.line);
+            if r.line >= first + HEAD_ROWS {
+                ahead.push_back(r);
+                ended = false;
+                break;
             }
+            head.push(r);
         }
         // The used range's first column: declared, or the first filled one among the first
         // rows. A later cell left of it has no header, and is not read (as in a text file).
@@ -353,13 +347,13 @@ impl SheetRows {
             (Some(d), Some(s)) => d.min(s),
             (d, s) => d.or(s).unwrap_or(0),
         };
-        let dense = |r: &SheetRow, width: usize| dense_row(r.cells.clone(), offset, width);
+        let dense = |r: &SheetRow| dense_row(r.cells.clone(), offset, 0);
         let first_row = head.first().map_or(1, |r| r.line);
         let skipped = first_row + options.skip_rows as u64;
         let head_text: Vec<(u64, Vec<String>)> = head
             .iter()
             .filter(|r| r.line >= skipped && !r.is_blank())
-            .map(|r| (r.line, dense(r, 0)))
+            .map(|r| (r.line, dense(r)))
             .collect();
         // The header: the modal count of filled cells over the first rows, then the first row
         // that looks like a header.
@@ -374,37 +368,24 @@ impl SheetRows {
             .iter()
             .max_by_key(|(n, c)| (**c, **n))
             .map_or(1, |(n, _)| *n);
-        let (header_line, headers, sample) = match options.header_line() {
+        let (header_line, headers, sample): (u64, Vec<String>, Vec<Vec<String>>) = match options.header_line()
+        {
             // The template's row, or the first filled row below it.
             Some(n) => {
                 let mut rows = head.into_iter().chain(std::mem::take(&mut ahead));
                 let header = loop {
-                    if let Some(r) = rows.next() {
-                        if r.line >= n && !r.is_blank() {
-                            break r;
-                        }
-                        continue;
-                    }
-                    if ended {
-                        return Err(FileError::NoHeaderAt { line: n });
-                    }
-                    match recv(&rx) {
-                        Msg::Row(r) if r.line >= n && !r.is_blank() => break r,
-                        Msg::Row(_) => {}
-                        Msg::End => return Err(FileError::NoHeaderAt { line: n }),
-                        Msg::Failed(e) => return Err(e),
-                        Msg::Opened { .. } => {
-                            return Err(sheet_error("the sheet reader opened the sheet twice"))
-                        }
+                    let r = match rows.next() {
+                        Some(r) => r,
+                        None if ended => return Err(FileError::NoHeaderAt { line: n }),
+                        None => next_sheet_row(&rx)?.ok_or(FileError::NoHeaderAt { line: n })?,
+                    };
+                    if r.line >= n && !r.is_blank() {
+                        break r;
                     }
                 };
                 ahead = rows.collect();
-                let sample = ahead
-                    .iter()
-                    .filter(|r| !r.is_blank())
-                    .map(|r| dense(r, 0))
-                    .collect();
-                (header.line, dense(&header, 0), sample)
+                let sample = ahead.iter().filter(|r| !r.is_blank()).map(dense).collect();
+                (header.line, dense(&header), sample)
             }
             None => {
                 let at = head_text
@@ -424,7 +405,6 @@ impl SheetRows {
         if headers.len() > MAX_COLUMNS {
             return Err(FileError::TooManyColumns(headers.len()));
         }
-        let sample: Vec<Vec<String>> = sample;
         let mut suggestion = suggest(&headers, &sample);
         let (stream, profile) = plan(options, &headers, &mut suggestion)?;
         let info = FileInfo {
@@ -464,20 +444,16 @@ impl SheetRows {
             let row = match self.ahead.pop_front() {
                 Some(r) => r,
                 None if self.ended => return None,
-                None => match recv(&self.rx) {
-                    Msg::Row(r) => r,
-                    Msg::End => {
+                None => match next_sheet_row(&self.rx) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
                         self.ended = true;
                         self.stream.finish();
                         continue;
                     }
-                    Msg::Failed(e) => {
+                    Err(e) => {
                         self.ended = true;
                         return Some(Err(e));
-                    }
-                    Msg::Opened { .. } => {
-                        self.ended = true;
-                        return Some(Err(sheet_error("the sheet reader opened the sheet twice")));
                     }
                 },
             };
@@ -499,6 +475,16 @@ impl SheetRows {
 fn recv(rx: &Receiver<Msg>) -> Msg {
     rx.recv()
         .unwrap_or_else(|_| Msg::Failed(sheet_error("the sheet reader stopped unexpectedly")))
+}
+
+/// The next row after the sheet was opened: `None` at its end, the reader's error as it sent it.
+fn next_sheet_row(rx: &Receiver<Msg>) -> Result<Option<SheetRow>, FileError> {
+    match recv(rx) {
+        Msg::Row(r) => Ok(Some(r)),
+        Msg::End => Ok(None),
+        Msg::Failed(e) => Err(e),
+        Msg::Opened { .. } => Err(sheet_error("the sheet reader opened the sheet twice")),
+    }
 }
 
 /// A row's cells by position from the used range's first column, at least `width` of them.

@@ -18,10 +18,6 @@
 //! duplicated.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-
-/// The hasher of the per-row sets and maps of a batch (the file's own keys, not an attacker's
-/// choice of collisions worth SipHash's cost, which showed in the profile).
-type FastHash = foldhash::fast::RandomState;
 use std::io::{Cursor, Read as _};
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +41,10 @@ use super::{JobError, JobHandler, JobRun};
 use crate::changes::{By, Origin};
 use crate::store::catalog::{CatalogStore, IdsBySku, ImportBatch, MarkMissing};
 use crate::store::catalog_entities::GetSupplier;
+
+/// The hasher of the per-row sets and maps of a batch (the file's own keys, not an attacker's
+/// choice of collisions worth SipHash's cost, which showed in the profile).
+type FastHash = foldhash::fast::RandomState;
 
 pub const KIND: &str = "import.file";
 
@@ -724,10 +724,7 @@ impl Categories<'_> {
             let found = match self.known.get(path) {
                 Some(found) => found.clone(),
                 None => {
-                    let names: Vec<String> = path
-                        .split('>')
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
+                    let names: Vec<String> = pm_imports::rows::category_levels(path)
                         .map(str::to_owned)
                         .collect();
                     let found = if names.is_empty() {

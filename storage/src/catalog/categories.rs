@@ -101,9 +101,18 @@ fn taxonomy(t: &str) -> Result<String, StoreError> {
 
 /// The paths of a node under `parent` (`None`: a root).
 fn paths_under(parent: Option<&(String, String)>, id: Uuid, slug: &str) -> (String, String) {
+    let slug_path = slug_path_under(parent.map(|(_, s)| s.as_str()), slug);
     match parent {
-        Some((path, slug_path)) => (format!("{path}{id}/"), format!("{slug_path}/{slug}")),
-        None => (format!("/{id}/"), slug.to_owned()),
+        Some((path, _)) => (format!("{path}{id}/"), slug_path),
+        None => (format!("/{id}/"), slug_path),
+    }
+}
+
+/// The slug path of a node `slug` under the node whose slug path is `parent` (`None`: a root).
+fn slug_path_under(parent: Option<&str>, slug: &str) -> String {
+    match parent {
+        Some(p) => format!("{p}/{slug}"),
+        None => slug.to_owned(),
     }
 }
 
@@ -141,10 +150,7 @@ impl Catalog {
                     format!("the level {name:?} has no letter or digit to name a category by"),
                 )
             })?;
-            let slug_path = match &parent {
-                Some(p) => format!("{}/{slug}", p.slug_path),
-                None => slug.clone(),
-            };
+            let slug_path = slug_path_under(parent.as_ref().map(|p| p.slug_path.as_str()), &slug);
             let cat = match self.category_by_slug_path(&slug_path).await? {
                 Some(c) => c,
                 None => match self

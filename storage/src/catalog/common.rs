@@ -254,9 +254,14 @@ pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreEr
 /// A name-like text: trimmed, not empty, at most `max` characters, no control characters.
 /// Returns the trimmed text.
 pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<String, StoreError> {
+    text_ref(field, value, max).map(str::to_owned)
+}
+
+/// [`text`], borrowed from `value` (for a check per row that keeps nothing).
+pub(crate) fn text_ref<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&'a str, StoreError> {
     let v = value.trim();
     pm_domain::text::check_required(v, TextKind::Line, max).map_err(|e| invalid(field, e.to_string()))?;
-    Ok(v.to_owned())
+    Ok(v)
 }
 
 /// [`text`] for an optional value; empty counts as absent.
